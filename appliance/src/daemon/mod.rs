@@ -1,0 +1,300 @@
+//! `nodus run`: boot, serve, reload and stop, in the order DESIGN.md gives.
+//!
+//! 1. config (already parsed by the caller: a bad file never gets here);
+//! 2. kernel probe (after mounting tracefs/bpffs if absent);
+//! 3. components, each under the supervisor;
+//! 4. READY=1 with a STATUS line; WATCHDOG=1 only while every component beats;
+//! 5. SIGHUP: validate, apply, keep or roll back; SIGTERM/SIGINT: stop in reverse.
+
+mod notify;
+mod process;
+mod registry;
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+};
+
+pub use notify::Notifier;
+pub use registry::{REGISTRY, Registration, Shared};
+
+use crate::{
+    config::{Config, Source},
+    control::{
+        Query,
+        protocol::{Request, Response, StatusReport},
+    },
+    logging,
+    probe::{self, ProbeReport},
+    supervisor::{Component, Health, Supervisor},
+};
+
+/// Everything `run` needs.
+pub struct RunOptions {
+    /// The validated configuration.
+    pub config: Config,
+    /// Where it came from (a file is re-read on SIGHUP).
+    pub source: Source,
+    /// The service-manager link.
+    pub notifier: Notifier,
+    /// When the process started, for the start-to-READY time.
+    pub started: Instant,
+    /// Components to run after the registry's; for embedding and tests.
+    pub extra: Vec<Box<dyn Component>>,
+    /// Stops the daemon like SIGTERM when set to true; for embedding and tests.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+/// Why the daemon could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The async runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or `opts.stop`), then stops cleanly.
+pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if opts.config.daemon.worker_threads > 0 {
+        builder.worker_threads(opts.config.daemon.worker_threads);
+    }
+    let runtime = builder
+        .thread_name("nodus-rt")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(async move {
+        let daemon = Daemon::boot(opts).await;
+        daemon.serve().await
+    })
+}
+
+struct Daemon {
+    config: Config,
+    source: Source,
+    notifier: Notifier,
+    started: Instant,
+    ready_ms: Option<u64>,
+    kernel: Arc<ProbeReport>,
+    supervisor: Supervisor,
+    shared: Shared,
+    queries: mpsc::Receiver<Query>,
+    stop: Option<watch::Receiver<bool>>,
+}
+
+impl Daemon {
+    async fn boot(opts: RunOptions) -> Daemon {
+        for m in probe::ensure_mounts() {
+            log::info!("mounted {m}");
+        }
+        let kernel = Arc::new(tokio::task::block_in_place(ProbeReport::run));
+        log::info!("kernel {}: {}", kernel.kernel, kernel.summary());
+        let (tx, queries) = mpsc::channel(64);
+        let mut daemon = Daemon {
+            supervisor: Supervisor::new(
+                Duration::from_millis(opts.config.daemon.wedge_timeout_ms),
+                kernel.clone(),
+            ),
+            config: opts.config,
+            source: opts.source,
+            notifier: opts.notifier,
+            started: opts.started,
+            ready_ms: None,
+            kernel,
+            shared: Shared { queries: tx },
+            queries,
+            stop: opts.stop,
+        };
+        for reg in REGISTRY {
+            if let Some(c) = (reg.build)(&daemon.config, &daemon.shared) {
+                let _ = daemon.supervisor.start(c);
+            }
+        }
+        for c in opts.extra {
+            let _ = daemon.supervisor.start(c);
+        }
+        let ready = daemon.started.elapsed();
+        daemon.ready_ms = Some(ready.as_millis() as u64);
+        let status = daemon.status_line();
+        daemon.notifier.notify(&format!(
+            "READY=1\nSTATUS={status}\nMAINPID={}",
+            std::process::id()
+        ));
+        log::info!(
+            "ready in {} ms ({status}); config {}",
+            ready.as_millis(),
+            daemon.source
+        );
+        daemon
+    }
+
+    async fn serve(mut self) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+        // systemd asks for keep-alives at least every WATCHDOG_USEC; send at half.
+        let mut watchdog = self
+            .notifier
+            .watchdog()
+            .map(|d| tokio::time::interval(d / 2));
+        let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_status = self.status_line();
+        let mut was_alive = true;
+        let mut stop = self.stop.take();
+        loop {
+            tokio::select! {
+                _ = term.recv() => { log::info!("SIGTERM: stopping"); break }
+                _ = int.recv() => { log::info!("SIGINT: stopping"); break }
+                _ = stopped(&mut stop) => { log::info!("stop requested"); break }
+                _ = hup.recv() => self.reload().await,
+                Some(q) = self.queries.recv() => {
+                    let _ = q.reply.send(self.answer(&q.request));
+                }
+                _ = tick(&mut watchdog) => {
+                    let alive = self.supervisor.all_alive();
+                    if alive {
+                        self.notifier.notify("WATCHDOG=1");
+                    } else if was_alive {
+                        log::error!("a component is wedged; withholding WATCHDOG=1: {}", self.status_line());
+                    }
+                    was_alive = alive;
+                }
+                _ = health_tick.tick() => {
+                    let now = self.status_line();
+                    if now != last_status {
+                        log::info!("status: {now}");
+                        self.notifier.notify(&format!("STATUS={now}"));
+                        last_status = now;
+                    }
+                }
+            }
+        }
+        self.notifier.notify("STOPPING=1\nSTATUS=stopping");
+        let timeout = Duration::from_millis(self.config.daemon.stop_timeout_ms);
+        self.supervisor.stop_all(timeout).await;
+        log::info!("stopped");
+        Ok(())
+    }
+
+    fn answer(&self, request: &Request) -> Response {
+        match request {
+            Request::Status => Response::data(StatusReport {
+                version: env!("CARGO_PKG_VERSION").into(),
+                pid: std::process::id(),
+                uptime_ms: self.started.elapsed().as_millis() as u64,
+                ready_ms: self.ready_ms,
+                rss_bytes: process::rss_bytes(),
+                config: self.source.to_string(),
+                kernel: (*self.kernel).clone(),
+                components: self.supervisor.status(),
+            }),
+        }
+    }
+
+    /// `2 healthy, 1 degraded (proccache: ...)`: short enough for systemctl status.
+    fn status_line(&self) -> String {
+        let all = self.supervisor.status();
+        let healthy = all.iter().filter(|c| c.health == Health::Healthy).count();
+        let mut line = format!("{healthy}/{} components healthy", all.len());
+        for c in all.iter().filter(|c| c.health != Health::Healthy) {
+            line.push_str(&format!("; {}: {}", c.name, c.health));
+        }
+        line
+    }
+
+    /// SIGHUP: re-read the config file, validate it, restart the components
+    /// whose section changed, and roll every one of them back if any fails.
+    async fn reload(&mut self) {
+        let Source::File(path) = &self.source else {
+            log::info!("SIGHUP: running on embedded defaults, nothing to reload");
+            return;
+        };
+        let path: PathBuf = path.clone();
+        let new = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("SIGHUP: keeping the running config: {e}");
+                return;
+            }
+        };
+        if new == self.config {
+            log::info!("SIGHUP: {} unchanged", path.display());
+            return;
+        }
+        if new.daemon != self.config.daemon {
+            log::warn!("SIGHUP: [daemon] changes take effect at the next start");
+        }
+        match self.apply(&new).await {
+            Ok(changed) => {
+                logging::init(&new.log);
+                log::info!(
+                    "SIGHUP: applied {} (restarted: {})",
+                    path.display(),
+                    changed.join(", ")
+                );
+                self.config = new;
+            }
+            Err(e) => log::error!("SIGHUP: rolled back to the running config: {e}"),
+        }
+    }
+
+    /// Restarts components whose section differs in `new`; on any failure puts
+    /// every restarted component back on the old config.
+    async fn apply(&mut self, new: &Config) -> Result<Vec<&'static str>, String> {
+        let timeout = Duration::from_millis(self.config.daemon.stop_timeout_ms);
+        let changed: Vec<&Registration> = REGISTRY
+            .iter()
+            .filter(|r| (r.section)(&self.config) != (r.section)(new))
+            .collect();
+        let mut failure = None;
+        for reg in &changed {
+            self.supervisor.remove(reg.name, timeout).await;
+            if let Some(c) = (reg.build)(new, &self.shared)
+                && let Err(e) = self.supervisor.start(c)
+            {
+                failure = Some(format!("{}: {e}", reg.name));
+                break;
+            }
+        }
+        let Some(failure) = failure else {
+            return Ok(changed.iter().map(|r| r.name).collect());
+        };
+        for reg in &changed {
+            self.supervisor.remove(reg.name, timeout).await;
+            if let Some(c) = (reg.build)(&self.config, &self.shared) {
+                let _ = self.supervisor.start(c);
+            }
+        }
+        Err(failure)
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            if rx.wait_for(|&s| s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}

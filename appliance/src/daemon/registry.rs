@@ -1,0 +1,44 @@
+//! The list of components nodus runs, and how each is built from the config.
+//!
+//! Adding a component is one entry here: its name, the config section it owns
+//! (so SIGHUP restarts it only when that section changed) and a constructor.
+
+use tokio::sync::mpsc;
+
+use crate::{
+    config::Config,
+    control::{ControlServer, Query},
+    supervisor::Component,
+};
+
+/// What constructors may need besides the config.
+pub struct Shared {
+    /// Where the control server sends the queries it receives.
+    pub queries: mpsc::Sender<Query>,
+}
+
+/// One component kind.
+pub struct Registration {
+    /// The component's name (its `Component::name`).
+    pub name: &'static str,
+    /// The component's config section, compared across reloads.
+    pub section: fn(&Config) -> serde_json::Value,
+    /// Builds the component, or `None` when the config disables it.
+    pub build: fn(&Config, &Shared) -> Option<Box<dyn Component>>,
+}
+
+fn section<T: serde::Serialize>(t: &T) -> serde_json::Value {
+    serde_json::to_value(t).unwrap_or(serde_json::Value::Null)
+}
+
+/// Every component, in start order (stop order is the reverse).
+pub const REGISTRY: &[Registration] = &[Registration {
+    name: "control",
+    section: |c| section(&c.control),
+    build: |c, s| {
+        Some(Box::new(ControlServer::new(
+            c.control.socket.clone(),
+            s.queries.clone(),
+        )))
+    },
+}];

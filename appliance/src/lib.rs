@@ -1,0 +1,16 @@
+//! nodus: a lean appliance daemon for ARMv9 NUMA boards.
+//!
+//! The binary (`src/main.rs`) is a thin command-line front end; everything it
+//! does lives in these modules, one job each, so tests and embedders can
+//! drive the same code.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod ebpf;
+pub mod logging;
+pub mod privileges;
+pub mod probe;
+pub mod supervisor;

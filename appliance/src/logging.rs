@@ -1,0 +1,102 @@
+//! Logging to syslog (`/dev/log`) with a stderr fallback.
+//!
+//! On a board the syslog daemon (busybox syslogd, journald) owns rotation and
+//! forwarding; nodus only has to hand it RFC 3164 datagrams. Where there is no
+//! `/dev/log` (a container, a test, early boot) stderr is the honest fallback.
+
+use std::{
+    io::Write,
+    os::unix::net::UnixDatagram,
+    sync::{Mutex, OnceLock},
+};
+
+use crate::config::{LogConfig, LogTarget};
+
+const SYSLOG_PATH: &str = "/dev/log";
+/// LOG_DAEMON facility.
+const FACILITY: u8 = 3;
+
+enum Sink {
+    Syslog(UnixDatagram),
+    Stderr,
+}
+
+struct Logger {
+    sink: Mutex<Sink>,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Installs the logger (once) and applies `config`; later calls (SIGHUP) only
+/// change the level and the destination.
+pub fn init(config: &LogConfig) {
+    let sink = open_sink(config.target);
+    let logger = LOGGER.get_or_init(|| Logger {
+        sink: Mutex::new(Sink::Stderr),
+    });
+    if let Ok(mut s) = logger.sink.lock() {
+        *s = sink;
+    }
+    let _ = log::set_logger(logger);
+    log::set_max_level(config.level.filter());
+}
+
+fn open_sink(target: LogTarget) -> Sink {
+    if target == LogTarget::Stderr {
+        return Sink::Stderr;
+    }
+    let sock = UnixDatagram::unbound().and_then(|s| s.connect(SYSLOG_PATH).map(|()| s));
+    match sock {
+        Ok(s) => Sink::Syslog(s),
+        Err(e) => {
+            if target == LogTarget::Syslog {
+                eprintln!("nodus: syslog at {SYSLOG_PATH} unavailable ({e}); logging to stderr");
+            }
+            Sink::Stderr
+        }
+    }
+}
+
+fn severity(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
+        let msg = record.args().to_string();
+        if let Sink::Syslog(sock) = &*sink {
+            let line = format!(
+                "<{}>nodus[{}]: {msg}",
+                FACILITY * 8 + severity(record.level()),
+                std::process::id()
+            );
+            if sock.send(line.as_bytes()).is_ok() {
+                return;
+            }
+            // syslogd went away (restart, read-only root): keep logging somewhere.
+            *sink = Sink::Stderr;
+        }
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "nodus: {}: {msg}",
+            record.level().as_str().to_lowercase()
+        );
+    }
+
+    fn flush(&self) {}
+}

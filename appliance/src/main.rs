@@ -1,0 +1,203 @@
+//! `nodus`: the appliance daemon and its command-line tools.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Instant,
+};
+
+use clap::{Parser, Subcommand};
+use nodus::{
+    config::{self, Config, LogConfig, LogTarget},
+    control::{self, protocol::Request, protocol::StatusReport},
+    daemon::{self, Notifier, RunOptions},
+    logging,
+    privileges::{self, Capability},
+    probe::{self, ProbeReport},
+};
+
+/// Exit code for an invalid configuration or command line.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code when the process lacks a capability it needs (sysexits EX_NOPERM).
+const EXIT_NOPERM: u8 = 77;
+
+#[derive(Parser)]
+#[command(
+    name = "nodus",
+    version,
+    about = "Appliance daemon for ARMv9 NUMA boards: board profiles, eBPF components, fleet telemetry over MQTT."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (as a systemd Type=notify service).
+    Run {
+        /// Config file [default: /etc/nodus/nodus.toml if present, else the embedded defaults]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Report which eBPF features this kernel gives nodus, by loading tiny programs.
+    Probe {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running daemon's state and each component's health and stats.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Control socket [default: control.socket from the config in use]
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file as `nodus run` would, without running anything.
+    Check {
+        /// The file to check.
+        path: PathBuf,
+    },
+    /// Print the embedded default configuration (every key, documented).
+    Defaults,
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(config.as_deref(), started),
+        Command::Probe { json } => probe_cmd(json),
+        Command::Status { json, socket } => status(json, socket),
+        Command::Config { command } => match command {
+            ConfigCommand::Check { path } => match Config::load(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_CONFIG, e),
+            },
+            ConfigCommand::Defaults => {
+                print!("{}", config::EMBEDDED_DEFAULTS);
+                ExitCode::SUCCESS
+            }
+        },
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("nodus: {msg}");
+    ExitCode::from(code)
+}
+
+fn run(path: Option<&Path>, started: Instant) -> ExitCode {
+    let (config, source) = match Config::resolve(path) {
+        Ok(pair) => pair,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    if let Some(msg) = privileges::check(&Capability::DAEMON) {
+        return fail(EXIT_NOPERM, msg);
+    }
+    logging::init(&config.log);
+    let opts = RunOptions {
+        config,
+        source,
+        notifier: Notifier::from_env(),
+        started,
+        extra: Vec::new(),
+        stop: None,
+    };
+    match daemon::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e),
+    }
+}
+
+fn probe_cmd(json: bool) -> ExitCode {
+    logging::init(&LogConfig {
+        target: LogTarget::Stderr,
+        ..LogConfig::default()
+    });
+    if let Some(msg) = privileges::check(&Capability::DAEMON) {
+        eprintln!("nodus: warning: {msg}; results below reflect that");
+    }
+    for m in probe::ensure_mounts() {
+        eprintln!("nodus: mounted {m}");
+    }
+    let report = ProbeReport::run();
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(1, e),
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    ExitCode::SUCCESS
+}
+
+fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {
+    let socket = socket.unwrap_or_else(|| {
+        Config::resolve(None)
+            .map(|(c, _)| c.control.socket)
+            .unwrap_or_else(|_| Config::default().control.socket)
+    });
+    let data = match control::request(&socket, &Request::Status) {
+        Ok(d) => d,
+        Err(e) => return fail(1, e),
+    };
+    if json {
+        println!("{data}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_value::<StatusReport>(data) {
+        Ok(s) => {
+            print!("{}", render_status(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, format!("unexpected status reply: {e}")),
+    }
+}
+
+fn render_status(s: &StatusReport) -> String {
+    let mut out = format!(
+        "nodus {} (pid {}), up {}, ready in {}, RSS {:.1} MiB\nconfig: {}\nkernel: {} ({}): {}\ncomponents:\n",
+        s.version,
+        s.pid,
+        human_duration(s.uptime_ms),
+        s.ready_ms.map_or("-".into(), |ms| format!("{ms} ms")),
+        s.rss_bytes as f64 / (1024.0 * 1024.0),
+        s.config,
+        s.kernel.kernel,
+        s.kernel.machine,
+        s.kernel.summary(),
+    );
+    for c in &s.components {
+        out.push_str(&format!("  {:<12} {}\n", c.name, c.health));
+        for (k, v) in &c.stats {
+            let v = serde_json::to_string(v).unwrap_or_default();
+            out.push_str(&format!("      {k:<20} {}\n", v.trim_matches('"')));
+        }
+    }
+    out
+}
+
+fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}

@@ -1,0 +1,260 @@
+//! One function per feature; each loads the tiny program that needs it.
+
+use std::{collections::BTreeMap, fs, os::fd::AsRawFd};
+
+use aya::{
+    Btf, Ebpf,
+    maps::SockHash,
+    programs::{
+        FEntry, LinkOrder, ProgramType, SchedClassifier, SkReuseport, SkSkb, TcAttach,
+        TcAttachType, TracePoint, Xdp, XdpMode, tc,
+    },
+    sys::{is_btf_supported, is_program_supported},
+};
+use aya_obj::btf::BtfKind;
+
+use super::{Feature, FeatureStatus, netns::in_private_netns};
+use crate::ebpf::{self, error_chain};
+
+type Probed = Result<Option<&'static str>, String>;
+
+pub(super) fn probe_all() -> BTreeMap<Feature, FeatureStatus> {
+    let mut out = BTreeMap::new();
+    let mut put = |f: Feature, r: Probed| {
+        out.insert(
+            f,
+            match r {
+                Ok(mode) => FeatureStatus::yes(mode),
+                Err(reason) => FeatureStatus::no(reason),
+            },
+        );
+    };
+    // Parsed once: vmlinux BTF is megabytes, and three probes need it.
+    let vmlinux = Btf::from_sys_fs().map_err(|e| format!("/sys/kernel/btf/vmlinux: {}", err(e)));
+    put(Feature::Btf, btf(&vmlinux));
+    put(Feature::Tracepoint, with_probe_object(tracepoint));
+    put(Feature::Ringbuf, ringbuf());
+    match in_private_netns(|| (with_probe_object(tc), with_probe_object(xdp))) {
+        Ok((t, x)) => {
+            put(Feature::Tc, t);
+            put(Feature::Xdp, x);
+        }
+        Err(e) => {
+            let why = format!("cannot create a private network namespace to probe in: {e}");
+            put(Feature::Tc, Err(why.clone()));
+            put(Feature::Xdp, Err(why));
+        }
+    }
+    put(Feature::SkSkbSockhash, sockhash());
+    put(Feature::SkReuseport, with_probe_object(reuseport));
+    put(
+        Feature::Fentry,
+        with_probe_object(|obj| fentry(obj, &vmlinux)),
+    );
+    put(Feature::StructOps, struct_ops());
+    let struct_ops = out.get(&Feature::StructOps).is_some_and(|s| s.available);
+    out.insert(Feature::SchedExt, sched_ext(struct_ops, &vmlinux));
+    out
+}
+
+fn load(bytes: &[u8]) -> Result<Ebpf, String> {
+    Ebpf::load(bytes).map_err(|e| error_chain(&e))
+}
+
+fn with_probe_object(f: impl FnOnce(&mut Ebpf) -> Probed) -> Probed {
+    let mut obj = load(ebpf::PROBE)?;
+    f(&mut obj)
+}
+
+fn program<'a, T>(obj: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    obj.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the probe object"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| error_chain(&e))
+}
+
+fn err(e: impl std::error::Error) -> String {
+    error_chain(&e)
+}
+
+fn btf(vmlinux: &Result<Btf, String>) -> Probed {
+    vmlinux.as_ref().map_err(Clone::clone)?;
+    match is_btf_supported() {
+        Ok(true) => Ok(None),
+        Ok(false) => Err("the kernel refused to load a BTF blob".into()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn tracepoint(obj: &mut Ebpf) -> Probed {
+    let p: &mut TracePoint = program(obj, "probe_tracepoint")?;
+    p.load().map_err(err)?;
+    let link = p.attach("sched", "sched_process_exec").map_err(err)?;
+    p.detach(link).map_err(err)?;
+    Ok(None)
+}
+
+fn ringbuf() -> Probed {
+    let mut obj = load(ebpf::PROBE_RINGBUF)?;
+    let p: &mut TracePoint = program(&mut obj, "probe_ringbuf")?;
+    p.load().map_err(err)?;
+    Ok(None)
+}
+
+fn tc(obj: &mut Ebpf) -> Probed {
+    let p: &mut SchedClassifier = program(obj, "probe_tc")?;
+    p.load().map_err(err)?;
+    let tcx = TcAttach::Tcx {
+        attach_type: TcAttachType::Ingress,
+        order: LinkOrder::default(),
+    };
+    match p.attach(c"lo", tcx) {
+        Ok(link) => {
+            p.detach(link).map_err(err)?;
+            Ok(Some("tcx"))
+        }
+        Err(tcx_err) => {
+            // Kernels before 6.6 have no tcx; the clsact qdisc still works.
+            tc::qdisc_add_clsact(c"lo")
+                .map_err(|e| format!("tcx: {}; clsact: {}", error_chain(&tcx_err), err(e)))?;
+            let link = p
+                .attach(
+                    c"lo",
+                    TcAttach::Netlink {
+                        parent: TcAttachType::Ingress.into(),
+                        options: Default::default(),
+                    },
+                )
+                .map_err(|e| format!("tcx: {}; clsact: {}", error_chain(&tcx_err), err(e)))?;
+            p.detach(link).map_err(err)?;
+            Ok(Some("clsact"))
+        }
+    }
+}
+
+fn xdp(obj: &mut Ebpf) -> Probed {
+    let p: &mut Xdp = program(obj, "probe_xdp")?;
+    p.load().map_err(err)?;
+    let link = p.attach(c"lo", XdpMode::Skb).map_err(err)?;
+    p.detach(link).map_err(err)?;
+    Ok(Some("generic"))
+}
+
+fn sockhash() -> Probed {
+    let mut obj = load(ebpf::PROBE_SOCKHASH)?;
+    let map = obj
+        .take_map("PROBE_SOCKS")
+        .ok_or("map PROBE_SOCKS missing from the probe object")?;
+    let socks: SockHash<_, u32> = SockHash::try_from(map).map_err(err)?;
+    let p: &mut SkSkb = program(&mut obj, "probe_verdict")?;
+    p.load().map_err(err)?;
+    let link = p.attach(socks.fd()).map_err(err)?;
+    p.detach(link).map_err(err)?;
+    Ok(None)
+}
+
+fn reuseport(obj: &mut Ebpf) -> Probed {
+    let p: &mut SkReuseport = program(obj, "probe_reuseport")?;
+    p.load().map_err(err)?;
+    let sock = reuseport_listener().map_err(|e| format!("loopback listener: {e}"))?;
+    p.attach(&sock).map_err(err)?;
+    SkReuseport::detach(&sock).map_err(err)?;
+    Ok(None)
+}
+
+/// A TCP listener on 127.0.0.1, port chosen by the kernel, with SO_REUSEPORT.
+fn reuseport_listener() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        if libc::setsockopt(
+            owned.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        ) != 0
+            || libc::bind(
+                owned.as_raw_fd(),
+                (&addr as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ) != 0
+            || libc::listen(owned.as_raw_fd(), 1) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+}
+
+fn fentry(obj: &mut Ebpf, vmlinux: &Result<Btf, String>) -> Probed {
+    let btf = vmlinux
+        .as_ref()
+        .map_err(|e| format!("needs kernel BTF: {e}"))?;
+    let p: &mut FEntry = program(obj, "probe_fentry")?;
+    p.load("do_unlinkat", btf).map_err(err)?;
+    let link = p.attach().map_err(err)?;
+    p.detach(link).map_err(err)?;
+    Ok(None)
+}
+
+fn struct_ops() -> Probed {
+    match is_program_supported(ProgramType::StructOps) {
+        Ok(true) => Ok(None),
+        Ok(false) => Err("the kernel does not know BPF_PROG_TYPE_STRUCT_OPS".into()),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// sched_ext needs struct_ops, the `sched_ext_ops` type in kernel BTF (it is
+/// what a scheduler's struct_ops map is checked against) and the sched_ext
+/// sysfs interface; its state says whether a scheduler is loaded now.
+fn sched_ext(struct_ops: bool, vmlinux: &Result<Btf, String>) -> FeatureStatus {
+    let state = fs::read_to_string("/sys/kernel/sched_ext/state")
+        .ok()
+        .map(|s| s.trim().to_owned());
+    let ops = fs::read_to_string("/sys/kernel/sched_ext/root/ops")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let in_btf = vmlinux.as_ref().is_ok_and(|b| {
+        b.id_by_type_name_kind("sched_ext_ops", BtfKind::Struct)
+            .is_ok()
+    });
+    let mut missing = Vec::new();
+    if !struct_ops {
+        missing.push("struct_ops programs are unavailable".to_owned());
+    }
+    if !in_btf {
+        missing.push(
+            "kernel BTF has no `struct sched_ext_ops` (built without CONFIG_SCHED_CLASS_EXT)"
+                .to_owned(),
+        );
+    }
+    if state.is_none() {
+        missing.push("/sys/kernel/sched_ext is absent".to_owned());
+    }
+    if missing.is_empty() {
+        let mut s = FeatureStatus::yes(None);
+        s.state = Some(match (state, ops) {
+            (Some(st), Some(ops)) => format!("{st} ({ops})"),
+            (Some(st), None) => st,
+            (None, _) => "unknown".into(),
+        });
+        s
+    } else {
+        FeatureStatus::no(missing.join("; "))
+    }
+}

@@ -1,0 +1,23 @@
+//! Runs a closure in a private, throw-away network namespace, so that probing
+//! TC and XDP attaches to a `lo` nobody else uses and the host's interfaces
+//! are never touched, not even for a moment.
+
+use std::{io, thread};
+
+/// Runs `f` on a new thread that has unshared its network namespace. The
+/// namespace disappears when the thread exits.
+pub fn in_private_netns<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    thread::Builder::new()
+        .name("nodus-probe-netns".into())
+        .spawn(move || {
+            // SAFETY: unshare only affects the calling thread's namespaces.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(f())
+        })?
+        .join()
+        .map_err(|_| io::Error::other("probe thread panicked"))?
+}

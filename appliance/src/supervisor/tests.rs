@@ -1,0 +1,148 @@
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use super::*;
+
+/// A scripted component: how it starts, whether its loop beats, what it logs.
+struct Scripted {
+    name: &'static str,
+    start: fn() -> Result<(), StartError>,
+    beating: Arc<AtomicBool>,
+    journal: Arc<Mutex<Vec<String>>>,
+    stop_takes: Duration,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Scripted {
+    fn new(name: &'static str, journal: &Arc<Mutex<Vec<String>>>) -> Self {
+        Scripted {
+            name,
+            start: || Ok(()),
+            beating: Arc::new(AtomicBool::new(true)),
+            journal: journal.clone(),
+            stop_takes: Duration::ZERO,
+            task: None,
+        }
+    }
+}
+
+impl Component for Scripted {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
+        (self.start)()?;
+        let beating = self.beating.clone();
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                if beating.load(Ordering::Relaxed) {
+                    ctx.heartbeat.beat();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+        Ok(())
+    }
+    fn stop(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            tokio::time::sleep(self.stop_takes).await;
+            if let Some(t) = self.task.take() {
+                t.abort();
+            }
+            self.journal
+                .lock()
+                .unwrap()
+                .push(format!("stop {}", self.name));
+        })
+    }
+    fn health(&self) -> Health {
+        Health::Healthy
+    }
+    fn stats(&self) -> Stats {
+        Stats::from([("ticks".into(), Stat::Counter(1))])
+    }
+}
+
+fn supervisor(wedge_ms: u64) -> Supervisor {
+    Supervisor::new(Duration::from_millis(wedge_ms), Arc::default())
+}
+
+#[tokio::test]
+async fn a_failing_start_leaves_the_others_running() {
+    let journal = Arc::default();
+    let mut sup = supervisor(1000);
+    let mut bad = Scripted::new("bad", &journal);
+    bad.start = || Err(StartError("no such device".into()));
+    assert!(sup.start(Box::new(Scripted::new("a", &journal))).is_ok());
+    assert!(sup.start(Box::new(bad)).is_err());
+    assert!(sup.start(Box::new(Scripted::new("b", &journal))).is_ok());
+    let status = sup.status();
+    assert_eq!(status.len(), 3);
+    assert_eq!(status[0].health, Health::Healthy);
+    assert_eq!(
+        status[1].health,
+        Health::Unavailable("no such device".into())
+    );
+    assert!(status[1].stats.is_empty());
+    assert_eq!(status[2].health, Health::Healthy);
+    assert!(
+        sup.all_alive(),
+        "a component that never started is not wedged"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_start_is_contained() {
+    let journal = Arc::default();
+    let mut sup = supervisor(1000);
+    let mut bad = Scripted::new("bad", &journal);
+    bad.start = || panic!("boom");
+    let err = sup.start(Box::new(bad)).unwrap_err();
+    assert!(err.contains("panicked while starting: boom"), "{err}");
+    sup.start(Box::new(Scripted::new("ok", &journal))).unwrap();
+    assert_eq!(sup.status()[1].health, Health::Healthy);
+}
+
+#[tokio::test]
+async fn a_silent_component_is_wedged_until_it_beats_again() {
+    let journal = Arc::default();
+    let mut sup = supervisor(200);
+    let c = Scripted::new("stuck", &journal);
+    let beating = c.beating.clone();
+    sup.start(Box::new(c)).unwrap();
+    assert!(sup.all_alive());
+    beating.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(!sup.all_alive());
+    let h = &sup.status()[0].health;
+    assert!(
+        matches!(h, Health::Unavailable(r) if r.starts_with("wedged")),
+        "{h:?}"
+    );
+    beating.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(sup.all_alive());
+    assert_eq!(sup.status()[0].health, Health::Healthy);
+}
+
+#[tokio::test]
+async fn stop_all_goes_in_reverse_and_bounds_slow_components() {
+    let journal: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut sup = supervisor(1000);
+    sup.start(Box::new(Scripted::new("first", &journal)))
+        .unwrap();
+    let mut slow = Scripted::new("slow", &journal);
+    slow.stop_takes = Duration::from_secs(30);
+    sup.start(Box::new(slow)).unwrap();
+    sup.start(Box::new(Scripted::new("last", &journal)))
+        .unwrap();
+    let t0 = Instant::now();
+    sup.stop_all(Duration::from_millis(300)).await;
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // "slow" was abandoned at the deadline; the others still stopped, in
+    // reverse order, because a stop that completes at once is never cut off.
+    assert_eq!(*journal.lock().unwrap(), vec!["stop last", "stop first"]);
+    assert!(sup.names().is_empty());
+}

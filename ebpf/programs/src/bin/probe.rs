@@ -1,0 +1,37 @@
+//! Tiny programs without maps, one per program type `nodus probe` checks. Each is
+//! loaded (and where it makes sense attached) on its own; none does any work.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, sk_action::SK_PASS, xdp_action::XDP_PASS},
+    macros::{classifier, fentry, sk_reuseport, tracepoint, xdp},
+    programs::{FEntryContext, SkReuseportContext, TcContext, TracePointContext, XdpContext},
+};
+
+nodus_ebpf::abi_stamp!();
+
+#[tracepoint]
+pub fn probe_tracepoint(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[classifier]
+pub fn probe_tc(_ctx: TcContext) -> i32 {
+    TC_ACT_OK
+}
+
+#[xdp]
+pub fn probe_xdp(_ctx: XdpContext) -> u32 {
+    XDP_PASS
+}
+
+#[sk_reuseport]
+pub fn probe_reuseport(_ctx: SkReuseportContext) -> u32 {
+    SK_PASS
+}
+
+#[fentry(function = "do_unlinkat")]
+pub fn probe_fentry(_ctx: FEntryContext) -> i32 {
+    0
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Bring this machine to what nodus builds and tests with (see ../shared/TOOLCHAIN.md,
+# summarised in docs/toolchain.md). Idempotent: each step checks first and does
+# nothing when its result is already present, so a second run takes seconds.
+set -euo pipefail
+
+HOST_TOOLCHAIN=1.98.0
+EBPF_TOOLCHAIN=nightly-2026-08-05
+BPF_LINKER_VERSION=0.13.0
+LLVM_MAJOR=22
+
+# Debian packages from the machine's own suites. One list per purpose so that a
+# package's reason to be here is obvious.
+PKGS_BUILD="build-essential pkg-config libelf-dev zlib1g-dev libzstd-dev
+  llvm-${LLVM_MAJOR}-dev libpolly-${LLVM_MAJOR}-dev clang-${LLVM_MAJOR} bpftool
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross file"
+PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyperfine
+  iproute2 rt-tests stress-ng procps"
+PKGS_BOARD="cpio busybox-static"
+# Packages that come from the pinned-low extra suites, by suite.
+PKGS_BACKPORTS="qemu-system-arm"
+
+log() { printf 'setup: %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing_pkgs() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || printf '%s ' "$p"
+  done
+}
+
+# The extra suites (bookworm-backports, trixie, trixie-backports) on the same
+# mirror as the machine's own sources, pinned at priority 100 so nothing is
+# upgraded from them unless asked for by suite.
+extra_suites() {
+  local src=/etc/apt/sources.list.d/nodus-extra.sources pin=/etc/apt/preferences.d/nodus-extra
+  [ -f "$src" ] && [ -f "$pin" ] && return 0
+  local mirror
+  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  log "adding pinned-low suites from $mirror"
+  as_root tee "$src" >/dev/null <<SRC
+Types: deb
+URIs: $mirror
+Suites: bookworm-backports trixie trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  as_root tee "$pin" >/dev/null <<PIN
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 100
+PIN
+  dpkg --print-foreign-architectures | grep -qx arm64 || as_root dpkg --add-architecture arm64
+  APT_UPDATED=
+}
+
+APT_UPDATED=no
+apt_update_once() {
+  if [ "$APT_UPDATED" != yes ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=yes
+  fi
+}
+
+debian_packages() {
+  extra_suites
+  local miss back
+  # shellcheck disable=SC2086
+  miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD)
+  # shellcheck disable=SC2086
+  back=$(missing_pkgs $PKGS_BACKPORTS)
+  [ -z "$miss$back" ] && return 0
+  apt_update_once
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -n "$miss" ]; then
+    log "installing $miss"
+    # shellcheck disable=SC2086
+    as_root apt-get install -y -qq --no-install-recommends $miss >/dev/null
+    # Debian starts these on install; tests run their own instances.
+    for svc in mosquitto nginx haproxy; do
+      as_root systemctl disable --now "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
+    done
+  fi
+  if [ -n "$back" ]; then
+    log "installing $back from bookworm-backports"
+    # shellcheck disable=SC2086
+    as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $back >/dev/null
+  fi
+}
+
+rust_toolchains() {
+  command -v rustup >/dev/null || { log "rustup is required (https://rustup.rs)"; exit 1; }
+  local have
+  have=$(rustup toolchain list)
+  if ! grep -q "^${HOST_TOOLCHAIN}-" <<<"$have"; then
+    log "installing Rust $HOST_TOOLCHAIN"
+    rustup toolchain install "$HOST_TOOLCHAIN" --profile minimal -c rustfmt -c clippy
+  fi
+  local comps
+  comps=$(rustup component list --toolchain "$HOST_TOOLCHAIN" --installed)
+  for c in rustfmt clippy; do
+    grep -q "^$c" <<<"$comps" || rustup component add "$c" --toolchain "$HOST_TOOLCHAIN"
+  done
+  grep -q '^aarch64-unknown-linux-musl' < <(rustup target list --toolchain "$HOST_TOOLCHAIN" --installed) ||
+    rustup target add aarch64-unknown-linux-musl --toolchain "$HOST_TOOLCHAIN"
+  if ! grep -q "^${EBPF_TOOLCHAIN}-" <<<"$have"; then
+    log "installing $EBPF_TOOLCHAIN for eBPF"
+    rustup toolchain install "$EBPF_TOOLCHAIN" --profile minimal -c rust-src
+  fi
+  grep -q '^rust-src' < <(rustup component list --toolchain "$EBPF_TOOLCHAIN" --installed) ||
+    rustup component add rust-src --toolchain "$EBPF_TOOLCHAIN"
+}
+
+bpf_linker() {
+  if command -v bpf-linker >/dev/null && bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+    return 0
+  fi
+  log "building bpf-linker $BPF_LINKER_VERSION against Debian's LLVM $LLVM_MAJOR"
+  LLVM_PREFIX=/usr/lib/llvm-$LLVM_MAJOR PATH=/usr/lib/llvm-$LLVM_MAJOR/bin:$PATH \
+    cargo "+$HOST_TOOLCHAIN" install bpf-linker --version "$BPF_LINKER_VERSION" --locked \
+    --no-default-features --features "llvm-$LLVM_MAJOR"
+}
+
+kernel_mounts() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+}
+
+case "${1:-all}" in
+  all) debian_packages; rust_toolchains; bpf_linker; kernel_mounts ;;
+  packages) debian_packages ;;
+  rust) rust_toolchains; bpf_linker ;;
+  mounts) kernel_mounts ;;
+  *) echo "usage: $0 [all|packages|rust|mounts]" >&2; exit 2 ;;
+esac

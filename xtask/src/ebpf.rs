@@ -1,0 +1,123 @@
+//! Compiling the eBPF objects and checking prebuilt ones.
+//!
+//! Two ways produce the objects the appliance embeds:
+//! - [`build`]: compile `ebpf/programs` with the pinned nightly (read from
+//!   `ebpf/programs/rust-toolchain.toml` by rustup) and bpf-linker;
+//! - a directory of objects built elsewhere (firmware builds have neither),
+//!   accepted only after [`check_objects`] confirms every object is eBPF and
+//!   carries this tree's shared-types fingerprint.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use nodus_common::abi;
+
+use crate::elf;
+
+/// The eBPF target triple; BPF bytecode is the same for every host architecture.
+pub const TARGET: &str = "bpfel-unknown-none";
+
+/// Environment variable naming a directory of prebuilt eBPF objects.
+pub const PREBUILT_DIR_ENV: &str = "NODUS_EBPF_DIR";
+
+/// Compiles every program binary of the crate at `programs_dir` and copies the
+/// objects listed in [`abi::OBJECTS`] into `out_dir`.
+pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(), String> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(programs_dir)
+        .args(["build", "--release", "--bins", "--target", TARGET])
+        .args(["-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // BTF for maps and programs, as aya expects.
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+        );
+    // An enclosing cargo (build script) exports its own toolchain and flags;
+    // drop them so rustup picks ebpf/programs/rust-toolchain.toml.
+    for key in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO",
+    ] {
+        cmd.env_remove(key);
+    }
+    for (key, _) in env::vars_os() {
+        if key.to_string_lossy().starts_with("CARGO_CFG_")
+            || key.to_string_lossy().starts_with("CARGO_FEATURE_")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo for the eBPF build: {e} (run `make setup`)"))?;
+    if !status.success() {
+        return Err(format!(
+            "eBPF build failed ({status}); it needs the nightly toolchain and bpf-linker from `make setup`"
+        ));
+    }
+    fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let built = target_dir.join(TARGET).join("release");
+    for name in abi::OBJECTS {
+        let from = built.join(name);
+        let to = out_dir.join(name);
+        fs::copy(&from, &to)
+            .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))?;
+    }
+    check_objects(out_dir)
+}
+
+/// Checks that `dir` holds every object in [`abi::OBJECTS`], each an eBPF ELF
+/// built against the same shared types as this tree.
+pub fn check_objects(dir: &Path) -> Result<(), String> {
+    for name in abi::OBJECTS {
+        check_object(&dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Checks one object; the error names the file and what is wrong with it.
+pub fn check_object(path: &Path) -> Result<(), String> {
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stamp =
+        elf::bpf_section(&bytes, abi::SECTION).map_err(|e| format!("{}: {e}", path.display()))?;
+    let want = abi::LAYOUT_FINGERPRINT.to_le_bytes();
+    if stamp != want {
+        return Err(format!(
+            "{}: built against different shared types (layout fingerprint {} , this tree has {:016x}); rebuild the eBPF objects from this source tree",
+            path.display(),
+            hex(stamp),
+            abi::LAYOUT_FINGERPRINT
+        ));
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    if b.len() == 8 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        format!("{:016x}", u64::from_le_bytes(a))
+    } else {
+        format!("of {} bytes", b.len())
+    }
+}
+
+/// The workspace root, from a crate directory inside it.
+pub fn workspace_root(crate_dir: &Path) -> PathBuf {
+    crate_dir
+        .ancestors()
+        .find(|d| d.join("ebpf/programs/Cargo.toml").is_file())
+        .unwrap_or(crate_dir)
+        .to_path_buf()
+}

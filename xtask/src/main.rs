@@ -1,0 +1,49 @@
+//! `cargo xtask`: build steps that are not a plain `cargo build`.
+
+use std::{env, path::PathBuf, process::ExitCode};
+
+use xtask::ebpf;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  build-ebpf [--out DIR]   compile the eBPF objects (default DIR: target/ebpf)
+  check-ebpf DIR           check prebuilt eBPF objects against this tree's shared types";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = ebpf::workspace_root(&PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["build-ebpf"] => build(&root, root.join("target/ebpf")),
+        ["build-ebpf", "--out", dir] => build(&root, PathBuf::from(dir)),
+        ["check-ebpf", dir] => ebpf::check_objects(&PathBuf::from(dir)).map(|()| {
+            println!("{dir}: every object is eBPF and matches this tree's shared types");
+        }),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(root: &std::path::Path, out: PathBuf) -> Result<(), String> {
+    ebpf::build(
+        &root.join("ebpf/programs"),
+        &root.join("target/ebpf-build"),
+        &out,
+    )?;
+    println!("eBPF objects in {}", out.display());
+    Ok(())
+}
