@@ -153,7 +153,7 @@ fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {
             .map(|(c, _)| c.control.socket)
             .unwrap_or_else(|_| Config::default().control.socket)
     });
-    let data = match control::request(&socket, &Request::Status) {
+    let data = match control::request(&socket, &Request::Status {}) {
         Ok(d) => d,
         Err(e) => return fail(1, e),
     };

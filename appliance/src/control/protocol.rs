@@ -15,7 +15,7 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// The daemon's and every component's state.
-    Status,
+    Status {},
 }
 
 /// A reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.

@@ -57,6 +57,9 @@ pub enum DaemonError {
     /// The async runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// Another daemon answers on the configured control socket.
+    #[error("another nodus is already running (it answers on {0})")]
+    AlreadyRunning(PathBuf),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -64,6 +67,10 @@ pub enum DaemonError {
 
 /// Runs the daemon until SIGTERM/SIGINT (or `opts.stop`), then stops cleanly.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let socket = &opts.config.control.socket;
+    if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        return Err(DaemonError::AlreadyRunning(socket.clone()));
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);
@@ -74,9 +81,28 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         .build()
         .map_err(DaemonError::Runtime)?;
     runtime.block_on(async move {
+        // Before anything else: a signal that arrives during boot (or right
+        // after READY=1) must be handled, not take its default action.
+        let signals = Signals::install().map_err(DaemonError::Signals)?;
         let daemon = Daemon::boot(opts).await;
-        daemon.serve().await
+        daemon.serve(signals).await
     })
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
 }
 
 struct Daemon {
@@ -138,10 +164,12 @@ impl Daemon {
         daemon
     }
 
-    async fn serve(mut self) -> Result<(), DaemonError> {
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    async fn serve(mut self, signals: Signals) -> Result<(), DaemonError> {
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         // systemd asks for keep-alives at least every WATCHDOG_USEC; send at half.
         let mut watchdog = self
             .notifier
@@ -188,7 +216,7 @@ impl Daemon {
 
     fn answer(&self, request: &Request) -> Response {
         match request {
-            Request::Status => Response::data(StatusReport {
+            Request::Status {} => Response::data(StatusReport {
                 version: env!("CARGO_PKG_VERSION").into(),
                 pid: std::process::id(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,

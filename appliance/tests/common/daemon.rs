@@ -1,0 +1,144 @@
+//! A real `nodus run` process with its own config, control socket and
+//! NOTIFY_SOCKET, stopped (SIGTERM) when dropped.
+
+use std::{
+    fs,
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::{nodus, tempdir, wait_for};
+
+/// A running daemon.
+pub struct TempDaemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub notify: UnixDatagram,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl TempDaemon {
+    /// Starts nodus with `[control] socket` set to a private path plus `extra`
+    /// TOML, and waits for READY=1. `env` is added to its environment.
+    pub fn start(extra: &str, env: &[(&str, &str)]) -> TempDaemon {
+        let dir = tempdir();
+        let socket = dir.path().join("control.sock");
+        let config = dir.path().join("nodus.toml");
+        fs::write(&config, config_text(&socket, extra)).expect("write config");
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let log = dir.path().join("nodus.log");
+        let child = nodus()
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn nodus");
+        let mut d = TempDaemon {
+            dir,
+            config,
+            socket,
+            notify,
+            child: Some(child),
+            log,
+        };
+        let ready = d.wait_notify("READY=1", Duration::from_secs(10));
+        assert!(ready.contains("STATUS="), "READY without STATUS: {ready}");
+        d
+    }
+
+    /// Waits for a notification datagram containing `needle`; returns it.
+    pub fn wait_notify(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if msg.contains(needle) {
+                    return msg;
+                }
+            }
+            if let Some(status) = self.try_exit() {
+                panic!(
+                    "nodus exited ({status}) before {needle}:\n{}",
+                    self.log_text()
+                );
+            }
+        }
+        panic!("no {needle} within {timeout:?}:\n{}", self.log_text())
+    }
+
+    /// Everything nodus wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn stop(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = wait_for("nodus to exit", timeout, || self.try_exit());
+        self.child = None;
+        status
+    }
+
+    /// `nodus status --json` against this daemon.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = nodus()
+            .args(["status", "--json", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .expect("run nodus status");
+        assert!(
+            out.status.success(),
+            "nodus status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// Rewrites the config file (for SIGHUP tests).
+    pub fn rewrite_config(&self, socket: &Path, extra: &str) {
+        fs::write(&self.config, config_text(socket, extra)).expect("rewrite config");
+    }
+}
+
+fn config_text(socket: &Path, extra: &str) -> String {
+    format!(
+        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+        socket.display()
+    )
+}
+
+impl Drop for TempDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
