@@ -46,7 +46,7 @@ unit: ebpf
 test: lint unit
 
 bench: build
-	$(CARGO) bench -p nodus
+	$(CARGO) bench -p nodus --benches
 
 clean:
 	$(CARGO) clean

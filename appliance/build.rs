@@ -32,8 +32,7 @@ fn run() -> Result<(), String> {
             for name in nodus_common::abi::OBJECTS {
                 let from = dir.join(name);
                 println!("cargo::rerun-if-changed={}", from.display());
-                fs::copy(&from, objects.join(name))
-                    .map_err(|e| format!("{}: {e}", from.display()))?;
+                ebpf::copy_if_changed(&from, &objects.join(name))?;
             }
         }
         None => {

@@ -69,12 +69,19 @@ pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(
     fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let built = target_dir.join(TARGET).join("release");
     for name in abi::OBJECTS {
-        let from = built.join(name);
-        let to = out_dir.join(name);
-        fs::copy(&from, &to)
-            .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))?;
+        copy_if_changed(&built.join(name), &out_dir.join(name))?;
     }
     check_objects(out_dir)
+}
+
+/// Copies `from` to `to` unless `to` already has the same bytes, so that an
+/// unchanged object keeps its mtime and cargo does not rebuild the appliance.
+pub fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
+    let new = fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    if fs::read(to).is_ok_and(|old| old == new) {
+        return Ok(());
+    }
+    fs::write(to, new).map_err(|e| format!("{}: {e}", to.display()))
 }
 
 /// Checks that `dir` holds every object in [`abi::OBJECTS`], each an eBPF ELF

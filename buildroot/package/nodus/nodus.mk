@@ -1,0 +1,26 @@
+################################################################################
+#
+# nodus
+#
+################################################################################
+
+# Built from the nodus source tree this BR2_EXTERNAL lives in.
+NODUS_VERSION = 0.1.0
+NODUS_SITE = $(BR2_EXTERNAL_NODUS_PATH)/..
+NODUS_SITE_METHOD = local
+NODUS_LICENSE = Apache-2.0
+NODUS_LICENSE_FILES = LICENSE
+NODUS_SUBDIR = appliance
+
+NODUS_EBPF_DIR = $(call qstrip,$(BR2_PACKAGE_NODUS_EBPF_DIR))
+ifeq ($(NODUS_EBPF_DIR),)
+$(error BR2_PACKAGE_NODUS_EBPF_DIR is empty: run `make ebpf` in the nodus tree and point it at target/ebpf)
+endif
+NODUS_CARGO_ENV = NODUS_EBPF_DIR=$(NODUS_EBPF_DIR)
+
+define NODUS_INSTALL_INIT_SYSTEMD
+	$(INSTALL) -D -m 0644 $(@D)/appliance/dist/nodus.service \
+		$(TARGET_DIR)/usr/lib/systemd/system/nodus.service
+endef
+
+$(eval $(cargo-package))
