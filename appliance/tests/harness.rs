@@ -52,20 +52,9 @@ fn namespace_pair_carries_tcp_over_veth() {
 #[test]
 fn broker_relays_a_message() {
     let broker = Broker::start();
-    let port = broker.port.to_string();
-    let sub = Command::new(tool("mosquitto_sub"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            "nodus/test",
-            "-C",
-            "1",
-            "-W",
-            "10",
-        ])
+    let sub = broker
+        .client("mosquitto_sub")
+        .args(["-t", "nodus/test", "-C", "1", "-W", "10"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
@@ -73,17 +62,9 @@ fn broker_relays_a_message() {
     let out = std::thread::scope(|s| {
         let h = s.spawn(|| sub.wait_with_output().expect("sub output"));
         while !h.is_finished() {
-            let _ = Command::new(tool("mosquitto_pub"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-t",
-                    "nodus/test",
-                    "-m",
-                    "hello",
-                ])
+            let _ = broker
+                .client("mosquitto_pub")
+                .args(["-t", "nodus/test", "-m", "hello"])
                 .status();
             std::thread::sleep(Duration::from_millis(100));
         }

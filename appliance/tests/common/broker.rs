@@ -42,6 +42,14 @@ impl Broker {
         Broker { port, dir, child }
     }
 
+    /// A mosquitto client tool (`mosquitto_pub`, `mosquitto_sub`, ...)
+    /// already pointed at this broker.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(tool(program));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        c
+    }
+
     /// `mqtt://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
