@@ -6,6 +6,8 @@
 #   make bench    benchmarks, printed as ratios (see docs/benchmarks.md)
 #   make build    release binary at target/release/nodus
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
+#   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
+#   make hil      boot the aarch64 build on the QEMU board and run hil-tests/scenarios
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -17,8 +19,10 @@ export NODUS_EBPF_DIR := $(EBPF_DIR)
 
 CARGO := cargo
 NODUS := target/release/nodus
+AARCH64_TARGET := aarch64-unknown-linux-musl
+NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build run test lint unit bench clean
+.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean
 
 setup:
 	@./xtask/setup.sh
@@ -28,6 +32,15 @@ ebpf: setup
 
 build: ebpf
 	$(CARGO) build --release -p nodus
+
+aarch64: ebpf
+	$(CARGO) build --release --target $(AARCH64_TARGET) -p nodus
+	@file -b $(NODUS_AARCH64)
+	@echo "nodus: $(NODUS_AARCH64) is $$(stat -c %s $(NODUS_AARCH64)) bytes ($$(numfmt --to=iec-i --suffix=B $$(stat -c %s $(NODUS_AARCH64))))"
+
+hil: aarch64
+	hil-tests/run.sh
+	hil-tests/selftest.sh
 
 run: build
 	@echo "nodus: starting in the foreground with $$(test -f /etc/nodus/nodus.toml && echo /etc/nodus/nodus.toml || echo 'the embedded defaults')."
@@ -43,7 +56,7 @@ lint: ebpf
 unit: ebpf
 	$(CARGO) test --workspace
 
-test: lint unit
+test: lint unit hil
 
 bench: build
 	$(CARGO) bench -p nodus --benches

@@ -13,4 +13,5 @@ pub mod ebpf;
 pub mod logging;
 pub mod privileges;
 pub mod probe;
+pub mod profile;
 pub mod supervisor;

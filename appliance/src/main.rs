@@ -14,6 +14,7 @@ use nodus::{
     logging,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
+    profile::Topology,
 };
 
 /// Exit code for an invalid configuration or command line.
@@ -55,10 +56,25 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Board profiles and the topology they are checked against.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
     /// Configuration files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Print the topology detected from sysfs.
+    Show {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -80,6 +96,9 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config.as_deref(), started),
         Command::Probe { json } => probe_cmd(json),
         Command::Status { json, socket } => status(json, socket),
+        Command::Profile {
+            command: ProfileCommand::Show { json },
+        } => profile_show(json),
         Command::Config { command } => match command {
             ConfigCommand::Check { path } => match Config::load(&path) {
                 Ok(_) => {
@@ -143,6 +162,29 @@ fn probe_cmd(json: bool) -> ExitCode {
         }
     } else {
         print!("{}", report.render());
+    }
+    ExitCode::SUCCESS
+}
+
+fn profile_show(json: bool) -> ExitCode {
+    let topo = match Topology::discover() {
+        Ok(t) => t,
+        Err(e) => return fail(1, format!("cannot read the topology: {e}")),
+    };
+    if json {
+        println!("{}", serde_json::json!({ "topology": topo }));
+    } else {
+        println!("detected topology: {}", topo.summary());
+        for n in &topo.nodes {
+            let d: Vec<String> = n.distances.iter().map(u32::to_string).collect();
+            println!(
+                "  node{}: cpus {}, {} MiB, distances {}",
+                n.id,
+                n.cpus,
+                n.memory_mib,
+                d.join(" ")
+            );
+        }
     }
     ExitCode::SUCCESS
 }

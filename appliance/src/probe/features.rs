@@ -199,12 +199,14 @@ fn reuseport_listener() -> std::io::Result<std::os::fd::OwnedFd> {
     }
 }
 
+/// `bpf_fentry_test1` exists in every kernel with BPF test_run, never inlined,
+/// precisely so that tracing programs can be tested against it.
 fn fentry(obj: &mut Ebpf, vmlinux: &Result<Btf, String>) -> Probed {
     let btf = vmlinux
         .as_ref()
         .map_err(|e| format!("needs kernel BTF: {e}"))?;
     let p: &mut FEntry = program(obj, "probe_fentry")?;
-    p.load("do_unlinkat", btf).map_err(err)?;
+    p.load("bpf_fentry_test1", btf).map_err(err)?;
     let link = p.attach().map_err(err)?;
     p.detach(link).map_err(err)?;
     Ok(None)

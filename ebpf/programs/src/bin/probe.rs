@@ -31,7 +31,7 @@ pub fn probe_reuseport(_ctx: SkReuseportContext) -> u32 {
     SK_PASS
 }
 
-#[fentry(function = "do_unlinkat")]
+#[fentry(function = "bpf_fentry_test1")]
 pub fn probe_fentry(_ctx: FEntryContext) -> i32 {
     0
 }

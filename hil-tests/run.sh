@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Boots the aarch64 nodus on the QEMU "board" (ARMv9: MTE, SVE2; 4 CPUs in
+# 2 NUMA nodes; Debian's sched_ext kernel) and runs the scenarios.
+#
+#   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--timeout SECONDS]
+#
+# Exit 0 only if the guest booted, every scenario passed, and the console shows
+# no kernel panic, BUG:, WARNING: or BPF verifier failure. On failure the whole
+# guest console is printed. Results: one JSON line per scenario in
+# target/hil/results.jsonl. A scenario is one file in hil-tests/scenarios.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+binary=$root/target/aarch64-unknown-linux-musl/release/nodus
+scenarios=$here/scenarios
+timeout=540
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binary) binary=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--timeout SECONDS]" >&2; exit 2 ;;
+  esac
+done
+[ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
+file -b "$binary" | grep -q 'ARM aarch64' || { echo "hil: $binary is not an aarch64 binary" >&2; exit 2; }
+
+"$here/fetch.sh"
+cache=$here/cache
+kver=$(cat "$cache/kernel-version")
+
+out=$root/target/hil
+mkdir -p "$out"
+work=$(mktemp -d /tmp/nodus-hil.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- initramfs --------------------------------------------------------------
+ird=$work/initramfs
+mkdir -p "$ird"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,nodus/scenarios}
+cp "$cache/busybox" "$ird/bin/busybox"
+cp "$binary" "$ird/bin/nodus"
+cp "$here/init.sh" "$ird/init"
+cp "$here/lib.sh" "$ird/nodus/lib.sh"
+cp "$scenarios"/*.sh "$ird/nodus/scenarios/"
+chmod +x "$ird/init" "$ird/bin/busybox" "$ird/bin/nodus"
+
+# Modules, decompressed (busybox insmod does not read .ko.xz), dependencies first.
+declare -A loaded=()
+order=()
+add_module() {
+  local name=$1 file deps dep
+  [ -n "${loaded[$name]:-}" ] && return 0
+  loaded[$name]=1
+  file=$(find "$cache/modules/$kver/kernel" -name "$name.ko.xz" -print -quit)
+  [ -n "$file" ] || { echo "hil: module $name not in $kver" >&2; exit 1; }
+  deps=$(xz -dc "$file" | tr '\0' '\n' | sed -n 's/^depends=//p')
+  for dep in ${deps//,/ }; do add_module "$dep"; done
+  xz -dc "$file" >"$ird/lib/modules/$name.ko"
+  order+=("$name")
+}
+for m in $(grep -v '^#' "$here/modules.txt"); do add_module "$m"; done
+printf '%s\n' "${order[@]}" >"$ird/lib/modules/load-order"
+(cd "$ird" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
+
+# --- host side: a directory the guest reads over HTTP (guest-to-host) --------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mkdir -p "$work/host"
+token=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+echo "$token" >"$work/host/token"
+hostport=$(free_port)
+python3 -m http.server "$hostport" --bind 127.0.0.1 --directory "$work/host" >/dev/null 2>&1 &
+pids+=($!)
+fwdport=$(free_port)
+
+# --- boot ---------------------------------------------------------------------
+console=$out/console.log
+results=$out/results.jsonl
+: >"$console"
+: >"$results"
+echo "hil: booting $kver with $(basename "$binary") ($(stat -c %s "$binary") bytes), scenarios from $scenarios"
+qemu=(qemu-system-aarch64 -M virt,mte=on -cpu max -smp 4,sockets=2,cores=2 -m 2G
+  -object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G
+  -numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
+  -kernel "$cache/vmlinuz" -initrd "$work/initrd.gz"
+  -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token"
+  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwdport-:8080" -device virtio-net-pci,netdev=n0,romfile=
+  -display none -serial stdio -monitor none -no-reboot)
+
+problems=()
+done_seen=no
+started=$(date +%s)
+while IFS= read -r line; do
+  line=${line%$'\r'}
+  printf '%s\n' "$line" >>"$console"
+  case "$line" in
+    *"@@HIL "*)
+      json=${line#*@@HIL }
+      case "$json" in
+        *'"scenario"'*)
+          echo "$json" >>"$results"
+          echo "hil: $json"
+          case "$json" in *'"result":"pass"'*) ;; *) problems+=("scenario failed: $json") ;; esac ;;
+        *'"host_check":"'*)
+          name=${json#*\"host_check\":\"}; name=${name%%\"*}
+          curl -s --max-time 10 "http://127.0.0.1:$fwdport/" >"$work/host/check-$name.tmp" || true
+          mv "$work/host/check-$name.tmp" "$work/host/check-$name" ;;
+        *'"event":"done"'*) done_seen=yes ;;
+        *'"event":"module-failed"'*) problems+=("$json") ;;
+      esac ;;
+    *"Kernel panic"*|*"BUG: "*|*"WARNING: "*|*"Oops"*) problems+=("kernel: $line") ;;
+    *"Verifier output: "?*|*"verifier rejected"*|*"invalid BPF program"*) problems+=("verifier: $line") ;;
+  esac
+done < <(timeout "$timeout" "${qemu[@]}" </dev/null 2>&1 || echo "@@HIL-EXIT $?")
+elapsed=$(( $(date +%s) - started ))
+
+[ "$done_seen" = yes ] || problems+=("the guest did not finish within ${timeout}s (or crashed): no done event")
+[ -s "$results" ] || problems+=("no scenario reported a result")
+if [ ${#problems[@]} -gt 0 ]; then
+  echo "hil: FAILED after ${elapsed}s"
+  printf 'hil:   %s\n' "${problems[@]}"
+  echo "hil: ---------------- guest console ----------------"
+  cat "$console"
+  echo "hil: -------------------------------------------------"
+  exit 1
+fi
+echo "hil: all $(wc -l <"$results") scenarios passed in ${elapsed}s (console: $console)"
