@@ -24,6 +24,9 @@ pub use heartbeat::{BEAT_INTERVAL, Heartbeat};
 
 use crate::probe::ProbeReport;
 
+/// The least time any component gets to stop, even past the overall deadline.
+pub const MIN_STOP_GRACE: Duration = Duration::from_millis(50);
+
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -139,11 +142,14 @@ impl Supervisor {
     }
 
     /// Stops every component, last started first, within `timeout` overall.
+    /// A component reached after the deadline still gets [`MIN_STOP_GRACE`]:
+    /// a quick stop restores what the component changed, and that matters more
+    /// than a few milliseconds.
     pub async fn stop_all(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while let Some(mut slot) = self.slots.pop() {
             let left = deadline.saturating_duration_since(Instant::now());
-            stop_slot(&mut slot, left).await;
+            stop_slot(&mut slot, left.max(MIN_STOP_GRACE)).await;
         }
     }
 
