@@ -79,10 +79,9 @@ debian_packages() {
   miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD)
   # shellcheck disable=SC2086
   back=$(missing_pkgs $PKGS_BACKPORTS)
-  [ -z "$miss$back" ] && return 0
-  apt_update_once
   export DEBIAN_FRONTEND=noninteractive
   if [ -n "$miss" ]; then
+    apt_update_once
     log "installing $miss"
     # shellcheck disable=SC2086
     as_root apt-get install -y -qq --no-install-recommends $miss >/dev/null
@@ -92,10 +91,13 @@ debian_packages() {
     done
   fi
   if [ -n "$back" ]; then
+    apt_update_once
     log "installing $back from bookworm-backports"
     # shellcheck disable=SC2086
     as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $back >/dev/null
   fi
+  # Target libraries for aarch64 builds: the same script cross-rs runs (Cross.toml).
+  CROSS_DEB_ARCH=arm64 as_root "$(dirname "$0")/cross-pre-build.sh"
 }
 
 rust_toolchains() {
@@ -137,10 +139,16 @@ kernel_mounts() {
   mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 }
 
+# The QEMU board's kernel, modules and busybox (cached in hil-tests/cache).
+board() {
+  "$(dirname "$0")/../hil-tests/fetch.sh"
+}
+
 case "${1:-all}" in
-  all) debian_packages; rust_toolchains; bpf_linker; kernel_mounts ;;
+  all) debian_packages; rust_toolchains; bpf_linker; kernel_mounts; board ;;
+  board) board ;;
   packages) debian_packages ;;
   rust) rust_toolchains; bpf_linker ;;
   mounts) kernel_mounts ;;
-  *) echo "usage: $0 [all|packages|rust|mounts]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|packages|rust|mounts|board]" >&2; exit 2 ;;
 esac

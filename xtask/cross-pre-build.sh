@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Target-architecture libraries nodus's C parts link against (libbpf for the
+# sched_ext scheduler needs libelf and zlib), installed for $CROSS_DEB_ARCH.
+#
+# The one list for both ways of building aarch64: cross-rs runs this script as
+# its pre-build step inside its container (Cross.toml), and `make setup` runs it
+# on the build host for `make aarch64`. The eBPF objects need nothing here: they
+# are built once on the host and handed over through NODUS_EBPF_DIR.
+set -euo pipefail
+CROSS_TARGET_PKGS="libelf-dev zlib1g-dev"
+
+arch=${CROSS_DEB_ARCH:?set CROSS_DEB_ARCH, e.g. arm64}
+missing=""
+for p in $CROSS_TARGET_PKGS; do
+  dpkg-query -W -f='${Status}\n' "$p:$arch" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p:$arch"
+done
+[ -n "$missing" ] || exit 0
+dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

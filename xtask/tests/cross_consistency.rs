@@ -1,0 +1,44 @@
+//! Cross.toml and `make aarch64` prepare the same target libraries: both run
+//! xtask/cross-pre-build.sh, and cross gets the prebuilt eBPF objects instead
+//! of building them.
+
+use std::{fs, path::PathBuf};
+
+fn root() -> PathBuf {
+    xtask::ebpf::workspace_root(&PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+#[test]
+fn cross_and_make_setup_share_one_pre_build_script() {
+    let text = fs::read_to_string(root().join("Cross.toml")).expect("Cross.toml");
+    let cross: toml::Table = text.parse().expect("Cross.toml parses");
+    let targets = cross["target"].as_table().expect("[target.*]");
+    for triple in ["aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"] {
+        let pre = targets[triple]["pre-build"].as_str();
+        assert_eq!(pre, Some("./xtask/cross-pre-build.sh"), "{triple}");
+    }
+    assert!(root().join("xtask/cross-pre-build.sh").is_file());
+    let setup = fs::read_to_string(root().join("xtask/setup.sh")).expect("setup.sh");
+    assert!(
+        setup.contains("CROSS_DEB_ARCH=arm64") && setup.contains("cross-pre-build.sh"),
+        "make setup runs the same script for arm64"
+    );
+    let env = cross["build"]["env"].as_table().expect("[build.env]");
+    for key in ["passthrough", "volumes"] {
+        let list = env[key].as_array().expect(key);
+        assert!(
+            list.iter()
+                .any(|v| v.as_str() == Some(xtask::ebpf::PREBUILT_DIR_ENV)),
+            "{key} hands the prebuilt eBPF objects to the container"
+        );
+    }
+}
+
+#[test]
+fn make_aarch64_builds_the_target_the_docs_name() {
+    let make = fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    assert!(make.contains("AARCH64_TARGET := aarch64-unknown-linux-musl"));
+    let config = fs::read_to_string(root().join(".cargo/config.toml")).expect("config");
+    assert!(config.contains("[target.aarch64-unknown-linux-musl]"));
+    assert!(config.contains("linker = \"aarch64-linux-gnu-gcc\""));
+}
