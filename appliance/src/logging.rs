@@ -1,4 +1,4 @@
-//! Logging to syslog (`/dev/log`) with a stderr fallback.
+//! Logging to syslog (`/dev/log` unless configured) with a stderr fallback.
 //!
 //! On a board the syslog daemon (busybox syslogd, journald) owns rotation and
 //! forwarding; nodus only has to hand it RFC 3164 datagrams. Where there is no
@@ -7,12 +7,12 @@
 use std::{
     io::Write,
     os::unix::net::UnixDatagram,
+    path::Path,
     sync::{Mutex, OnceLock},
 };
 
 use crate::config::{LogConfig, LogTarget};
 
-const SYSLOG_PATH: &str = "/dev/log";
 /// LOG_DAEMON facility.
 const FACILITY: u8 = 3;
 
@@ -30,7 +30,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 /// Installs the logger (once) and applies `config`; later calls (SIGHUP) only
 /// change the level and the destination.
 pub fn init(config: &LogConfig) {
-    let sink = open_sink(config.target);
+    let sink = open_sink(config.target, &config.syslog_socket);
     let logger = LOGGER.get_or_init(|| Logger {
         sink: Mutex::new(Sink::Stderr),
     });
@@ -41,16 +41,19 @@ pub fn init(config: &LogConfig) {
     log::set_max_level(config.level.filter());
 }
 
-fn open_sink(target: LogTarget) -> Sink {
+fn open_sink(target: LogTarget, socket: &Path) -> Sink {
     if target == LogTarget::Stderr {
         return Sink::Stderr;
     }
-    let sock = UnixDatagram::unbound().and_then(|s| s.connect(SYSLOG_PATH).map(|()| s));
+    let sock = UnixDatagram::unbound().and_then(|s| s.connect(socket).map(|()| s));
     match sock {
         Ok(s) => Sink::Syslog(s),
         Err(e) => {
             if target == LogTarget::Syslog {
-                eprintln!("nodus: syslog at {SYSLOG_PATH} unavailable ({e}); logging to stderr");
+                eprintln!(
+                    "nodus: syslog at {} unavailable ({e}); logging to stderr",
+                    socket.display()
+                );
             }
             Sink::Stderr
         }

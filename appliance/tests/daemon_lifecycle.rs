@@ -185,3 +185,54 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     );
     assert_eq!(d.stop(Duration::from_secs(5)).code(), Some(0));
 }
+
+#[test]
+fn logs_go_to_syslog_as_rfc3164_datagrams() {
+    require_root();
+    let dir = common::tempdir();
+    let log_path = dir.path().join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&log_path).expect("bind syslog socket");
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let socket = dir.path().join("control.sock");
+    let config = dir.path().join("nodus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\n[control]\nsocket = \"{}\"\n",
+            log_path.display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let child = nodus()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !lines.iter().any(|l: &String| l.contains("ready in")) {
+        let n = syslog
+            .recv(&mut buf)
+            .expect("a syslog datagram within 10 s");
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // <30> = facility daemon (3) * 8 + severity info (6).
+    let ready = lines.iter().find(|l| l.contains("ready in")).unwrap();
+    assert!(
+        ready.starts_with(&format!("<30>nodus[{pid}]: ready in ")),
+        "{ready}"
+    );
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr while syslog works: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

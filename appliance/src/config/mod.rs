@@ -59,6 +59,8 @@ pub struct LogConfig {
     pub target: LogTarget,
     /// The most verbose level written.
     pub level: LogLevel,
+    /// Where syslog listens.
+    pub syslog_socket: PathBuf,
 }
 
 impl Default for LogConfig {
@@ -66,6 +68,7 @@ impl Default for LogConfig {
         LogConfig {
             target: LogTarget::Auto,
             level: LogLevel::Info,
+            syslog_socket: PathBuf::from("/dev/log"),
         }
     }
 }
@@ -74,9 +77,9 @@ impl Default for LogConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogTarget {
-    /// Syslog when `/dev/log` accepts us, stderr otherwise.
+    /// Syslog when its socket accepts us, stderr otherwise.
     Auto,
-    /// Syslog only (falls back to stderr if `/dev/log` is gone, and says so).
+    /// Syslog only (falls back to stderr if its socket is gone, and says so).
     Syslog,
     /// Standard error, for the journal or a terminal.
     Stderr,
