@@ -15,3 +15,4 @@ pub mod privileges;
 pub mod probe;
 pub mod profile;
 pub mod supervisor;
+pub mod tomlfile;

@@ -14,7 +14,7 @@ use nodus::{
     logging,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
-    profile::Topology,
+    profile::{self, Topology},
 };
 
 /// Exit code for an invalid configuration or command line.
@@ -70,11 +70,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProfileCommand {
-    /// Print the topology detected from sysfs.
+    /// Print the detected topology and the profile that matches it.
     Show {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Config whose [profile] section to use [default: as `nodus run`]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate profiles: structure and internal consistency (exit 2 if any is bad).
+    Check {
+        /// Profile files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -96,9 +105,10 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config.as_deref(), started),
         Command::Probe { json } => probe_cmd(json),
         Command::Status { json, socket } => status(json, socket),
-        Command::Profile {
-            command: ProfileCommand::Show { json },
-        } => profile_show(json),
+        Command::Profile { command } => match command {
+            ProfileCommand::Show { json, config } => profile_show(json, config.as_deref()),
+            ProfileCommand::Check { paths } => profile_check(&paths),
+        },
         Command::Config { command } => match command {
             ConfigCommand::Check { path } => match Config::load(&path) {
                 Ok(_) => {
@@ -166,27 +176,80 @@ fn probe_cmd(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn profile_show(json: bool) -> ExitCode {
+fn profile_show(json: bool, config: Option<&Path>) -> ExitCode {
+    let config = match Config::resolve(config) {
+        Ok((c, _)) => c,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
     let topo = match Topology::discover() {
         Ok(t) => t,
         Err(e) => return fail(1, format!("cannot read the topology: {e}")),
     };
+    let chosen = profile::choose(&config.profile, &topo, Path::new("/"));
     if json {
-        println!("{}", serde_json::json!({ "topology": topo }));
-    } else {
-        println!("detected topology: {}", topo.summary());
-        for n in &topo.nodes {
-            let d: Vec<String> = n.distances.iter().map(u32::to_string).collect();
-            println!(
-                "  node{}: cpus {}, {} MiB, distances {}",
-                n.id,
-                n.cpus,
-                n.memory_mib,
-                d.join(" ")
-            );
-        }
+        let report = serde_json::json!({
+            "topology": topo,
+            "profile": chosen.profile,
+            "source": chosen.origin.to_string(),
+            "fallback": chosen.fallback,
+        });
+        println!("{report}");
+        return ExitCode::SUCCESS;
+    }
+    println!("detected topology: {}", topo.summary());
+    for n in &topo.nodes {
+        let d: Vec<String> = n.distances.iter().map(u32::to_string).collect();
+        println!(
+            "  node{}: cpus {}, {} MiB, distances {}",
+            n.id,
+            n.cpus,
+            n.memory_mib,
+            d.join(" ")
+        );
+    }
+    for c in &topo.clusters {
+        println!("  cluster: cpus {}", c.cpus);
+    }
+    for c in &topo.caches {
+        println!("  L{} shared by cpus {}", c.level, c.cpus);
+    }
+    let id = &topo.identity;
+    println!(
+        "identity: compatible {:?}, dmi {:?}, cpu parts {:?}",
+        id.compatible, id.dmi_product, id.cpu_parts
+    );
+    println!("profile: {} ({})", chosen.profile.board.name, chosen.origin);
+    if let Some(why) = &chosen.fallback {
+        println!("  not applied as asked: {why}");
     }
     ExitCode::SUCCESS
+}
+
+fn profile_check(paths: &[PathBuf]) -> ExitCode {
+    let mut bad = false;
+    for path in paths {
+        let p = match profile::load(&profile::Origin::File(path.clone())) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("nodus: {e}");
+                bad = true;
+                continue;
+            }
+        };
+        let problems = profile::check_structure(&p);
+        if problems.is_empty() {
+            println!("{}: ok ({})", path.display(), p.board.name);
+        }
+        for problem in problems {
+            eprintln!("nodus: profile {}: {problem}", path.display());
+            bad = true;
+        }
+    }
+    if bad {
+        ExitCode::from(EXIT_CONFIG)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {

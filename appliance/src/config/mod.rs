@@ -11,6 +11,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::tomlfile::{self, TomlError};
+
 /// Where `nodus run` looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/nodus/nodus.toml";
 
@@ -27,6 +29,34 @@ pub struct Config {
     pub log: LogConfig,
     /// The control socket.
     pub control: ControlConfig,
+    /// The board profile.
+    pub profile: ProfileConfig,
+}
+
+/// `[profile]`: which board profile to apply (takes effect at start).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// `auto`, or a profile name.
+    pub name: String,
+    /// Directory of extra profiles.
+    pub dir: PathBuf,
+    /// One profile file, bypassing matching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Seconds between drift checks; 0 disables them.
+    pub verify_interval_s: u64,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        ProfileConfig {
+            name: "auto".into(),
+            dir: PathBuf::from("/etc/nodus/board-profiles"),
+            path: None,
+            verify_interval_s: 30,
+        }
+    }
 }
 
 /// `[daemon]`: process-wide settings that need a restart to change.
@@ -156,33 +186,18 @@ pub enum ConfigError {
         source: io::Error,
     },
     /// The file was read but is not a valid configuration.
-    #[error("config {source_name}: {location}{reason}")]
-    Invalid {
-        /// The file (or `<embedded defaults>`).
-        source_name: String,
-        /// `key daemon.x (line 3): ` or empty when the error has no key.
-        location: String,
-        /// The parser's or validator's reason.
-        reason: String,
-    },
+    #[error("config {0}")]
+    Invalid(#[from] TomlError),
 }
 
 impl Config {
     /// Parses and validates TOML text; `source` names it in errors.
     pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| invalid(source, text, "", &e))?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            invalid(source, text, &key, &inner)
-        })?;
+        let name = source.to_string();
+        let config: Config = tomlfile::parse_str(text, &name)?;
         config
             .validate()
-            .map_err(|(key, reason)| ConfigError::Invalid {
-                source_name: source.to_string(),
-                location: format!("key {key}: "),
-                reason,
-            })?;
+            .map_err(|(key, reason)| TomlError::at_key(&name, &key, reason))?;
         Ok(config)
     }
 
@@ -239,32 +254,6 @@ impl Config {
             return Err(("control.socket".into(), "must be an absolute path".into()));
         }
         Ok(())
-    }
-}
-
-fn invalid(source: &Source, text: &str, key: &str, e: &toml::de::Error) -> ConfigError {
-    let line = e
-        .span()
-        .map(|s| {
-            format!(
-                " (line {})",
-                text[..s.start.min(text.len())].matches('\n').count() + 1
-            )
-        })
-        .unwrap_or_default();
-    let location = if key.is_empty() || key == "." {
-        if line.is_empty() {
-            String::new()
-        } else {
-            format!("at{line}: ")
-        }
-    } else {
-        format!("key {key}{line}: ")
-    };
-    ConfigError::Invalid {
-        source_name: source.to_string(),
-        location,
-        reason: e.message().trim().replace('\n', " "),
     }
 }
 

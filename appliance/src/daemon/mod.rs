@@ -32,6 +32,7 @@ use crate::{
     },
     logging,
     probe::{self, ProbeReport},
+    profile::{self, Chosen, ProfileComponent, Topology},
     supervisor::{Component, Health, Supervisor},
 };
 
@@ -71,6 +72,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(DaemonError::AlreadyRunning(socket.clone()));
     }
+    // Board profile before the runtime: its threads inherit the CPU affinity
+    // and memory policy the profile sets on this one.
+    let profile = apply_profile(&opts.config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);
@@ -84,7 +88,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         // Before anything else: a signal that arrives during boot (or right
         // after READY=1) must be handled, not take its default action.
         let signals = Signals::install().map_err(DaemonError::Signals)?;
-        let daemon = Daemon::boot(opts).await;
+        let daemon = Daemon::boot(opts, profile).await;
         daemon.serve(signals).await
     })
 }
@@ -119,7 +123,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn boot(opts: RunOptions) -> Daemon {
+    async fn boot(opts: RunOptions, profile: ProfileComponent) -> Daemon {
         for m in probe::ensure_mounts() {
             log::info!("mounted {m}");
         }
@@ -141,6 +145,7 @@ impl Daemon {
             queries,
             stop: opts.stop,
         };
+        let _ = daemon.supervisor.start(Box::new(profile));
         for reg in REGISTRY {
             if let Some(c) = (reg.build)(&daemon.config, &daemon.shared) {
                 let _ = daemon.supervisor.start(c);
@@ -259,8 +264,8 @@ impl Daemon {
             log::info!("SIGHUP: {} unchanged", path.display());
             return;
         }
-        if new.daemon != self.config.daemon {
-            log::warn!("SIGHUP: [daemon] changes take effect at the next start");
+        if new.daemon != self.config.daemon || new.profile != self.config.profile {
+            log::warn!("SIGHUP: [daemon] and [profile] changes take effect at the next start");
         }
         match self.apply(&new).await {
             Ok(changed) => {
@@ -304,6 +309,35 @@ impl Daemon {
             }
         }
         Err(failure)
+    }
+}
+
+/// Discovers the topology, chooses and applies the board profile.
+fn apply_profile(config: &Config) -> ProfileComponent {
+    let root = std::path::Path::new("/");
+    let every = (config.profile.verify_interval_s > 0)
+        .then(|| Duration::from_secs(config.profile.verify_interval_s));
+    match Topology::discover() {
+        Ok(topo) => {
+            let chosen = profile::choose(&config.profile, &topo, root);
+            let applied = profile::apply(&chosen.profile, &topo, root);
+            log::info!(
+                "profile {} ({}): {} changes; topology {}",
+                chosen.profile.board.name,
+                chosen.origin,
+                applied.changes.len(),
+                topo.summary()
+            );
+            ProfileComponent::new(chosen, applied, every)
+        }
+        Err(e) => {
+            let chosen = Chosen {
+                profile: profile::builtin("generic").unwrap_or_default(),
+                origin: profile::Origin::Builtin("generic"),
+                fallback: Some(format!("cannot read the topology: {e}")),
+            };
+            ProfileComponent::new(chosen, Default::default(), None)
+        }
     }
 }
 

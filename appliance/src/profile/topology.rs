@@ -23,6 +23,26 @@ pub struct NumaNode {
     pub distances: Vec<u32>,
 }
 
+/// A set of CPUs that share something (a cluster, a cache instance).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuGroup {
+    /// Cache level, or 0 for a cluster.
+    pub level: u8,
+    /// The CPUs.
+    pub cpus: CpuList,
+}
+
+/// How the board identifies itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Device-tree `compatible` strings, most specific first.
+    pub compatible: Vec<String>,
+    /// DMI product name, on ACPI machines.
+    pub dmi_product: Option<String>,
+    /// Distinct MIDR part numbers of the CPUs (`0xd4f`).
+    pub cpu_parts: Vec<String>,
+}
+
 /// What the kernel says the machine is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -30,6 +50,14 @@ pub struct Topology {
     pub nodes: Vec<NumaNode>,
     /// Online CPUs.
     pub online_cpus: CpuList,
+    /// Clusters (`topology/cluster_cpus_list`), distinct, by first CPU.
+    pub clusters: Vec<CpuGroup>,
+    /// Shared caches of level 2 and up (`cache/index*/shared_cpu_list`).
+    pub caches: Vec<CpuGroup>,
+    /// `cpu_capacity` per CPU where the kernel reports it (big.LITTLE).
+    pub capacity: Vec<(u32, u32)>,
+    /// Identity strings.
+    pub identity: Identity,
 }
 
 /// Why discovery failed.
@@ -57,13 +85,14 @@ fn cpulist(path: &Path) -> Result<CpuList, TopologyError> {
 }
 
 impl Topology {
-    /// Reads the running machine's topology from `/sys`.
+    /// Reads the running machine's topology from `/sys` and `/proc`.
     pub fn discover() -> Result<Topology, TopologyError> {
-        Topology::discover_at(Path::new("/sys"))
+        Topology::discover_at(Path::new("/"))
     }
 
-    /// Reads the topology from a sysfs tree rooted at `sys`.
-    pub fn discover_at(sys: &Path) -> Result<Topology, TopologyError> {
+    /// Reads the topology from `root/sys` and `root/proc` (tests use a fixture).
+    pub fn discover_at(root: &Path) -> Result<Topology, TopologyError> {
+        let sys = &root.join("sys");
         let online_cpus = cpulist(&sys.join("devices/system/cpu/online"))?;
         let node_dir = sys.join("devices/system/node");
         let mut ids = node_ids(&node_dir).map_err(|e| TopologyError {
@@ -94,7 +123,32 @@ impl Topology {
                 distances: vec![10],
             });
         }
-        Ok(Topology { nodes, online_cpus })
+        let cpu_dir = sys.join("devices/system/cpu");
+        let (clusters, caches, capacity) = cpu_groups(&cpu_dir, &online_cpus);
+        let identity = Identity {
+            compatible: device_tree_compatible(sys),
+            dmi_product: fs::read_to_string(sys.join("class/dmi/id/product_name"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            cpu_parts: cpu_parts(&root.join("proc/cpuinfo")),
+        };
+        Ok(Topology {
+            nodes,
+            online_cpus,
+            clusters,
+            caches,
+            capacity,
+            identity,
+        })
+    }
+
+    /// The node a CPU belongs to.
+    pub fn node_of(&self, cpu: u32) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.cpus.cpus().any(|c| c == cpu))
+            .map(|n| n.id)
     }
 
     /// `2 nodes: node0 cpus 0-1 (1024 MiB), node1 cpus 2-3 (1024 MiB)`.
@@ -107,6 +161,72 @@ impl Topology {
         let plural = if self.nodes.len() == 1 { "" } else { "s" };
         format!("{} node{plural}: {}", self.nodes.len(), nodes.join(", "))
     }
+}
+
+type Groups = (Vec<CpuGroup>, Vec<CpuGroup>, Vec<(u32, u32)>);
+
+/// Clusters, shared caches and capacities from each online CPU's directory.
+/// Missing files are normal (x86 has no cluster_cpus_list on old kernels, VMs
+/// often have no cache directories): what is absent is simply not reported.
+fn cpu_groups(cpu_dir: &Path, online: &CpuList) -> Groups {
+    let mut clusters: Vec<CpuGroup> = Vec::new();
+    let mut caches: Vec<CpuGroup> = Vec::new();
+    let mut capacity = Vec::new();
+    let add = |list: &mut Vec<CpuGroup>, level: u8, path: &Path| {
+        if let Ok(cpus) = cpulist(path)
+            && !list.iter().any(|g| g.level == level && g.cpus == cpus)
+        {
+            list.push(CpuGroup { level, cpus });
+        }
+    };
+    for cpu in online.cpus() {
+        let dir = cpu_dir.join(format!("cpu{cpu}"));
+        add(&mut clusters, 0, &dir.join("topology/cluster_cpus_list"));
+        for index in 0..8 {
+            let idx = dir.join(format!("cache/index{index}"));
+            let Ok(level) = fs::read_to_string(idx.join("level")) else {
+                break;
+            };
+            let level: u8 = level.trim().parse().unwrap_or(0);
+            let kind = fs::read_to_string(idx.join("type")).unwrap_or_default();
+            if level >= 2 && kind.trim() != "Instruction" {
+                add(&mut caches, level, &idx.join("shared_cpu_list"));
+            }
+        }
+        if let Some(c) = fs::read_to_string(dir.join("cpu_capacity"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            capacity.push((cpu, c));
+        }
+    }
+    (clusters, caches, capacity)
+}
+
+fn device_tree_compatible(sys: &Path) -> Vec<String> {
+    let path = sys.join("firmware/devicetree/base/compatible");
+    fs::read(path)
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Distinct `CPU part` values from /proc/cpuinfo (arm64 only; empty elsewhere).
+fn cpu_parts(cpuinfo: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = fs::read_to_string(cpuinfo)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("CPU part"))
+        .filter_map(|v| v.split(':').nth(1))
+        .map(|v| v.trim().to_lowercase())
+        .collect();
+    parts.sort();
+    parts.dedup();
+    parts
 }
 
 fn node_ids(dir: &Path) -> io::Result<Vec<u32>> {
@@ -151,23 +271,63 @@ mod tests {
     fn reads_a_two_node_board() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        write(r, "devices/system/cpu/online", "0-3\n");
-        write(r, "devices/system/node/node0/cpulist", "0-1\n");
-        write(r, "devices/system/node/node0/distance", "10 20\n");
+        write(r, "sys/devices/system/cpu/online", "0-3\n");
+        write(r, "sys/devices/system/node/node0/cpulist", "0-1\n");
+        write(r, "sys/devices/system/node/node0/distance", "10 20\n");
         write(
             r,
-            "devices/system/node/node0/meminfo",
+            "sys/devices/system/node/node0/meminfo",
             "Node 0 MemTotal:       1048576 kB\n",
         );
-        write(r, "devices/system/node/node1/cpulist", "2-3\n");
-        write(r, "devices/system/node/node1/distance", "20 10\n");
+        write(r, "sys/devices/system/node/node1/cpulist", "2-3\n");
+        write(r, "sys/devices/system/node/node1/distance", "20 10\n");
         write(
             r,
-            "devices/system/node/node1/meminfo",
+            "sys/devices/system/node/node1/meminfo",
             "Node 1 MemTotal:       1048576 kB\n",
         );
-        write(r, "devices/system/node/possible", "0-1\n");
+        for cpu in 0..4 {
+            let d = format!("sys/devices/system/cpu/cpu{cpu}");
+            let pair = if cpu < 2 { "0-1" } else { "2-3" };
+            write(r, &format!("{d}/topology/cluster_cpus_list"), pair);
+            write(r, &format!("{d}/cache/index0/level"), "1");
+            write(r, &format!("{d}/cache/index0/type"), "Data");
+            write(
+                r,
+                &format!("{d}/cache/index0/shared_cpu_list"),
+                &cpu.to_string(),
+            );
+            write(r, &format!("{d}/cache/index1/level"), "2");
+            write(r, &format!("{d}/cache/index1/type"), "Unified");
+            write(r, &format!("{d}/cache/index1/shared_cpu_list"), pair);
+            write(
+                r,
+                &format!("{d}/cpu_capacity"),
+                if cpu < 2 { "1024" } else { "512" },
+            );
+        }
+        write(
+            r,
+            "sys/firmware/devicetree/base/compatible",
+            "radxa,orion-o6\0cix,sky1\0",
+        );
+        write(
+            r,
+            "proc/cpuinfo",
+            "CPU part\t: 0xd81\n\nCPU part\t: 0xD80\nCPU part\t: 0xd81\n",
+        );
         let topo = Topology::discover_at(r).unwrap();
+        assert_eq!(topo.clusters.len(), 2);
+        assert_eq!(topo.clusters[1].cpus.to_string(), "2-3");
+        assert_eq!(topo.caches.len(), 2, "L1 is per-core and not reported");
+        assert_eq!(topo.caches[0].level, 2);
+        assert_eq!(
+            topo.capacity,
+            vec![(0, 1024), (1, 1024), (2, 512), (3, 512)]
+        );
+        assert_eq!(topo.identity.compatible, vec!["radxa,orion-o6", "cix,sky1"]);
+        assert_eq!(topo.identity.cpu_parts, vec!["0xd80", "0xd81"]);
+        assert_eq!(topo.node_of(3), Some(1));
         assert_eq!(topo.nodes.len(), 2);
         assert_eq!(topo.nodes[1].cpus.to_string(), "2-3");
         assert_eq!(topo.nodes[0].distances, vec![10, 20]);
@@ -181,7 +341,7 @@ mod tests {
     #[test]
     fn a_kernel_without_numa_is_one_node() {
         let t = tempfile::tempdir().unwrap();
-        write(t.path(), "devices/system/cpu/online", "0-1\n");
+        write(t.path(), "sys/devices/system/cpu/online", "0-1\n");
         let topo = Topology::discover_at(t.path()).unwrap();
         assert_eq!(topo.nodes.len(), 1);
         assert_eq!(topo.nodes[0].cpus.to_string(), "0-1");
@@ -190,8 +350,8 @@ mod tests {
     #[test]
     fn a_corrupt_cpulist_names_the_file() {
         let t = tempfile::tempdir().unwrap();
-        write(t.path(), "devices/system/cpu/online", "0-x\n");
+        write(t.path(), "sys/devices/system/cpu/online", "0-x\n");
         let e = Topology::discover_at(t.path()).unwrap_err().to_string();
-        assert!(e.contains("devices/system/cpu/online"), "{e}");
+        assert!(e.contains("sys/devices/system/cpu/online"), "{e}");
     }
 }

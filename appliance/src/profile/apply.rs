@@ -1,0 +1,326 @@
+//! Applying a profile to the running system, recording every original value
+//! first, restoring them on stop, and noticing when someone changes them back.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use super::{CpuList, MemPolicyMode, Profile, Topology, WorkPlacement, device_dir};
+
+/// One value nodus changed.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// `sysctl kernel.numa_balancing`, `irq 34 (nic0)`.
+    pub what: String,
+    /// The file written.
+    pub path: PathBuf,
+    /// What it held before.
+    pub original: String,
+    /// What the profile wants.
+    pub desired: String,
+    /// Compare as cpulists (IRQ affinity) rather than text.
+    cpus: bool,
+}
+
+/// Everything applied, for verify and restore.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    /// Changed files, in the order they were changed.
+    pub changes: Vec<Change>,
+    /// What could not be applied (the rest was).
+    pub warnings: Vec<String>,
+    /// CPUs nodus's threads were pinned to.
+    pub runtime_cpus: Option<CpuList>,
+    /// The memory policy set for nodus's threads.
+    pub mempolicy: Option<String>,
+}
+
+/// The CPUs a placement names.
+pub fn placement_cpus(w: &WorkPlacement, p: &Profile, topo: &Topology) -> Option<CpuList> {
+    if let Some(c) = &w.cpus {
+        return Some(c.clone());
+    }
+    if let Some(name) = &w.cluster {
+        return p
+            .clusters
+            .iter()
+            .find(|c| &c.name == name)
+            .map(|c| c.cpus.clone());
+    }
+    let n = w.node?;
+    topo.nodes
+        .iter()
+        .find(|x| x.id == n)
+        .map(|x| x.cpus.clone())
+}
+
+fn same(a: &str, b: &str, cpus: bool) -> bool {
+    if cpus {
+        a.trim().parse::<CpuList>().ok() == b.trim().parse::<CpuList>().ok()
+    } else {
+        a.trim() == b.trim()
+    }
+}
+
+fn write_value(path: &Path, value: &str) -> std::io::Result<()> {
+    fs::write(path, format!("{value}\n"))
+}
+
+impl Applied {
+    fn change(&mut self, what: String, path: PathBuf, desired: String, cpus: bool) {
+        let original = match fs::read_to_string(&path) {
+            Ok(v) => v.trim().to_owned(),
+            Err(e) => {
+                self.warnings
+                    .push(format!("{what}: cannot read {}: {e}", path.display()));
+                return;
+            }
+        };
+        if same(&original, &desired, cpus) {
+            return;
+        }
+        match write_value(&path, &desired) {
+            Ok(()) => self.changes.push(Change {
+                what,
+                path,
+                original,
+                desired,
+                cpus,
+            }),
+            Err(e) => self
+                .warnings
+                .push(format!("{what}: cannot write {desired}: {e}")),
+        }
+    }
+
+    /// Puts every original value back, newest change first. Returns failures.
+    pub fn restore(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        while let Some(c) = self.changes.pop() {
+            if let Err(e) = write_value(&c.path, &c.original) {
+                errors.push(format!("{}: cannot restore {}: {e}", c.what, c.original));
+            }
+        }
+        errors
+    }
+
+    /// What differs now from what was applied.
+    pub fn verify(&self) -> Vec<String> {
+        let mut drift = Vec::new();
+        for c in &self.changes {
+            match fs::read_to_string(&c.path) {
+                Ok(now) if same(&now, &c.desired, c.cpus) => {}
+                Ok(now) => drift.push(format!(
+                    "{} is {}, profile says {}",
+                    c.what,
+                    now.trim(),
+                    c.desired
+                )),
+                Err(e) => drift.push(format!("{}: {e}", c.what)),
+            }
+        }
+        if let Some(want) = &self.runtime_cpus {
+            for (tid, cpus) in thread_affinities() {
+                if &cpus != want {
+                    drift.push(format!(
+                        "thread {tid} runs on CPUs {cpus}, profile says {want}"
+                    ));
+                }
+            }
+        }
+        drift
+    }
+}
+
+/// `Cpus_allowed_list` of each of this process's threads.
+pub fn thread_affinities() -> Vec<(u32, CpuList)> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid = t.file_name().to_str()?.parse().ok()?;
+            let status = fs::read_to_string(t.path().join("status")).ok()?;
+            let list = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            Some((tid, list.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// IRQ numbers of a device directory (MSI vectors, else the legacy line).
+fn device_irqs(dir: &Path) -> Vec<u32> {
+    for d in [dir.to_path_buf(), dir.join("device"), dir.join("device/..")] {
+        if let Ok(entries) = fs::read_dir(d.join("msi_irqs")) {
+            let mut irqs: Vec<u32> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+            if !irqs.is_empty() {
+                irqs.sort_unstable();
+                return irqs;
+            }
+        }
+        if let Some(irq) = fs::read_to_string(d.join("irq"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&i: &u32| i > 0)
+        {
+            return vec![irq];
+        }
+    }
+    Vec::new()
+}
+
+/// Applies `p` on a machine whose files are under `root` (`/`). The current
+/// thread's CPU affinity and memory policy are set here, so call it before
+/// spawning the threads that should inherit them.
+pub fn apply(p: &Profile, topo: &Topology, root: &Path) -> Applied {
+    let mut a = Applied::default();
+    set_limits(p, &mut a);
+    for (name, value) in &p.sysctl {
+        let path = root.join("proc/sys").join(name.replace('.', "/"));
+        a.change(format!("sysctl {name}"), path, value.clone(), false);
+    }
+    for q in &p.irqs {
+        let Some(dev) = p.devices.iter().find(|d| d.name == q.device) else {
+            continue;
+        };
+        let cpus = match (&q.cpus, q.node) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(n)) => topo
+                .nodes
+                .iter()
+                .find(|x| x.id == n)
+                .map(|x| x.cpus.clone()),
+            _ => None,
+        };
+        let (Some(dir), Some(cpus)) = (device_dir(dev, root), cpus) else {
+            a.warnings.push(format!(
+                "irq placement for {}: device or target not found",
+                dev.name
+            ));
+            continue;
+        };
+        let irqs = device_irqs(&dir);
+        if irqs.is_empty() {
+            a.warnings.push(format!(
+                "{}: no interrupts found under {}",
+                dev.name,
+                dir.display()
+            ));
+        }
+        for irq in irqs {
+            let path = root.join(format!("proc/irq/{irq}/smp_affinity_list"));
+            a.change(
+                format!("irq {irq} ({})", dev.name),
+                path,
+                cpus.to_string(),
+                true,
+            );
+        }
+    }
+    if let Some(w) = &p.placement.runtime {
+        if let Some(cpus) = placement_cpus(w, p, topo) {
+            match set_affinity(&cpus) {
+                Ok(()) => a.runtime_cpus = Some(cpus),
+                Err(e) => a
+                    .warnings
+                    .push(format!("placement.runtime: CPUs {cpus}: {e}")),
+            }
+        }
+        let nodes = if w.mem_nodes.is_empty() {
+            a.runtime_cpus
+                .iter()
+                .flat_map(|c| c.cpus())
+                .filter_map(|c| topo.node_of(c))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        } else {
+            w.mem_nodes.clone()
+        };
+        if w.mempolicy != MemPolicyMode::Default {
+            match set_mempolicy(w.mempolicy, &nodes) {
+                Ok(()) => a.mempolicy = Some(format!("{:?} {nodes:?}", w.mempolicy).to_lowercase()),
+                Err(e) => a.warnings.push(format!("placement.runtime.mempolicy: {e}")),
+            }
+        }
+    }
+    a
+}
+
+fn set_limits(p: &Profile, a: &mut Applied) {
+    let set = |res, value: u64, what: &str, a: &mut Applied| {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: plain struct argument.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            a.warnings.push(format!(
+                "limits.{what}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    };
+    if let Some(n) = p.limits.open_files {
+        set(libc::RLIMIT_NOFILE, n, "open_files", a);
+    }
+    if let Some(m) = p.limits.memlock_mib {
+        set(
+            libc::RLIMIT_MEMLOCK,
+            m.saturating_mul(1 << 20),
+            "memlock_mib",
+            a,
+        );
+    }
+}
+
+/// Pins the calling thread (and the threads it creates later) to `cpus`.
+fn set_affinity(cpus: &CpuList) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds are checked below.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in cpus.cpus() {
+            if (c as usize) < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c as usize, &mut set);
+            }
+        }
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// set_mempolicy(2) for the calling thread (inherited by its children).
+fn set_mempolicy(mode: MemPolicyMode, nodes: &[u32]) -> std::io::Result<()> {
+    let mode = match mode {
+        MemPolicyMode::Default => 0,
+        MemPolicyMode::Preferred => 1,
+        MemPolicyMode::Bind => 2,
+        MemPolicyMode::Interleave => 3,
+        MemPolicyMode::Local => 4,
+    };
+    let mut mask = [0u64; 16]; // 1024 nodes
+    for &n in nodes {
+        if let Some(word) = mask.get_mut(n as usize / 64) {
+            *word |= 1 << (n % 64);
+        }
+    }
+    let (ptr, maxnode) = if mode == 4 || mode == 0 {
+        (std::ptr::null(), 0)
+    } else {
+        (mask.as_ptr(), mask.len() as u64 * 64 + 1)
+    };
+    // SAFETY: mask outlives the call; maxnode matches its size in bits (+1 as the syscall expects).
+    let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

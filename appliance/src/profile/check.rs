@@ -1,0 +1,438 @@
+//! The rules a profile must satisfy: on its own (`nodus profile check`), and
+//! against the machine it is about to be applied to (at boot). Each problem
+//! names the key and says exactly what differs.
+
+use std::{collections::BTreeSet, fmt, path::Path};
+
+use super::{CpuList, Device, Profile, Topology, WorkPlacement};
+
+/// One thing wrong with a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, `node[1].cpus`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key {}: {}", self.key, self.reason)
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+fn is_subset(a: &CpuList, b: &BTreeSet<u32>) -> Vec<u32> {
+    a.cpus().filter(|c| !b.contains(c)).collect()
+}
+
+fn list(cpus: &[u32]) -> String {
+    cpus.iter().copied().collect::<CpuList>().to_string()
+}
+
+/// Internal consistency: references resolve, every CPU is in exactly one node,
+/// each rule names exactly one target.
+pub fn check_structure(p: &Profile) -> Vec<Problem> {
+    let mut out = Problems(Vec::new());
+    if p.board.name.trim().is_empty() {
+        out.add("board.name", "must not be empty");
+    }
+    let mut node_cpus = BTreeSet::new();
+    let mut node_ids = BTreeSet::new();
+    for (i, n) in p.nodes.iter().enumerate() {
+        if !node_ids.insert(n.id) {
+            out.add(
+                format!("node[{i}].id"),
+                format!("node {} is listed twice", n.id),
+            );
+        }
+        if n.cpus.is_empty() {
+            out.add(format!("node[{i}].cpus"), "a node needs at least one CPU");
+        }
+        for c in n.cpus.cpus() {
+            if !node_cpus.insert(c) {
+                out.add(
+                    format!("node[{i}].cpus"),
+                    format!("CPU {c} is already in another node"),
+                );
+            }
+        }
+    }
+    let have_nodes = !p.nodes.is_empty();
+    let in_nodes = |key: String, cpus: &CpuList, out: &mut Problems| {
+        let stray = is_subset(cpus, &node_cpus);
+        if have_nodes && !stray.is_empty() {
+            out.add(key, format!("CPUs {} are in no [[node]]", list(&stray)));
+        }
+    };
+    let mut cluster_names = BTreeSet::new();
+    let mut clustered = BTreeSet::new();
+    for (i, c) in p.clusters.iter().enumerate() {
+        if !cluster_names.insert(c.name.as_str()) {
+            out.add(
+                format!("cluster[{i}].name"),
+                format!("cluster {} is listed twice", c.name),
+            );
+        }
+        in_nodes(format!("cluster[{i}].cpus"), &c.cpus, &mut out);
+        for cpu in c.cpus.cpus() {
+            if !clustered.insert(cpu) {
+                out.add(
+                    format!("cluster[{i}].cpus"),
+                    format!("CPU {cpu} is already in another cluster"),
+                );
+            }
+        }
+    }
+    for (i, c) in p.caches.iter().enumerate() {
+        if !(2..=4).contains(&c.level) {
+            out.add(
+                format!("cache[{i}].level"),
+                "must be 2, 3 or 4 (L1 is per core)",
+            );
+        }
+        in_nodes(format!("cache[{i}].cpus"), &c.cpus, &mut out);
+    }
+    let mut device_names = BTreeSet::new();
+    for (i, d) in p.devices.iter().enumerate() {
+        if !device_names.insert(d.name.as_str()) {
+            out.add(
+                format!("device[{i}].name"),
+                format!("device {} is listed twice", d.name),
+            );
+        }
+        let locators = [d.sysfs.is_some(), d.interface.is_some(), d.driver.is_some()];
+        if locators.iter().filter(|&&x| x).count() != 1 {
+            out.add(
+                format!("device[{i}]"),
+                "give exactly one of sysfs, interface or driver",
+            );
+        }
+        if let Some(n) = d.node
+            && have_nodes
+            && !node_ids.contains(&n)
+        {
+            out.add(format!("device[{i}].node"), format!("there is no node {n}"));
+        }
+    }
+    let target_ok = |key: &str,
+                     cpus: Option<&CpuList>,
+                     cluster: Option<&String>,
+                     node: Option<u32>,
+                     out: &mut Problems| {
+        let given = [cpus.is_some(), cluster.is_some(), node.is_some()];
+        if given.iter().filter(|&&x| x).count() != 1 {
+            out.add(key, "give exactly one of cpus, cluster or node");
+        }
+        if let Some(c) = cluster
+            && !cluster_names.contains(c.as_str())
+        {
+            out.add(format!("{key}.cluster"), format!("there is no cluster {c}"));
+        }
+        if let Some(n) = node
+            && have_nodes
+            && !node_ids.contains(&n)
+        {
+            out.add(format!("{key}.node"), format!("there is no node {n}"));
+        }
+    };
+    let placements: [(&str, &Option<WorkPlacement>); 5] = [
+        ("runtime", &p.placement.runtime),
+        ("fileserver", &p.placement.fileserver),
+        ("proxy", &p.placement.proxy),
+        ("telemetry", &p.placement.telemetry),
+        ("ebpf_events", &p.placement.ebpf_events),
+    ];
+    for (name, w) in placements {
+        let Some(w) = w else { continue };
+        let key = format!("placement.{name}");
+        target_ok(&key, w.cpus.as_ref(), w.cluster.as_ref(), w.node, &mut out);
+        if let Some(c) = &w.cpus {
+            in_nodes(format!("{key}.cpus"), c, &mut out);
+        }
+        for n in &w.mem_nodes {
+            if have_nodes && !node_ids.contains(n) {
+                out.add(format!("{key}.mem_nodes"), format!("there is no node {n}"));
+            }
+        }
+    }
+    let mut layer_names = BTreeSet::new();
+    for (i, l) in p.layers.iter().enumerate() {
+        let key = format!("layer[{i}]");
+        if !layer_names.insert(l.name.as_str()) {
+            out.add(
+                format!("{key}.name"),
+                format!("layer {} is listed twice", l.name),
+            );
+        }
+        target_ok(&key, l.cpus.as_ref(), l.cluster.as_ref(), None, &mut out);
+        if let Some(c) = &l.cpus {
+            in_nodes(format!("{key}.cpus"), c, &mut out);
+        }
+        if l.matches.is_empty() {
+            out.add(
+                format!("{key}.match"),
+                "a layer needs at least one match rule",
+            );
+        }
+        for (j, m) in l.matches.iter().enumerate() {
+            let n = [
+                m.comm_prefix.is_some(),
+                m.cgroup_prefix.is_some(),
+                m.exe.is_some(),
+            ];
+            if n.iter().filter(|&&x| x).count() != 1 {
+                out.add(
+                    format!("{key}.match[{j}]"),
+                    "give exactly one of comm_prefix, cgroup_prefix or exe",
+                );
+            }
+        }
+    }
+    for (i, q) in p.irqs.iter().enumerate() {
+        let key = format!("irq[{i}]");
+        if !device_names.contains(q.device.as_str()) {
+            out.add(
+                format!("{key}.device"),
+                format!("there is no device {}", q.device),
+            );
+        }
+        if q.node.is_some() == q.cpus.is_some() {
+            out.add(&key, "give exactly one of node or cpus");
+        }
+        if let Some(n) = q.node
+            && have_nodes
+            && !node_ids.contains(&n)
+        {
+            out.add(format!("{key}.node"), format!("there is no node {n}"));
+        }
+        if let Some(c) = &q.cpus {
+            in_nodes(format!("{key}.cpus"), c, &mut out);
+        }
+    }
+    for (name, value) in &p.sysctl {
+        let valid = !name.is_empty()
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+        if !valid {
+            out.add(
+                format!("sysctl.{name:?}"),
+                "not a sysctl name (dotted, like vm.swappiness)",
+            );
+        }
+        if value.contains('\n') {
+            out.add(format!("sysctl.{name:?}"), "value must be one line");
+        }
+    }
+    out.0
+}
+
+/// The profile against the machine: identity, nodes, clusters, caches and
+/// devices must be what the profile says, or it is the wrong profile.
+pub fn check_against(p: &Profile, topo: &Topology, root: &Path) -> Vec<Problem> {
+    let mut out = Problems(Vec::new());
+    let m = &p.board.matches;
+    let id = &topo.identity;
+    if !m.compatible.is_empty() && !m.compatible.iter().any(|c| id.compatible.contains(c)) {
+        out.add(
+            "board.match.compatible",
+            format!(
+                "profile wants one of {:?}, this board is {:?}",
+                m.compatible, id.compatible
+            ),
+        );
+    }
+    if !m.dmi_product.is_empty()
+        && !id
+            .dmi_product
+            .as_ref()
+            .is_some_and(|d| m.dmi_product.contains(d))
+    {
+        out.add(
+            "board.match.dmi_product",
+            format!(
+                "profile wants one of {:?}, this board is {:?}",
+                m.dmi_product, id.dmi_product
+            ),
+        );
+    }
+    if !m.cpu_parts.is_empty() {
+        let wanted: Vec<String> = m.cpu_parts.iter().map(|s| s.to_lowercase()).collect();
+        let foreign: Vec<&String> = id
+            .cpu_parts
+            .iter()
+            .filter(|p| !wanted.contains(p))
+            .collect();
+        if id.cpu_parts.is_empty() || !foreign.is_empty() {
+            out.add(
+                "board.match.cpu_parts",
+                format!(
+                    "profile wants CPU parts {:?}, this board has {:?}",
+                    m.cpu_parts, id.cpu_parts
+                ),
+            );
+        }
+    }
+    if let Some(n) = m.cpus
+        && n != topo.online_cpus.len()
+    {
+        out.add(
+            "board.match.cpus",
+            format!(
+                "profile says {n} CPUs, this board has {} online",
+                topo.online_cpus.len()
+            ),
+        );
+    }
+    if !p.nodes.is_empty() && p.nodes.len() != topo.nodes.len() {
+        out.add(
+            "node",
+            format!(
+                "profile has {} nodes, this board has {} ({})",
+                p.nodes.len(),
+                topo.nodes.len(),
+                topo.summary()
+            ),
+        );
+    }
+    for (i, n) in p.nodes.iter().enumerate() {
+        let Some(found) = topo.nodes.iter().find(|t| t.id == n.id) else {
+            out.add(
+                format!("node[{i}].id"),
+                format!("this board has no node {}", n.id),
+            );
+            continue;
+        };
+        if found.cpus != n.cpus {
+            out.add(
+                format!("node[{i}].cpus"),
+                format!("profile says {}, this board has {}", n.cpus, found.cpus),
+            );
+        }
+        if let Some(want) = n.memory_mib {
+            let have = found.memory_mib;
+            let ok = if want == 0 {
+                have == 0
+            } else {
+                have.abs_diff(want) * 100 <= want * 15
+            };
+            if !ok {
+                out.add(
+                    format!("node[{i}].memory_mib"),
+                    format!("profile says {want} MiB, this board has {have} MiB"),
+                );
+            }
+        }
+    }
+    let found_clusters: Vec<&CpuList> = topo.clusters.iter().map(|g| &g.cpus).collect();
+    for (i, c) in p.clusters.iter().enumerate() {
+        if !found_clusters.is_empty() && !found_clusters.contains(&&c.cpus) {
+            let have: Vec<String> = found_clusters.iter().map(|c| c.to_string()).collect();
+            out.add(
+                format!("cluster[{i}].cpus"),
+                format!(
+                    "no cluster is {} here; clusters are {}",
+                    c.cpus,
+                    have.join(" ")
+                ),
+            );
+        }
+    }
+    for (i, c) in p.caches.iter().enumerate() {
+        let same_level: Vec<&CpuList> = topo
+            .caches
+            .iter()
+            .filter(|g| g.level == c.level)
+            .map(|g| &g.cpus)
+            .collect();
+        if !same_level.is_empty() && !same_level.contains(&&c.cpus) {
+            let have: Vec<String> = same_level.iter().map(|c| c.to_string()).collect();
+            out.add(
+                format!("cache[{i}].cpus"),
+                format!(
+                    "no L{} is shared by {} here; L{} domains are {}",
+                    c.level,
+                    c.cpus,
+                    c.level,
+                    have.join(" ")
+                ),
+            );
+        }
+    }
+    for (i, d) in p.devices.iter().enumerate() {
+        match device_dir(d, root) {
+            None if !d.optional => out.add(
+                format!("device[{i}]"),
+                format!("{} not found ({})", d.name, locator(d)),
+            ),
+            None => {}
+            Some(dir) => {
+                let node = std::fs::read_to_string(dir.join("numa_node"))
+                    .or_else(|_| std::fs::read_to_string(dir.join("device/numa_node")))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok());
+                if let (Some(want), Some(have)) = (d.node, node)
+                    && have >= 0
+                    && have != i64::from(want)
+                {
+                    out.add(
+                        format!("device[{i}].node"),
+                        format!("profile says node {want}, the kernel says node {have}"),
+                    );
+                }
+            }
+        }
+    }
+    out.0
+}
+
+fn locator(d: &Device) -> String {
+    match (&d.sysfs, &d.interface, &d.driver) {
+        (Some(s), _, _) => format!("sysfs {s}"),
+        (_, Some(i), _) => format!("interface {i}"),
+        (_, _, Some(dr)) => format!("driver {dr}"),
+        _ => "no locator".into(),
+    }
+}
+
+/// The sysfs directory of a device, if it exists on this machine.
+pub fn device_dir(d: &Device, root: &Path) -> Option<std::path::PathBuf> {
+    if let Some(s) = &d.sysfs {
+        let p = root.join(s.trim_start_matches('/'));
+        return p.exists().then_some(p);
+    }
+    if let Some(i) = &d.interface {
+        let p = root.join("sys/class/net").join(i);
+        return p.exists().then_some(p);
+    }
+    let driver = d.driver.as_ref()?;
+    let buses = std::fs::read_dir(root.join("sys/bus")).ok()?;
+    for bus in buses.flatten() {
+        let dir = bus.path().join("drivers").join(driver);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.path().join("uevent").exists()
+                    || e.file_type().is_ok_and(|t| t.is_symlink())
+                        && e.file_name().to_string_lossy().contains(':')
+                {
+                    return Some(e.path());
+                }
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,324 @@
+//! Parsing, every check rule (one bad profile each), includes and selection.
+
+use std::{fs, path::Path};
+
+use super::*;
+use crate::{config::ProfileConfig, tomlfile};
+
+const BASE: &str = r#"
+[board]
+name = "t"
+[[node]]
+id = 0
+cpus = "0-1"
+[[node]]
+id = 1
+cpus = "2-3"
+[[cluster]]
+name = "a"
+cpus = "0-1"
+[[cluster]]
+name = "b"
+cpus = "2-3"
+[[device]]
+name = "nic0"
+kind = "nic"
+interface = "eth0"
+"#;
+
+fn parse(extra: &str) -> Result<Profile, String> {
+    tomlfile::parse_str(&format!("{BASE}{extra}"), "t.toml").map_err(|e| e.to_string())
+}
+
+/// Asserts the profile `BASE + extra` has a problem at `key` mentioning `why`.
+fn bad(extra: &str, key: &str, why: &str) {
+    let p = parse(extra).expect("parses");
+    let problems = check_structure(&p);
+    assert!(
+        problems
+            .iter()
+            .any(|x| x.key == key && x.reason.contains(why)),
+        "expected {key}: {why}; got {problems:?}"
+    );
+}
+
+#[test]
+fn the_base_profile_is_clean() {
+    assert_eq!(check_structure(&parse("").unwrap()), vec![]);
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_location() {
+    let e = parse("[placement.runtime]\ncpu = \"1\"\n").unwrap_err();
+    assert!(
+        e.contains("placement.runtime.cpu") && e.contains("unknown field"),
+        "{e}"
+    );
+    let e = parse("[[node]]\nid = 2\ncpus = \"4\"\nmemory = 1\n").unwrap_err();
+    assert!(e.contains("node[2].memory"), "{e}");
+}
+
+#[test]
+fn bad_cpulists_are_errors_with_their_location() {
+    let e = parse("[[layer]]\nname = \"x\"\ncpus = \"3-1\"\npolicy = \"open\"\n").unwrap_err();
+    assert!(
+        e.contains("layer[0].cpus") && e.contains("range runs backwards"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_structure_rule_has_a_clear_error() {
+    bad(
+        "[[node]]\nid = 1\ncpus = \"4\"\n",
+        "node[2].id",
+        "listed twice",
+    );
+    bad(
+        "[[node]]\nid = 2\ncpus = \"1\"\n",
+        "node[2].cpus",
+        "CPU 1 is already in another node",
+    );
+    bad(
+        "[[node]]\nid = 2\ncpus = \"\"\n",
+        "node[2].cpus",
+        "at least one CPU",
+    );
+    bad(
+        "[[cluster]]\nname = \"c\"\ncpus = \"4-5\"\n",
+        "cluster[2].cpus",
+        "CPUs 4-5 are in no [[node]]",
+    );
+    bad(
+        "[[cluster]]\nname = \"a\"\ncpus = \"0\"\n",
+        "cluster[2].name",
+        "listed twice",
+    );
+    bad(
+        "[[cluster]]\nname = \"c\"\ncpus = \"1-2\"\n",
+        "cluster[2].cpus",
+        "already in another cluster",
+    );
+    bad(
+        "[[cache]]\nlevel = 1\ncpus = \"0\"\n",
+        "cache[0].level",
+        "must be 2, 3 or 4",
+    );
+    bad(
+        "[[device]]\nname = \"npu\"\nkind = \"npu\"\n",
+        "device[1]",
+        "exactly one of sysfs, interface or driver",
+    );
+    bad(
+        "[[device]]\nname = \"npu\"\nkind = \"npu\"\ndriver = \"x\"\nnode = 7\n",
+        "device[1].node",
+        "no node 7",
+    );
+    bad(
+        "[placement.runtime]\ncluster = \"zz\"\n",
+        "placement.runtime.cluster",
+        "no cluster zz",
+    );
+    bad(
+        "[placement.runtime]\ncpus = \"0\"\nnode = 0\n",
+        "placement.runtime",
+        "exactly one of cpus, cluster or node",
+    );
+    bad(
+        "[placement.proxy]\nnode = 0\nmem_nodes = [5]\n",
+        "placement.proxy.mem_nodes",
+        "no node 5",
+    );
+    bad(
+        "[placement.telemetry]\ncpus = \"9\"\n",
+        "placement.telemetry.cpus",
+        "CPUs 9 are in no [[node]]",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncluster = \"a\"\npolicy = \"open\"\n",
+        "layer[0].match",
+        "at least one match rule",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncluster = \"q\"\npolicy = \"open\"\nmatch = [{ comm_prefix = \"a\" }]\n",
+        "layer[0].cluster",
+        "no cluster q",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ comm_prefix = \"a\", exe = \"/b\" }]\n",
+        "layer[0].match[0]",
+        "exactly one of comm_prefix",
+    );
+    bad(
+        "[[irq]]\ndevice = \"nope\"\nnode = 0\n",
+        "irq[0].device",
+        "no device nope",
+    );
+    bad(
+        "[[irq]]\ndevice = \"nic0\"\n",
+        "irq[0]",
+        "exactly one of node or cpus",
+    );
+    bad(
+        "[[irq]]\ndevice = \"nic0\"\nnode = 3\n",
+        "irq[0].node",
+        "no node 3",
+    );
+    bad(
+        "[sysctl]\n\"vm/../x\" = \"1\"\n",
+        "sysctl.\"vm/../x\"",
+        "not a sysctl name",
+    );
+    bad(
+        "[sysctl]\n\"vm.swappiness\" = \"1\\n2\"\n",
+        "sysctl.\"vm.swappiness\"",
+        "one line",
+    );
+}
+
+fn fixture(root: &Path, nodes: &[(&str, u64)], compatible: &str) {
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    let n = nodes.len();
+    let all = nodes.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(",");
+    w("sys/devices/system/cpu/online", &all);
+    for (i, (cpus, mib)) in nodes.iter().enumerate() {
+        let d = format!("sys/devices/system/node/node{i}");
+        w(&format!("{d}/cpulist"), cpus);
+        w(
+            &format!("{d}/meminfo"),
+            &format!("Node {i} MemTotal: {} kB\n", mib * 1024),
+        );
+        let dist: Vec<&str> = (0..n).map(|j| if j == i { "10" } else { "20" }).collect();
+        w(&format!("{d}/distance"), &dist.join(" "));
+    }
+    w(
+        "sys/firmware/devicetree/base/compatible",
+        &format!("{compatible}\0"),
+    );
+    w("sys/class/net/eth0/device/numa_node", "-1");
+}
+
+#[test]
+fn the_qemu_profile_fits_the_qemu_board_and_not_another() {
+    let p = builtin("qemu-virt-numa").expect("built-in");
+    let t = tempfile::tempdir().unwrap();
+    fixture(t.path(), &[("0-1", 980), ("2-3", 1000)], "linux,dummy-virt");
+    let topo = Topology::discover_at(t.path()).unwrap();
+    assert_eq!(check_against(&p, &topo, t.path()), vec![]);
+
+    let t2 = tempfile::tempdir().unwrap();
+    fixture(t2.path(), &[("0-2", 980), ("3", 1000)], "linux,dummy-virt");
+    let topo2 = Topology::discover_at(t2.path()).unwrap();
+    let problems = check_against(&p, &topo2, t2.path());
+    assert!(
+        problems.contains(&Problem {
+            key: "node[0].cpus".into(),
+            reason: "profile says 0-1, this board has 0-2".into()
+        }),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn auto_selection_picks_the_matching_profile_or_falls_back_with_the_difference() {
+    let cfg = ProfileConfig {
+        dir: "/nonexistent".into(),
+        ..ProfileConfig::default()
+    };
+    let t = tempfile::tempdir().unwrap();
+    fixture(
+        t.path(),
+        &[("0-1", 1024), ("2-3", 1024)],
+        "linux,dummy-virt",
+    );
+    let topo = Topology::discover_at(t.path()).unwrap();
+    let chosen = choose(&cfg, &topo, t.path());
+    assert_eq!(chosen.profile.board.name, "qemu-virt-numa");
+    assert!(chosen.fallback.is_none(), "{:?}", chosen.fallback);
+
+    // Same identity, wrong memory size: recognised, but never applied.
+    let t2 = tempfile::tempdir().unwrap();
+    fixture(
+        t2.path(),
+        &[("0-1", 4096), ("2-3", 1024)],
+        "linux,dummy-virt",
+    );
+    let topo2 = Topology::discover_at(t2.path()).unwrap();
+    let chosen = choose(&cfg, &topo2, t2.path());
+    assert_eq!(chosen.profile.board.name, "generic");
+    let why = chosen.fallback.expect("a reason");
+    assert!(
+        why.contains("node[0].memory_mib: profile says 1024 MiB, this board has 4096 MiB"),
+        "{why}"
+    );
+
+    // Another board entirely: generic, and nothing to complain about.
+    let t3 = tempfile::tempdir().unwrap();
+    fixture(t3.path(), &[("0-7", 8192)], "acme,board");
+    let topo3 = Topology::discover_at(t3.path()).unwrap();
+    let chosen = choose(&cfg, &topo3, t3.path());
+    assert_eq!(chosen.profile.board.name, "generic");
+    assert!(chosen.fallback.is_none());
+}
+
+#[test]
+fn includes_merge_tables_and_replace_arrays_and_refuse_cycles() {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(
+        t.path().join("base.toml"),
+        format!("{BASE}\n[sysctl]\n\"vm.swappiness\" = \"10\"\n[limits]\nopen_files = 1024\n"),
+    )
+    .unwrap();
+    fs::write(
+        t.path().join("child.toml"),
+        "include = \"base\"\n[board]\nname = \"child\"\n[sysctl]\n\"kernel.numa_balancing\" = \"0\"\n[[node]]\nid = 0\ncpus = \"0-3\"\n",
+    )
+    .unwrap();
+    let p = load(&Origin::File(t.path().join("child.toml"))).expect("loads");
+    assert_eq!(p.board.name, "child");
+    assert_eq!(p.sysctl.len(), 2, "tables merge");
+    assert_eq!(p.nodes.len(), 1, "arrays replace");
+    assert_eq!(p.limits.open_files, Some(1024));
+    assert_eq!(p.devices.len(), 1);
+
+    fs::write(
+        t.path().join("a.toml"),
+        "include = \"b\"\n[board]\nname = \"a\"\n",
+    )
+    .unwrap();
+    fs::write(
+        t.path().join("b.toml"),
+        "include = \"a\"\n[board]\nname = \"b\"\n",
+    )
+    .unwrap();
+    let e = load(&Origin::File(t.path().join("a.toml")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("include cycle"), "{e}");
+
+    fs::write(
+        t.path().join("c.toml"),
+        "include = \"generic\"\n[board]\nname = \"c\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        load(&Origin::File(t.path().join("c.toml")))
+            .unwrap()
+            .board
+            .name,
+        "c"
+    );
+}
+
+#[test]
+fn every_built_in_profile_loads_and_is_consistent() {
+    for (name, _) in BUILTIN {
+        let p = builtin(name).unwrap_or_else(|| panic!("{name} loads"));
+        assert_eq!(&p.board.name, name);
+        assert_eq!(check_structure(&p), vec![], "{name}");
+    }
+}
