@@ -9,7 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{daemon::TempDaemon, nodus, require_root, wait_for};
+use common::{
+    daemon::{TempDaemon, component},
+    nodus, require_root, wait_for,
+};
 
 #[test]
 fn ready_status_and_clean_stop() {
@@ -28,7 +31,7 @@ fn ready_status_and_clean_stop() {
     assert!(ready > 0 && ready < 10_000, "ready_ms {ready}");
     assert!(s["rss_bytes"].as_u64().expect("rss") > 1 << 20);
     assert_eq!(s["config"].as_str(), Some(&*d.config.display().to_string()));
-    let control = &s["components"][0];
+    let control = &component(&s, "control");
     assert_eq!(control["name"], "control");
     assert_eq!(control["health"]["state"], "healthy");
     assert!(control["stats"]["requests"].as_u64().expect("requests") >= 1);
@@ -134,7 +137,7 @@ fn malformed_control_requests_get_errors_and_the_daemon_keeps_serving() {
     assert!(reply.contains("longer than"), "{reply}");
     let status = d.status_json();
     assert!(
-        status["components"][0]["stats"]["bad_requests"]
+        component(&status, "control")["stats"]["bad_requests"]
             .as_u64()
             .unwrap()
             >= 4
@@ -155,7 +158,7 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     });
     assert!(d.log_text().contains("control.sockett"), "{}", d.log_text());
     assert_eq!(
-        d.status_json()["components"][0]["health"]["state"],
+        component(&d.status_json(), "control")["health"]["state"],
         "healthy"
     );
 
@@ -169,7 +172,7 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     assert!(!d.socket.exists(), "old socket removed");
     d.socket = moved;
     assert_eq!(
-        d.status_json()["components"][0]["health"]["state"],
+        component(&d.status_json(), "control")["health"]["state"],
         "healthy"
     );
 
@@ -180,7 +183,7 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
         d.log_text().contains("rolled back").then_some(())
     });
     assert_eq!(
-        d.status_json()["components"][0]["health"]["state"],
+        component(&d.status_json(), "control")["health"]["state"],
         "healthy"
     );
     assert_eq!(d.stop(Duration::from_secs(5)).code(), Some(0));

@@ -7,7 +7,10 @@ mod common;
 
 use std::{fs, time::Duration};
 
-use common::{daemon::TempDaemon, nodus, require_root, wait_for};
+use common::{
+    daemon::{TempDaemon, component},
+    nodus, require_root, wait_for,
+};
 
 fn online_cpus() -> String {
     fs::read_to_string("/sys/devices/system/cpu/online")
@@ -30,13 +33,7 @@ fn sysctl(name: &str) -> String {
 }
 
 fn profile_component(status: &serde_json::Value) -> serde_json::Value {
-    status["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "profile")
-        .cloned()
-        .expect("profile component in status")
+    component(status, "profile")
 }
 
 #[test]

@@ -127,6 +127,15 @@ impl TempDaemon {
     }
 }
 
+/// The entry for component `name` in a `nodus status --json` reply.
+pub fn component(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["components"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("component {name} missing from {status}"))
+}
+
 fn config_text(socket: &Path, extra: &str) -> String {
     format!(
         "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
