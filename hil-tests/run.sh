@@ -2,12 +2,13 @@
 # Boots the aarch64 nodus on the QEMU "board" (ARMv9: MTE, SVE2; 4 CPUs in
 # 2 NUMA nodes; Debian's sched_ext kernel) and runs the scenarios.
 #
-#   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--timeout SECONDS]
+#   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--timeout SECONDS] [--out DIR]
 #
 # Exit 0 only if the guest booted, every scenario passed, and the console shows
 # no kernel panic, BUG:, WARNING: or BPF verifier failure. On failure the whole
 # guest console is printed. Results: one JSON line per scenario in
-# target/hil/results.jsonl. A scenario is one file in hil-tests/scenarios.
+# <out>/results.jsonl, the console in <out>/console.log (default out:
+# target/hil). A scenario is one file in hil-tests/scenarios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -15,12 +16,14 @@ root=$(cd "$here/.." && pwd)
 binary=$root/target/aarch64-unknown-linux-musl/release/nodus
 scenarios=$here/scenarios
 timeout=540
+out=$root/target/hil
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
-    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--timeout SECONDS]" >&2; exit 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
@@ -30,7 +33,6 @@ file -b "$binary" | grep -q 'ARM aarch64' || { echo "hil: $binary is not an aarc
 cache=$here/cache
 kver=$(cat "$cache/kernel-version")
 
-out=$root/target/hil
 mkdir -p "$out"
 work=$(mktemp -d /tmp/nodus-hil.XXXXXX)
 pids=()

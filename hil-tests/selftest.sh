@@ -3,7 +3,7 @@
 # boots the board with only hil-tests/selftest's deliberately failing scenario.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=$("$here/run.sh" --scenarios "$here/selftest" --timeout 240 2>&1)
+out=$("$here/run.sh" --scenarios "$here/selftest" --timeout 240 --out "$here/../target/hil-selftest" 2>&1)
 rc=$?
 check() {
   if ! grep -qF -- "$1" <<<"$out"; then
