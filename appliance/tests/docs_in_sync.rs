@@ -16,3 +16,27 @@ fn readme_shows_the_current_help() {
         "README.md's `nodus --help` block is stale; paste the current output:\n{help}"
     );
 }
+
+#[test]
+fn the_annotated_profile_example_passes_profile_check() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/board-profiles.md"
+    ))
+    .expect("docs/board-profiles.md");
+    let start = doc.find("```toml\n").expect("a toml example") + "```toml\n".len();
+    let len = doc[start..].find("```").expect("end of the example");
+    let dir = common::tempdir();
+    let path = dir.path().join("example.toml");
+    std::fs::write(&path, &doc[start..start + len]).unwrap();
+    let out = common::nodus()
+        .args(["profile", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the example in docs/board-profiles.md is not a valid profile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
