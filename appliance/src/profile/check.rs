@@ -69,6 +69,15 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
         }
     }
     let have_nodes = !p.nodes.is_empty();
+    // A reference to node `n` at `key` (only checkable when nodes are declared).
+    let node_ref = |key: String, n: Option<u32>, out: &mut Problems| {
+        if let Some(n) = n
+            && have_nodes
+            && !node_ids.contains(&n)
+        {
+            out.add(key, format!("there is no node {n}"));
+        }
+    };
     let in_nodes = |key: String, cpus: &CpuList, out: &mut Problems| {
         let stray = is_subset(cpus, &node_cpus);
         if have_nodes && !stray.is_empty() {
@@ -118,12 +127,7 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
                 "give exactly one of sysfs, interface or driver",
             );
         }
-        if let Some(n) = d.node
-            && have_nodes
-            && !node_ids.contains(&n)
-        {
-            out.add(format!("device[{i}].node"), format!("there is no node {n}"));
-        }
+        node_ref(format!("device[{i}].node"), d.node, &mut out);
     }
     let target_ok = |key: &str,
                      cpus: Option<&CpuList>,
@@ -139,12 +143,7 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
         {
             out.add(format!("{key}.cluster"), format!("there is no cluster {c}"));
         }
-        if let Some(n) = node
-            && have_nodes
-            && !node_ids.contains(&n)
-        {
-            out.add(format!("{key}.node"), format!("there is no node {n}"));
-        }
+        node_ref(format!("{key}.node"), node, out);
     };
     let placements: [(&str, &Option<WorkPlacement>); 5] = [
         ("runtime", &p.placement.runtime),
@@ -160,10 +159,8 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
         if let Some(c) = &w.cpus {
             in_nodes(format!("{key}.cpus"), c, &mut out);
         }
-        for n in &w.mem_nodes {
-            if have_nodes && !node_ids.contains(n) {
-                out.add(format!("{key}.mem_nodes"), format!("there is no node {n}"));
-            }
+        for &n in &w.mem_nodes {
+            node_ref(format!("{key}.mem_nodes"), Some(n), &mut out);
         }
     }
     let mut layer_names = BTreeSet::new();
@@ -210,12 +207,7 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
         if q.node.is_some() == q.cpus.is_some() {
             out.add(&key, "give exactly one of node or cpus");
         }
-        if let Some(n) = q.node
-            && have_nodes
-            && !node_ids.contains(&n)
-        {
-            out.add(format!("{key}.node"), format!("there is no node {n}"));
-        }
+        node_ref(format!("{key}.node"), q.node, &mut out);
         if let Some(c) = &q.cpus {
             in_nodes(format!("{key}.cpus"), c, &mut out);
         }
