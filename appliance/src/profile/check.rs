@@ -330,18 +330,47 @@ pub fn check_against(p: &Profile, topo: &Topology, root: &Path) -> Vec<Problem> 
             }
         }
     }
-    let found_clusters: Vec<&CpuList> = topo.clusters.iter().map(|g| &g.cpus).collect();
+    // A profile's cluster may split a hardware cluster (big and LITTLE cores
+    // behind one DSU) but never span two; with `part`, every CPU in it must be
+    // that core type.
     for (i, c) in p.clusters.iter().enumerate() {
-        if !found_clusters.is_empty() && !found_clusters.contains(&&c.cpus) {
-            let have: Vec<String> = found_clusters.iter().map(|c| c.to_string()).collect();
+        let fits = topo.clusters.is_empty()
+            || topo
+                .clusters
+                .iter()
+                .any(|g| c.cpus.cpus().all(|cpu| g.cpus.cpus().any(|x| x == cpu)));
+        if !fits {
+            let have: Vec<String> = topo.clusters.iter().map(|g| g.cpus.to_string()).collect();
             out.add(
                 format!("cluster[{i}].cpus"),
                 format!(
-                    "no cluster is {} here; clusters are {}",
+                    "{} spans hardware clusters; this board's are {}",
                     c.cpus,
                     have.join(" ")
                 ),
             );
+        }
+        if let Some(want) = &c.part {
+            let want = want.to_lowercase();
+            for cpu in c.cpus.cpus() {
+                match topo.identity.part_of_cpu.get(&cpu) {
+                    Some(have) if *have == want => {}
+                    Some(have) => {
+                        out.add(
+                            format!("cluster[{i}].part"),
+                            format!("CPU {cpu} is part {have}, profile says {want}"),
+                        );
+                        break;
+                    }
+                    None => {
+                        out.add(
+                            format!("cluster[{i}].part"),
+                            format!("CPU {cpu}'s MIDR is not readable, cannot confirm part {want}"),
+                        );
+                        break;
+                    }
+                }
+            }
         }
     }
     for (i, c) in p.caches.iter().enumerate() {

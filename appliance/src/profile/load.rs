@@ -9,16 +9,21 @@ use std::{
 use super::Profile;
 use crate::tomlfile::{self, TomlError};
 
-/// Profiles compiled into the binary, by name.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "generic",
-        include_str!("../../../board-profiles/generic.toml"),
-    ),
-    (
-        "qemu-virt-numa",
-        include_str!("../../../board-profiles/qemu-virt-numa.toml"),
-    ),
+/// `(name, text)` for each named file in `board-profiles/`.
+macro_rules! builtin_profiles {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../board-profiles/", $name, ".toml")))),*]
+    };
+}
+
+/// Profiles compiled into the binary, by name: every file in `board-profiles/`
+/// (a test keeps the two in step).
+pub const BUILTIN: &[(&str, &str)] = builtin_profiles![
+    "generic",
+    "qemu-virt-numa",
+    "nvidia-grace-superchip",
+    "nvidia-jetson-agx-thor",
+    "radxa-orion-o6",
 ];
 
 /// Deepest `include` chain accepted.

@@ -116,6 +116,11 @@ pub struct Cluster {
     /// Core type, for humans (`Cortex-A720`).
     #[serde(default)]
     pub core: String,
+    /// MIDR part number every CPU of the cluster must have (`0xd80`):
+    /// checked CPU by CPU, because firmware (DT vs ACPI) may number cores
+    /// differently on the same board.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 /// `[[cache]]`: a cache shared by a set of CPUs.

@@ -322,3 +322,161 @@ fn every_built_in_profile_loads_and_is_consistent() {
         assert_eq!(check_structure(&p), vec![], "{name}");
     }
 }
+
+#[test]
+fn clusters_are_checked_cpu_by_cpu_against_core_types() {
+    let t = tempfile::tempdir().unwrap();
+    fixture(t.path(), &[("0-3", 1024)], "acme,bl");
+    // DT numbering: cpu0-1 little (A520), cpu2-3 big (A720), one DSU cluster.
+    for cpu in 0..4 {
+        let d = t.path().join(format!("sys/devices/system/cpu/cpu{cpu}"));
+        fs::create_dir_all(d.join("topology")).unwrap();
+        fs::create_dir_all(d.join("regs/identification")).unwrap();
+        fs::write(d.join("topology/cluster_cpus_list"), "0-3").unwrap();
+        let midr = if cpu < 2 {
+            "0x00000000410fd801"
+        } else {
+            "0x00000000410fd811"
+        };
+        fs::write(d.join("regs/identification/midr_el1"), midr).unwrap();
+    }
+    let topo = Topology::discover_at(t.path()).unwrap();
+    let profile = |little: &str, big: &str| {
+        tomlfile::parse_str::<Profile>(
+            &format!(
+                "[board]\nname = \"bl\"\n[[node]]\nid = 0\ncpus = \"0-3\"\n\
+                 [[cluster]]\nname = \"little\"\ncpus = \"{little}\"\npart = \"0xd80\"\n\
+                 [[cluster]]\nname = \"big\"\ncpus = \"{big}\"\npart = \"0xD81\"\n"
+            ),
+            "bl.toml",
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        check_against(&profile("0-1", "2-3"), &topo, t.path()),
+        vec![]
+    );
+    // Firmware that numbers the cores the other way round is caught.
+    let problems = check_against(&profile("2-3", "0-1"), &topo, t.path());
+    assert!(
+        problems.contains(&Problem {
+            key: "cluster[0].part".into(),
+            reason: "CPU 2 is part 0xd81, profile says 0xd80".into()
+        }),
+        "{problems:?}"
+    );
+}
+
+/// A synthetic sysfs/procfs of a board: nodes, DT compatible (if any), and a
+/// MIDR part per CPU.
+fn board(root: &Path, nodes: &[&str], compatible: &str, part: impl Fn(u32) -> u32) {
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    let all: CpuList = nodes
+        .iter()
+        .flat_map(|n| n.parse::<CpuList>().unwrap().cpus().collect::<Vec<_>>())
+        .collect();
+    w("sys/devices/system/cpu/online", &all.to_string());
+    for (i, cpus) in nodes.iter().enumerate() {
+        w(&format!("sys/devices/system/node/node{i}/cpulist"), cpus);
+        w(&format!("sys/devices/system/node/node{i}/distance"), "10");
+    }
+    if !compatible.is_empty() {
+        w(
+            "sys/firmware/devicetree/base/compatible",
+            &format!("{compatible}\0"),
+        );
+    }
+    let mut cpuinfo = String::new();
+    for cpu in all.cpus() {
+        let midr = format!("0x00000000410f{:03x}1", part(cpu));
+        w(
+            &format!("sys/devices/system/cpu/cpu{cpu}/regs/identification/midr_el1"),
+            &midr,
+        );
+        cpuinfo.push_str(&format!(
+            "processor\t: {cpu}\nCPU part\t: 0x{:03x}\n\n",
+            part(cpu)
+        ));
+    }
+    w("proc/cpuinfo", &cpuinfo);
+}
+
+fn auto_pick(root: &Path) -> Chosen {
+    let cfg = ProfileConfig {
+        dir: "/nonexistent".into(),
+        ..ProfileConfig::default()
+    };
+    choose(&cfg, &Topology::discover_at(root).unwrap(), root)
+}
+
+#[test]
+fn each_real_board_profile_is_picked_on_the_board_it_describes() {
+    let t = tempfile::tempdir().unwrap();
+    board(t.path(), &["0-71", "72-143"], "", |_| 0xd4f);
+    let c = auto_pick(t.path());
+    assert_eq!(
+        (c.profile.board.name.as_str(), c.fallback),
+        ("nvidia-grace-superchip", None)
+    );
+
+    let t = tempfile::tempdir().unwrap();
+    board(t.path(), &["0-11"], "radxa,orion-o6\0cix,sky1", |cpu| {
+        if cpu < 4 { 0xd80 } else { 0xd81 }
+    });
+    let c = auto_pick(t.path());
+    assert_eq!(
+        (c.profile.board.name.as_str(), c.fallback),
+        ("radxa-orion-o6", None)
+    );
+
+    let t = tempfile::tempdir().unwrap();
+    board(
+        t.path(),
+        &["0-13"],
+        "nvidia,p3834-0008\0nvidia,tegra264",
+        |_| 0xd83,
+    );
+    let c = auto_pick(t.path());
+    assert_eq!(
+        (c.profile.board.name.as_str(), c.fallback),
+        ("nvidia-jetson-agx-thor", None)
+    );
+}
+
+#[test]
+fn an_orion_o6_numbered_differently_runs_generic_and_says_why() {
+    // ACPI-style numbering: CPUs 0-1 are A720s. Same identity, wrong clusters.
+    let t = tempfile::tempdir().unwrap();
+    board(t.path(), &["0-11"], "radxa,orion-o6", |cpu| {
+        if (2..6).contains(&cpu) { 0xd80 } else { 0xd81 }
+    });
+    let c = auto_pick(t.path());
+    assert_eq!(c.profile.board.name, "generic");
+    let why = c.fallback.expect("reason");
+    assert!(
+        why.contains("key cluster[0].part: CPU 0 is part 0xd81, profile says 0xd80"),
+        "{why}"
+    );
+}
+#[test]
+fn every_file_in_board_profiles_is_built_in() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-profiles");
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".toml")
+                .map(str::to_owned)
+        })
+        .collect();
+    files.sort();
+    let mut built_in: Vec<String> = BUILTIN.iter().map(|(n, _)| (*n).to_owned()).collect();
+    built_in.sort();
+    assert_eq!(files, built_in);
+}

@@ -41,6 +41,8 @@ pub struct Identity {
     pub dmi_product: Option<String>,
     /// Distinct MIDR part numbers of the CPUs (`0xd4f`).
     pub cpu_parts: Vec<String>,
+    /// MIDR part number of each CPU, where sysfs exposes `midr_el1` (arm64).
+    pub part_of_cpu: std::collections::BTreeMap<u32, String>,
 }
 
 /// What the kernel says the machine is.
@@ -132,6 +134,10 @@ impl Topology {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
             cpu_parts: cpu_parts(&root.join("proc/cpuinfo")),
+            part_of_cpu: online_cpus
+                .cpus()
+                .filter_map(|c| Some((c, midr_part(&cpu_dir.join(format!("cpu{c}")))?)))
+                .collect(),
         };
         Ok(Topology {
             nodes,
@@ -201,6 +207,13 @@ fn cpu_groups(cpu_dir: &Path, online: &CpuList) -> Groups {
         }
     }
     (clusters, caches, capacity)
+}
+
+/// The part number field (bits 15:4) of a CPU's MIDR_EL1, as `0xd81`.
+fn midr_part(cpu_dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(cpu_dir.join("regs/identification/midr_el1")).ok()?;
+    let midr = u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()?;
+    Some(format!("0x{:03x}", (midr >> 4) & 0xfff))
 }
 
 fn device_tree_compatible(sys: &Path) -> Vec<String> {
@@ -305,6 +318,12 @@ mod tests {
                 &format!("{d}/cpu_capacity"),
                 if cpu < 2 { "1024" } else { "512" },
             );
+            let midr = if cpu < 2 {
+                "0x00000000410fd811"
+            } else {
+                "0x00000000410fd801"
+            };
+            write(r, &format!("{d}/regs/identification/midr_el1"), midr);
         }
         write(
             r,
@@ -327,6 +346,14 @@ mod tests {
         );
         assert_eq!(topo.identity.compatible, vec!["radxa,orion-o6", "cix,sky1"]);
         assert_eq!(topo.identity.cpu_parts, vec!["0xd80", "0xd81"]);
+        assert_eq!(
+            topo.identity.part_of_cpu.get(&0).map(String::as_str),
+            Some("0xd81")
+        );
+        assert_eq!(
+            topo.identity.part_of_cpu.get(&3).map(String::as_str),
+            Some("0xd80")
+        );
         assert_eq!(topo.node_of(3), Some(1));
         assert_eq!(topo.nodes.len(), 2);
         assert_eq!(topo.nodes[1].cpus.to_string(), "2-3");
