@@ -19,41 +19,67 @@ use crate::ebpf::{self, error_chain};
 type Probed = Result<Option<&'static str>, String>;
 
 pub(super) fn probe_all() -> BTreeMap<Feature, FeatureStatus> {
-    let mut out = BTreeMap::new();
-    let mut put = |f: Feature, r: Probed| {
-        out.insert(
-            f,
-            match r {
-                Ok(mode) => FeatureStatus::yes(mode),
-                Err(reason) => FeatureStatus::no(reason),
-            },
-        );
-    };
     // Parsed once: vmlinux BTF is megabytes, and three probes need it.
     let vmlinux = Btf::from_sys_fs().map_err(|e| format!("/sys/kernel/btf/vmlinux: {}", err(e)));
-    put(Feature::Btf, btf(&vmlinux));
-    put(Feature::Tracepoint, with_probe_object(tracepoint));
-    put(Feature::Ringbuf, ringbuf());
-    match in_private_netns(|| (with_probe_object(tc), with_probe_object(xdp))) {
-        Ok((t, x)) => {
-            put(Feature::Tc, t);
-            put(Feature::Xdp, x);
+    let vmlinux = &vmlinux;
+    // Each probe runs on its own thread: detaching a link waits for an RCU
+    // grace period (tens of milliseconds), and run one after another those
+    // waits were most of nodus's start-to-READY time.
+    let results: Vec<(Feature, Probed)> = std::thread::scope(|s| {
+        let jobs: Vec<(Feature, std::thread::ScopedJoinHandle<'_, Probed>)> = vec![
+            (Feature::Btf, s.spawn(move || btf(vmlinux))),
+            (
+                Feature::Tracepoint,
+                s.spawn(|| with_probe_object(tracepoint)),
+            ),
+            (Feature::Ringbuf, s.spawn(ringbuf)),
+            (Feature::SkSkbSockhash, s.spawn(sockhash)),
+            (
+                Feature::SkReuseport,
+                s.spawn(|| with_probe_object(reuseport)),
+            ),
+            (
+                Feature::Fentry,
+                s.spawn(move || with_probe_object(|obj| fentry(obj, vmlinux))),
+            ),
+            (Feature::StructOps, s.spawn(struct_ops)),
+        ];
+        let net = in_private_netns(|| (with_probe_object(tc), with_probe_object(xdp)));
+        let mut done: Vec<(Feature, Probed)> = jobs
+            .into_iter()
+            .map(|(f, h)| {
+                (
+                    f,
+                    h.join()
+                        .unwrap_or_else(|_| Err("probe thread panicked".into())),
+                )
+            })
+            .collect();
+        match net {
+            Ok((t, x)) => {
+                done.push((Feature::Tc, t));
+                done.push((Feature::Xdp, x));
+            }
+            Err(e) => {
+                let why = format!("cannot create a private network namespace to probe in: {e}");
+                done.push((Feature::Tc, Err(why.clone())));
+                done.push((Feature::Xdp, Err(why)));
+            }
         }
-        Err(e) => {
-            let why = format!("cannot create a private network namespace to probe in: {e}");
-            put(Feature::Tc, Err(why.clone()));
-            put(Feature::Xdp, Err(why));
-        }
-    }
-    put(Feature::SkSkbSockhash, sockhash());
-    put(Feature::SkReuseport, with_probe_object(reuseport));
-    put(
-        Feature::Fentry,
-        with_probe_object(|obj| fentry(obj, &vmlinux)),
-    );
-    put(Feature::StructOps, struct_ops());
+        done
+    });
+    let mut out: BTreeMap<Feature, FeatureStatus> = results
+        .into_iter()
+        .map(|(f, r)| {
+            let status = match r {
+                Ok(mode) => FeatureStatus::yes(mode),
+                Err(reason) => FeatureStatus::no(reason),
+            };
+            (f, status)
+        })
+        .collect();
     let struct_ops = out.get(&Feature::StructOps).is_some_and(|s| s.available);
-    out.insert(Feature::SchedExt, sched_ext(struct_ops, &vmlinux));
+    out.insert(Feature::SchedExt, sched_ext(struct_ops, vmlinux));
     out
 }
 
