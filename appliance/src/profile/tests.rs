@@ -176,42 +176,26 @@ fn every_structure_rule_has_a_clear_error() {
     );
 }
 
-fn fixture(root: &Path, nodes: &[(&str, u64)], compatible: &str) {
-    let w = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    };
-    let n = nodes.len();
-    let all = nodes.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(",");
-    w("sys/devices/system/cpu/online", &all);
-    for (i, (cpus, mib)) in nodes.iter().enumerate() {
-        let d = format!("sys/devices/system/node/node{i}");
-        w(&format!("{d}/cpulist"), cpus);
-        w(
-            &format!("{d}/meminfo"),
-            &format!("Node {i} MemTotal: {} kB\n", mib * 1024),
-        );
-        let dist: Vec<&str> = (0..n).map(|j| if j == i { "10" } else { "20" }).collect();
-        w(&format!("{d}/distance"), &dist.join(" "));
-    }
-    w(
-        "sys/firmware/devicetree/base/compatible",
-        &format!("{compatible}\0"),
-    );
-    w("sys/class/net/eth0/device/numa_node", "-1");
-}
-
 #[test]
 fn the_qemu_profile_fits_the_qemu_board_and_not_another() {
     let p = builtin("qemu-virt-numa").expect("built-in");
     let t = tempfile::tempdir().unwrap();
-    fixture(t.path(), &[("0-1", 980), ("2-3", 1000)], "linux,dummy-virt");
+    board(
+        t.path(),
+        &[("0-1", 980), ("2-3", 1000)],
+        "linux,dummy-virt",
+        |_| 0,
+    );
     let topo = Topology::discover_at(t.path()).unwrap();
     assert_eq!(check_against(&p, &topo, t.path()), vec![]);
 
     let t2 = tempfile::tempdir().unwrap();
-    fixture(t2.path(), &[("0-2", 980), ("3", 1000)], "linux,dummy-virt");
+    board(
+        t2.path(),
+        &[("0-2", 980), ("3", 1000)],
+        "linux,dummy-virt",
+        |_| 0,
+    );
     let topo2 = Topology::discover_at(t2.path()).unwrap();
     let problems = check_against(&p, &topo2, t2.path());
     assert!(
@@ -230,10 +214,11 @@ fn auto_selection_picks_the_matching_profile_or_falls_back_with_the_difference()
         ..ProfileConfig::default()
     };
     let t = tempfile::tempdir().unwrap();
-    fixture(
+    board(
         t.path(),
         &[("0-1", 1024), ("2-3", 1024)],
         "linux,dummy-virt",
+        |_| 0,
     );
     let topo = Topology::discover_at(t.path()).unwrap();
     let chosen = choose(&cfg, &topo, t.path());
@@ -242,10 +227,11 @@ fn auto_selection_picks_the_matching_profile_or_falls_back_with_the_difference()
 
     // Same identity, wrong memory size: recognised, but never applied.
     let t2 = tempfile::tempdir().unwrap();
-    fixture(
+    board(
         t2.path(),
         &[("0-1", 4096), ("2-3", 1024)],
         "linux,dummy-virt",
+        |_| 0,
     );
     let topo2 = Topology::discover_at(t2.path()).unwrap();
     let chosen = choose(&cfg, &topo2, t2.path());
@@ -258,7 +244,7 @@ fn auto_selection_picks_the_matching_profile_or_falls_back_with_the_difference()
 
     // Another board entirely: generic, and nothing to complain about.
     let t3 = tempfile::tempdir().unwrap();
-    fixture(t3.path(), &[("0-7", 8192)], "acme,board");
+    board(t3.path(), &[("0-7", 8192)], "acme,board", |_| 0);
     let topo3 = Topology::discover_at(t3.path()).unwrap();
     let chosen = choose(&cfg, &topo3, t3.path());
     assert_eq!(chosen.profile.board.name, "generic");
@@ -326,19 +312,16 @@ fn every_built_in_profile_loads_and_is_consistent() {
 #[test]
 fn clusters_are_checked_cpu_by_cpu_against_core_types() {
     let t = tempfile::tempdir().unwrap();
-    fixture(t.path(), &[("0-3", 1024)], "acme,bl");
     // DT numbering: cpu0-1 little (A520), cpu2-3 big (A720), one DSU cluster.
+    board(t.path(), &[("0-3", 1024)], "acme,bl", |cpu| {
+        if cpu < 2 { 0xd80 } else { 0xd81 }
+    });
     for cpu in 0..4 {
-        let d = t.path().join(format!("sys/devices/system/cpu/cpu{cpu}"));
-        fs::create_dir_all(d.join("topology")).unwrap();
-        fs::create_dir_all(d.join("regs/identification")).unwrap();
-        fs::write(d.join("topology/cluster_cpus_list"), "0-3").unwrap();
-        let midr = if cpu < 2 {
-            "0x00000000410fd801"
-        } else {
-            "0x00000000410fd811"
-        };
-        fs::write(d.join("regs/identification/midr_el1"), midr).unwrap();
+        let list = t.path().join(format!(
+            "sys/devices/system/cpu/cpu{cpu}/topology/cluster_cpus_list"
+        ));
+        fs::create_dir_all(list.parent().unwrap()).unwrap();
+        fs::write(list, "0-3").unwrap();
     }
     let topo = Topology::discover_at(t.path()).unwrap();
     let profile = |little: &str, big: &str| {
@@ -367,9 +350,9 @@ fn clusters_are_checked_cpu_by_cpu_against_core_types() {
     );
 }
 
-/// A synthetic sysfs/procfs of a board: nodes, DT compatible (if any), and a
-/// MIDR part per CPU.
-fn board(root: &Path, nodes: &[&str], compatible: &str, part: impl Fn(u32) -> u32) {
+/// A synthetic sysfs/procfs of a board: NUMA nodes (CPUs, MiB of memory; 0
+/// for none), DT compatible (none if empty) and a MIDR part number per CPU.
+fn board(root: &Path, nodes: &[(&str, u64)], compatible: &str, part: impl Fn(u32) -> u32) {
     let w = |rel: &str, text: &str| {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -377,12 +360,22 @@ fn board(root: &Path, nodes: &[&str], compatible: &str, part: impl Fn(u32) -> u3
     };
     let all: CpuList = nodes
         .iter()
-        .flat_map(|n| n.parse::<CpuList>().unwrap().cpus().collect::<Vec<_>>())
+        .flat_map(|(n, _)| n.parse::<CpuList>().unwrap().cpus().collect::<Vec<_>>())
         .collect();
     w("sys/devices/system/cpu/online", &all.to_string());
-    for (i, cpus) in nodes.iter().enumerate() {
-        w(&format!("sys/devices/system/node/node{i}/cpulist"), cpus);
-        w(&format!("sys/devices/system/node/node{i}/distance"), "10");
+    for (i, (cpus, mib)) in nodes.iter().enumerate() {
+        let d = format!("sys/devices/system/node/node{i}");
+        w(&format!("{d}/cpulist"), cpus);
+        if *mib > 0 {
+            w(
+                &format!("{d}/meminfo"),
+                &format!("Node {i} MemTotal: {} kB\n", mib * 1024),
+            );
+        }
+        let dist: Vec<&str> = (0..nodes.len())
+            .map(|j| if j == i { "10" } else { "20" })
+            .collect();
+        w(&format!("{d}/distance"), &dist.join(" "));
     }
     if !compatible.is_empty() {
         w(
@@ -390,6 +383,7 @@ fn board(root: &Path, nodes: &[&str], compatible: &str, part: impl Fn(u32) -> u3
             &format!("{compatible}\0"),
         );
     }
+    w("sys/class/net/eth0/device/numa_node", "-1");
     let mut cpuinfo = String::new();
     for cpu in all.cpus() {
         let midr = format!("0x00000000410f{:03x}1", part(cpu));
@@ -416,7 +410,7 @@ fn auto_pick(root: &Path) -> Chosen {
 #[test]
 fn each_real_board_profile_is_picked_on_the_board_it_describes() {
     let t = tempfile::tempdir().unwrap();
-    board(t.path(), &["0-71", "72-143"], "", |_| 0xd4f);
+    board(t.path(), &[("0-71", 0), ("72-143", 0)], "", |_| 0xd4f);
     let c = auto_pick(t.path());
     assert_eq!(
         (c.profile.board.name.as_str(), c.fallback),
@@ -424,9 +418,14 @@ fn each_real_board_profile_is_picked_on_the_board_it_describes() {
     );
 
     let t = tempfile::tempdir().unwrap();
-    board(t.path(), &["0-11"], "radxa,orion-o6\0cix,sky1", |cpu| {
-        if cpu < 4 { 0xd80 } else { 0xd81 }
-    });
+    board(
+        t.path(),
+        &[("0-11", 0)],
+        "radxa,orion-o6\0cix,sky1",
+        |cpu| {
+            if cpu < 4 { 0xd80 } else { 0xd81 }
+        },
+    );
     let c = auto_pick(t.path());
     assert_eq!(
         (c.profile.board.name.as_str(), c.fallback),
@@ -436,7 +435,7 @@ fn each_real_board_profile_is_picked_on_the_board_it_describes() {
     let t = tempfile::tempdir().unwrap();
     board(
         t.path(),
-        &["0-13"],
+        &[("0-13", 0)],
         "nvidia,p3834-0008\0nvidia,tegra264",
         |_| 0xd83,
     );
@@ -451,7 +450,7 @@ fn each_real_board_profile_is_picked_on_the_board_it_describes() {
 fn an_orion_o6_numbered_differently_runs_generic_and_says_why() {
     // ACPI-style numbering: CPUs 0-1 are A720s. Same identity, wrong clusters.
     let t = tempfile::tempdir().unwrap();
-    board(t.path(), &["0-11"], "radxa,orion-o6", |cpu| {
+    board(t.path(), &[("0-11", 0)], "radxa,orion-o6", |cpu| {
         if (2..6).contains(&cpu) { 0xd80 } else { 0xd81 }
     });
     let c = auto_pick(t.path());
