@@ -479,3 +479,106 @@ fn every_file_in_board_profiles_is_built_in() {
     built_in.sort();
     assert_eq!(files, built_in);
 }
+
+#[test]
+fn every_board_rule_names_the_exact_difference() {
+    let t = tempfile::tempdir().unwrap();
+    board(
+        t.path(),
+        &[("0-1", 1024), ("2-3", 1024)],
+        "acme,one",
+        |_| 0xd81,
+    );
+    for cpu in 0..4 {
+        let d = t.path().join(format!("sys/devices/system/cpu/cpu{cpu}"));
+        let pair = if cpu < 2 { "0-1" } else { "2-3" };
+        for (rel, text) in [
+            ("topology/cluster_cpus_list", pair),
+            ("cache/index0/level", "3"),
+            ("cache/index0/type", "Unified"),
+            ("cache/index0/shared_cpu_list", pair),
+        ] {
+            fs::create_dir_all(d.join(rel).parent().unwrap()).unwrap();
+            fs::write(d.join(rel), text).unwrap();
+        }
+    }
+    fs::create_dir_all(t.path().join("sys/class/dmi/id")).unwrap();
+    fs::write(t.path().join("sys/class/dmi/id/product_name"), "One\n").unwrap();
+    let topo = Topology::discover_at(t.path()).unwrap();
+    let against = |extra: &str| {
+        let p: Profile =
+            tomlfile::parse_str(&format!("[board]\nname = \"x\"\n{extra}"), "x.toml").unwrap();
+        check_against(&p, &topo, t.path())
+    };
+    let expect = |extra: &str, key: &str, reason: &str| {
+        let problems = against(extra);
+        assert!(
+            problems.iter().any(|p| p.key == key && p.reason == reason),
+            "expected {key}: {reason}; got {problems:?}"
+        );
+    };
+    assert_eq!(
+        against(
+            "[board.match]\ncompatible = [\"acme,one\"]\ndmi_product = [\"One\"]\ncpu_parts = [\"0xd81\"]\ncpus = 4\n"
+        ),
+        vec![]
+    );
+    expect(
+        "[board.match]\ncompatible = [\"acme,two\"]\n",
+        "board.match.compatible",
+        "profile wants one of [\"acme,two\"], this board is [\"acme,one\"]",
+    );
+    expect(
+        "[board.match]\ndmi_product = [\"Two\"]\n",
+        "board.match.dmi_product",
+        "profile wants one of [\"Two\"], this board is Some(\"One\")",
+    );
+    expect(
+        "[board.match]\ncpu_parts = [\"0xd80\"]\n",
+        "board.match.cpu_parts",
+        "profile wants CPU parts [\"0xd80\"], this board has [\"0xd81\"]",
+    );
+    expect(
+        "[board.match]\ncpus = 8\n",
+        "board.match.cpus",
+        "profile says 8 CPUs, this board has 4 online",
+    );
+    expect(
+        "[[node]]\nid = 0\ncpus = \"0-3\"\n",
+        "node",
+        "profile has 1 nodes, this board has 2 (2 nodes: node0 cpus 0-1 (1024 MiB), node1 cpus 2-3 (1024 MiB))",
+    );
+    expect(
+        "[[node]]\nid = 0\ncpus = \"0-1\"\n[[node]]\nid = 5\ncpus = \"2-3\"\n",
+        "node[1].id",
+        "this board has no node 5",
+    );
+    expect(
+        "[[cluster]]\nname = \"c\"\ncpus = \"1-2\"\n",
+        "cluster[0].cpus",
+        "1-2 spans hardware clusters; this board's are 0-1 2-3",
+    );
+    expect(
+        "[[cache]]\nlevel = 3\ncpus = \"0-3\"\n",
+        "cache[0].cpus",
+        "no L3 is shared by 0-3 here; L3 domains are 0-1 2-3",
+    );
+    expect(
+        "[[device]]\nname = \"npu0\"\nkind = \"npu\"\ndriver = \"nonexistent-npu\"\n",
+        "device[0]",
+        "npu0 not found (driver nonexistent-npu)",
+    );
+    assert_eq!(
+        against(
+            "[[device]]\nname = \"npu0\"\nkind = \"npu\"\ndriver = \"nonexistent-npu\"\noptional = true\n"
+        ),
+        vec![],
+        "optional devices may be absent"
+    );
+    fs::write(t.path().join("sys/class/net/eth0/device/numa_node"), "1").unwrap();
+    expect(
+        "[[device]]\nname = \"nic0\"\nkind = \"nic\"\ninterface = \"eth0\"\nnode = 0\n",
+        "device[0].node",
+        "profile says node 0, the kernel says node 1",
+    );
+}
