@@ -52,6 +52,7 @@ lint: ebpf
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path ebpf/programs/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) xtask clippy-ebpf
 
 unit: ebpf
 	$(CARGO) test --workspace

@@ -4,8 +4,11 @@
 # nothing when its result is already present, so a second run takes seconds.
 set -euo pipefail
 
-HOST_TOOLCHAIN=1.98.0
-EBPF_TOOLCHAIN=nightly-2026-08-05
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# The pins live in the rust-toolchain.toml files rustup reads; read them there.
+channel() { sed -n 's/^channel = "\(.*\)"/\1/p' "$1"; }
+HOST_TOOLCHAIN=$(channel "$ROOT/rust-toolchain.toml")
+EBPF_TOOLCHAIN=$(channel "$ROOT/ebpf/programs/rust-toolchain.toml")
 BPF_LINKER_VERSION=0.13.0
 LLVM_MAJOR=22
 
@@ -97,7 +100,7 @@ debian_packages() {
     as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $back >/dev/null
   fi
   # Target libraries for aarch64 builds: the same script cross-rs runs (Cross.toml).
-  CROSS_DEB_ARCH=arm64 as_root "$(dirname "$0")/cross-pre-build.sh"
+  CROSS_DEB_ARCH=arm64 as_root "$ROOT/xtask/cross-pre-build.sh"
 }
 
 rust_toolchains() {
@@ -117,10 +120,12 @@ rust_toolchains() {
     rustup target add aarch64-unknown-linux-musl --toolchain "$HOST_TOOLCHAIN"
   if ! grep -q "^${EBPF_TOOLCHAIN}-" <<<"$have"; then
     log "installing $EBPF_TOOLCHAIN for eBPF"
-    rustup toolchain install "$EBPF_TOOLCHAIN" --profile minimal -c rust-src
+    rustup toolchain install "$EBPF_TOOLCHAIN" --profile minimal -c rust-src -c clippy
   fi
-  grep -q '^rust-src' < <(rustup component list --toolchain "$EBPF_TOOLCHAIN" --installed) ||
-    rustup component add rust-src --toolchain "$EBPF_TOOLCHAIN"
+  comps=$(rustup component list --toolchain "$EBPF_TOOLCHAIN" --installed)
+  for c in rust-src clippy; do
+    grep -q "^$c" <<<"$comps" || rustup component add "$c" --toolchain "$EBPF_TOOLCHAIN"
+  done
 }
 
 bpf_linker() {
@@ -141,7 +146,7 @@ kernel_mounts() {
 
 # The QEMU board's kernel, modules and busybox (cached in hil-tests/cache).
 board() {
-  "$(dirname "$0")/../hil-tests/fetch.sh"
+  "$ROOT/hil-tests/fetch.sh"
 }
 
 case "${1:-all}" in

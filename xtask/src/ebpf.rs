@@ -23,12 +23,14 @@ pub const TARGET: &str = "bpfel-unknown-none";
 /// Environment variable naming a directory of prebuilt eBPF objects.
 pub const PREBUILT_DIR_ENV: &str = "NODUS_EBPF_DIR";
 
-/// Compiles every program binary of the crate at `programs_dir` and copies the
-/// objects listed in [`abi::OBJECTS`] into `out_dir`.
-pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(), String> {
+/// `cargo <args> --target bpfel-unknown-none -Z build-std=core` in
+/// `programs_dir`, with the pinned nightly and without the environment an
+/// enclosing cargo (a build script) would leak into it.
+fn nightly_cargo(programs_dir: &Path, target_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(programs_dir)
-        .args(["build", "--release", "--bins", "--target", TARGET])
+        .args(args)
+        .args(["--release", "--bins", "--target", TARGET])
         .args(["-Z", "build-std=core"])
         .arg("--target-dir")
         .arg(target_dir)
@@ -58,7 +60,29 @@ pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(
             cmd.env_remove(key);
         }
     }
-    let status = cmd
+    cmd
+}
+
+/// Lints the eBPF crate with clippy (`-D warnings`), as `make lint` does for
+/// the host crates.
+pub fn clippy(programs_dir: &Path, target_dir: &Path) -> Result<(), String> {
+    let status = nightly_cargo(programs_dir, target_dir, &["clippy"])
+        .args(["--", "-D", "warnings"])
+        .status()
+        .map_err(|e| format!("cannot run cargo clippy for the eBPF crate: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "clippy found problems in the eBPF crate ({status})"
+        ))
+    }
+}
+
+/// Compiles every program binary of the crate at `programs_dir` and copies the
+/// objects listed in [`abi::OBJECTS`] into `out_dir`.
+pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(), String> {
+    let status = nightly_cargo(programs_dir, target_dir, &["build"])
         .status()
         .map_err(|e| format!("cannot run cargo for the eBPF build: {e} (run `make setup`)"))?;
     if !status.success() {

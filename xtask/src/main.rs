@@ -8,7 +8,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   build-ebpf [--out DIR]   compile the eBPF objects (default DIR: target/ebpf)
-  check-ebpf DIR           check prebuilt eBPF objects against this tree's shared types";
+  check-ebpf DIR           check prebuilt eBPF objects against this tree's shared types
+  clippy-ebpf              clippy -D warnings on the eBPF crate";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -21,6 +22,9 @@ fn main() -> ExitCode {
     {
         ["build-ebpf"] => build(&root, root.join("target/ebpf")),
         ["build-ebpf", "--out", dir] => build(&root, PathBuf::from(dir)),
+        ["clippy-ebpf"] => {
+            ebpf::clippy(&root.join("ebpf/programs"), &root.join("target/ebpf-build"))
+        }
         ["check-ebpf", dir] => ebpf::check_objects(&PathBuf::from(dir)).map(|()| {
             println!("{dir}: every object is eBPF and matches this tree's shared types");
         }),

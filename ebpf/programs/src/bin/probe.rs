@@ -2,6 +2,9 @@
 //! loaded (and where it makes sense attached) on its own; none does any work.
 #![no_std]
 #![no_main]
+// aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
+// that hand the pointer to the context type; the kernel owns that pointer.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, sk_action::SK_PASS, xdp_action::XDP_PASS},

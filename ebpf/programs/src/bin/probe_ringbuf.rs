@@ -3,6 +3,9 @@
 //! ring buffers fails only this probe.
 #![no_std]
 #![no_main]
+// aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
+// that hand the pointer to the context type; the kernel owns that pointer.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},

@@ -2,6 +2,9 @@
 //! can be attached to it (the pair the TLS proxy splices with).
 #![no_std]
 #![no_main]
+// aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
+// that hand the pointer to the context type; the kernel owns that pointer.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use aya_ebpf::{
     bindings::sk_action::SK_PASS,
