@@ -74,20 +74,28 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
-    let profile = apply_profile(&opts.config);
+    let mut profile = apply_profile(&opts.config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);
     }
-    let runtime = builder
-        .thread_name("nodus-rt")
-        .enable_all()
-        .build()
-        .map_err(DaemonError::Runtime)?;
+    let runtime = match builder.thread_name("nodus-rt").enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            profile.restore();
+            return Err(DaemonError::Runtime(e));
+        }
+    };
     runtime.block_on(async move {
         // Before anything else: a signal that arrives during boot (or right
         // after READY=1) must be handled, not take its default action.
-        let signals = Signals::install().map_err(DaemonError::Signals)?;
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                profile.restore();
+                return Err(DaemonError::Signals(e));
+            }
+        };
         let daemon = Daemon::boot(opts, profile).await;
         daemon.serve(signals).await
     })

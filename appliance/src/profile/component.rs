@@ -41,6 +41,21 @@ impl ProfileComponent {
     }
 }
 
+impl ProfileComponent {
+    /// Puts back every value the profile changed, logging what could not be.
+    /// Also used when the daemon fails before the component ever started.
+    pub fn restore(&mut self) {
+        let errors = self
+            .applied
+            .lock()
+            .map(|mut a| a.restore())
+            .unwrap_or_default();
+        for e in errors {
+            log::error!("profile: {e}");
+        }
+    }
+}
+
 impl Component for ProfileComponent {
     fn name(&self) -> &'static str {
         "profile"
