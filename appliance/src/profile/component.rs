@@ -39,9 +39,6 @@ impl ProfileComponent {
             running: None,
         }
     }
-}
-
-impl ProfileComponent {
     /// Puts back every value the profile changed, logging what could not be.
     /// Also used when the daemon fails before the component ever started.
     pub fn restore(&mut self) {
