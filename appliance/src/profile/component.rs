@@ -39,6 +39,7 @@ impl ProfileComponent {
             running: None,
         }
     }
+
     /// Puts back every value the profile changed, logging what could not be.
     /// Also used when the daemon fails before the component ever started.
     pub fn restore(&mut self) {
