@@ -100,14 +100,7 @@ impl Component for ProfileComponent {
                 let _ = stop.send(true);
                 let _ = task.await;
             }
-            let errors = self
-                .applied
-                .lock()
-                .map(|mut a| a.restore())
-                .unwrap_or_default();
-            for e in errors {
-                log::error!("profile: {e}");
-            }
+            self.restore();
         })
     }
 
