@@ -244,11 +244,11 @@ impl Daemon {
 
     /// `2 healthy, 1 degraded (proccache: ...)`: short enough for systemctl status.
     fn status_line(&self) -> String {
-        let all = self.supervisor.status();
-        let healthy = all.iter().filter(|c| c.health == Health::Healthy).count();
+        let all = self.supervisor.health();
+        let healthy = all.iter().filter(|(_, h)| *h == Health::Healthy).count();
         let mut line = format!("{healthy}/{} components healthy", all.len());
-        for c in all.iter().filter(|c| c.health != Health::Healthy) {
-            line.push_str(&format!("; {}: {}", c.name, c.health));
+        for (name, health) in all.iter().filter(|(_, h)| *h != Health::Healthy) {
+            line.push_str(&format!("; {name}: {health}"));
         }
         line
     }

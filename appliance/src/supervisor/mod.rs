@@ -170,6 +170,15 @@ impl Supervisor {
         })
     }
 
+    /// Name and health of every component, in start order: what the STATUS
+    /// line needs, without collecting every component's stats.
+    pub fn health(&self) -> Vec<(&'static str, Health)> {
+        self.slots
+            .iter()
+            .map(|slot| (slot.component.name(), self.effective_health(slot)))
+            .collect()
+    }
+
     /// Status of every component, in start order.
     pub fn status(&self) -> Vec<ComponentStatus> {
         self.slots
