@@ -49,14 +49,23 @@ fn on_disk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Validates `origin` fully; generic with the reason if it cannot be used.
+/// Loads `origin` and validates it fully; generic with the reason if it
+/// cannot be used.
 fn use_profile(origin: Origin, topo: &Topology, root: &Path) -> Chosen {
-    let profile = match load(&origin) {
-        Ok(p) => p,
-        Err(e) => return generic(Some(e.to_string())),
-    };
+    match load(&origin) {
+        Ok(profile) => {
+            let against = check_against(&profile, topo, root);
+            fit(profile, origin, against)
+        }
+        Err(e) => generic(Some(e.to_string())),
+    }
+}
+
+/// The profile if it has neither structure problems nor the `against` ones
+/// (already checked against this board), else generic saying why.
+fn fit(profile: Profile, origin: Origin, against: Vec<Problem>) -> Chosen {
     let mut problems = check_structure(&profile);
-    problems.extend(check_against(&profile, topo, root));
+    problems.extend(against);
     if problems.is_empty() {
         Chosen {
             profile,
@@ -104,11 +113,12 @@ pub fn choose(cfg: &ProfileConfig, topo: &Topology, root: &Path) -> Chosen {
         if p.board.matches.is_empty() {
             continue;
         }
-        let identity_fits = check_against(&p, topo, root)
+        let against = check_against(&p, topo, root);
+        if against
             .iter()
-            .all(|problem| !problem.key.starts_with("board.match"));
-        if identity_fits {
-            return use_profile(origin, topo, root);
+            .all(|problem| !problem.key.starts_with("board.match"))
+        {
+            return fit(p, origin, against);
         }
     }
     generic(None)
