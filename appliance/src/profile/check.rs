@@ -445,11 +445,10 @@ pub fn device_dir(d: &Device, root: &Path) -> Option<std::path::PathBuf> {
     for bus in buses.flatten() {
         let dir = bus.path().join("drivers").join(driver);
         if let Ok(entries) = std::fs::read_dir(&dir) {
+            // Bound devices are symlinks into the device tree; the one other
+            // symlink a driver directory has is `module`.
             for e in entries.flatten() {
-                if e.path().join("uevent").exists()
-                    || e.file_type().is_ok_and(|t| t.is_symlink())
-                        && e.file_name().to_string_lossy().contains(':')
-                {
+                if e.file_type().is_ok_and(|t| t.is_symlink()) && e.file_name() != "module" {
                     return Some(e.path());
                 }
             }

@@ -582,3 +582,26 @@ fn every_board_rule_names_the_exact_difference() {
         "profile says node 0, the kernel says node 1",
     );
 }
+
+#[test]
+fn a_driver_is_found_by_its_bound_devices_not_its_module_link() {
+    let t = tempfile::tempdir().unwrap();
+    let drv = t.path().join("sys/bus/platform/drivers/armchina");
+    fs::create_dir_all(&drv).unwrap();
+    let module = t.path().join("sys/module/aipu");
+    fs::create_dir_all(&module).unwrap();
+    fs::write(module.join("uevent"), "").unwrap();
+    std::os::unix::fs::symlink(&module, drv.join("module")).unwrap();
+    fs::write(drv.join("uevent"), "").unwrap();
+    let npu: Device =
+        toml::from_str("name = \"npu0\"\nkind = \"npu\"\ndriver = \"armchina\"\n").unwrap();
+    assert_eq!(
+        device_dir(&npu, t.path()),
+        None,
+        "loaded driver, no device bound"
+    );
+    let dev = t.path().join("sys/devices/platform/14260000.aipu");
+    fs::create_dir_all(&dev).unwrap();
+    std::os::unix::fs::symlink(&dev, drv.join("14260000.aipu")).unwrap();
+    assert_eq!(device_dir(&npu, t.path()), Some(drv.join("14260000.aipu")));
+}
