@@ -13,6 +13,10 @@ pub static PROBE_RINGBUF: &[u8] =
 pub static PROBE_SOCKHASH: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/probe_sockhash"));
 
+/// Process cache: fork/exec/exit raw tracepoints feeding a ring buffer.
+pub static PROCCACHE: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/proccache"));
+
 /// Renders an error with its whole `source()` chain on one line, because aya's
 /// top-level errors ("the BPF_PROG_LOAD syscall failed") hide the kernel's
 /// actual answer ("Operation not permitted") one level down.

@@ -6,13 +6,16 @@
 
 #![deny(missing_docs)]
 
+pub mod btf;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod ebpf;
+pub mod histogram;
 pub mod logging;
 pub mod privileges;
 pub mod probe;
+pub mod proccache;
 pub mod profile;
 pub mod supervisor;
 pub mod tomlfile;

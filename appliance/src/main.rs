@@ -14,6 +14,7 @@ use nodus::{
     logging,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
+    proccache::{self, PsReport, procfs},
     profile::{self, Topology},
 };
 
@@ -52,6 +53,27 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Control socket [default: control.socket from the config in use]
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// List the processes the running daemon's process cache holds.
+    Ps {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Include exited processes still retained (see [proccache] retain_*).
+        #[arg(long)]
+        exited: bool,
+        /// Show children under their parents.
+        #[arg(long)]
+        tree: bool,
+        /// Only this pid (with --exited, every process that held it).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Only command names starting with this.
+        #[arg(long, value_name = "PREFIX")]
+        comm: Option<String>,
         /// Control socket [default: control.socket from the config in use]
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -105,6 +127,14 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config.as_deref(), started),
         Command::Probe { json } => probe_cmd(json),
         Command::Status { json, socket } => status(json, socket),
+        Command::Ps {
+            json,
+            exited,
+            tree,
+            pid,
+            comm,
+            socket,
+        } => ps(json, tree, Request::Ps { exited, pid, comm }, socket),
         Command::Profile { command } => match command {
             ProfileCommand::Show { json, config } => profile_show(json, config.as_deref()),
             ProfileCommand::Check { paths } => profile_check(&paths),
@@ -252,13 +282,38 @@ fn profile_check(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {
-    let socket = socket.unwrap_or_else(|| {
+/// `--socket`, else the socket of the config `nodus run` would use.
+fn control_socket(socket: Option<PathBuf>) -> PathBuf {
+    socket.unwrap_or_else(|| {
         Config::resolve(None)
             .map(|(c, _)| c.control.socket)
             .unwrap_or_else(|_| Config::default().control.socket)
-    });
-    let data = match control::request(&socket, &Request::Status {}) {
+    })
+}
+
+fn ps(json: bool, tree: bool, request: Request, socket: Option<PathBuf>) -> ExitCode {
+    let data = match control::request(&control_socket(socket), &request) {
+        Ok(d) => d,
+        Err(e) => return fail(1, e),
+    };
+    if json {
+        println!("{data}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_value::<PsReport>(data) {
+        Ok(report) => {
+            print!(
+                "{}",
+                proccache::render::render(&report, tree, procfs::now_boot_ns())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, format!("unexpected ps reply: {e}")),
+    }
+}
+
+fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {
+    let data = match control::request(&control_socket(socket), &Request::Status {}) {
         Ok(d) => d,
         Err(e) => return fail(1, e),
     };

@@ -11,7 +11,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::tomlfile::{self, TomlError};
+use crate::{
+    proccache::ProcCacheConfig,
+    tomlfile::{self, TomlError},
+};
 
 /// Where `nodus run` looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/nodus/nodus.toml";
@@ -31,6 +34,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// The board profile.
     pub profile: ProfileConfig,
+    /// The process cache.
+    pub proccache: ProcCacheConfig,
 }
 
 /// `[profile]`: which board profile to apply (takes effect at start).
@@ -253,7 +258,7 @@ impl Config {
         if !self.control.socket.is_absolute() {
             return Err(("control.socket".into(), "must be an absolute path".into()));
         }
-        Ok(())
+        self.proccache.validate()
     }
 }
 

@@ -16,6 +16,18 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub enum Request {
     /// The daemon's and every component's state.
     Status {},
+    /// Processes from the process cache (`nodus ps`).
+    Ps {
+        /// Include exited processes still retained.
+        #[serde(default)]
+        exited: bool,
+        /// Only this pid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// Only command names starting with this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comm: Option<String>,
+    },
 }
 
 /// A reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.

@@ -32,6 +32,7 @@ use crate::{
     },
     logging,
     probe::{self, ProbeReport},
+    proccache::{ProcessTable, PsQuery},
     profile::{self, Chosen, ProfileComponent, Topology},
     supervisor::{Component, Health, Supervisor},
 };
@@ -149,7 +150,10 @@ impl Daemon {
             started: opts.started,
             ready_ms: None,
             kernel,
-            shared: Shared { queries: tx },
+            shared: Shared {
+                queries: tx,
+                processes: ProcessTable::new(),
+            },
             queries,
             stop: opts.stop,
         };
@@ -239,6 +243,17 @@ impl Daemon {
                 kernel: (*self.kernel).clone(),
                 components: self.supervisor.status(),
             }),
+            Request::Ps { exited, pid, comm } => {
+                let query = PsQuery {
+                    exited: *exited,
+                    pid: *pid,
+                    comm: comm.clone(),
+                };
+                match self.shared.processes.ps(&query) {
+                    Ok(report) => Response::data(report),
+                    Err(e) => Response::error(e),
+                }
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use crate::{
     config::Config,
     control::{ControlServer, Query},
+    proccache::{ProcCache, ProcessTable},
     supervisor::Component,
 };
 
@@ -15,6 +16,9 @@ use crate::{
 pub struct Shared {
     /// Where the control server sends the queries it receives.
     pub queries: mpsc::Sender<Query>,
+    /// The process table, filled by the proccache component and read by
+    /// `nodus ps` and any component that classifies processes.
+    pub processes: ProcessTable,
 }
 
 /// One component kind.
@@ -32,13 +36,25 @@ fn section<T: serde::Serialize>(t: &T) -> serde_json::Value {
 }
 
 /// Every component, in start order (stop order is the reverse).
-pub const REGISTRY: &[Registration] = &[Registration {
-    name: "control",
-    section: |c| section(&c.control),
-    build: |c, s| {
-        Some(Box::new(ControlServer::new(
-            c.control.socket.clone(),
-            s.queries.clone(),
-        )))
+pub const REGISTRY: &[Registration] = &[
+    Registration {
+        name: "control",
+        section: |c| section(&c.control),
+        build: |c, s| {
+            Some(Box::new(ControlServer::new(
+                c.control.socket.clone(),
+                s.queries.clone(),
+            )))
+        },
     },
-}];
+    Registration {
+        name: "proccache",
+        section: |c| section(&c.proccache),
+        build: |c, s| {
+            c.proccache.enabled.then(|| {
+                Box::new(ProcCache::new(c.proccache.clone(), s.processes.clone()))
+                    as Box<dyn Component>
+            })
+        },
+    },
+];

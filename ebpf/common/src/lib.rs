@@ -10,3 +10,4 @@
 
 pub mod abi;
 pub mod probe;
+pub mod proccache;

@@ -1,0 +1,103 @@
+//! Loading and attaching the process-cache programs, and reading what they
+//! report.
+
+use aya::{
+    EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::RawTracePoint,
+};
+use nodus_common::proccache::TaskLayout;
+use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::{
+    btf::{Btf, BtfError},
+    ebpf::{self, error_chain},
+};
+
+/// The three scheduler tracepoints and the program attached to each.
+const ATTACH: [(&str, &str); 3] = [
+    ("proccache_fork", "sched_process_fork"),
+    ("proccache_exec", "sched_process_exec"),
+    ("proccache_exit", "sched_process_exit"),
+];
+
+/// The attached programs and the maps they write.
+pub struct KernelEvents {
+    /// Holds the programs (and so their links) for as long as it lives.
+    _ebpf: aya::Ebpf,
+    /// Events, readable when the kernel has written some.
+    pub ring: AsyncFd<RingBuf<MapData>>,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+/// The kernel-structure offsets the programs need, from this kernel's BTF.
+pub fn task_layout(btf: &Btf) -> Result<TaskLayout, BtfError> {
+    let task = |f| btf.field_offset("task_struct", f);
+    Ok(TaskLayout {
+        task_pid: task("pid")?,
+        task_tgid: task("tgid")?,
+        task_real_parent: task("real_parent")?,
+        task_group_leader: task("group_leader")?,
+        task_start_boottime: task("start_boottime")?,
+        task_exit_code: task("exit_code")?,
+        task_signal: task("signal")?,
+        task_mm: task("mm")?,
+        signal_live: btf.field_offset("signal_struct", "live")?,
+        mm_arg_start: btf.field_offset("mm_struct", "arg_start")?,
+        mm_arg_end: btf.field_offset("mm_struct", "arg_end")?,
+        binprm_filename: btf.field_offset("linux_binprm", "filename")?,
+    })
+}
+
+impl KernelEvents {
+    /// Loads the programs for this kernel, with a ring buffer of
+    /// `ring_bytes`, and attaches them. Must run inside the tokio runtime.
+    pub fn attach(ring_bytes: u32) -> Result<KernelEvents, String> {
+        let btf = Btf::kernel().map_err(|e| e.to_string())?;
+        let layout = task_layout(&btf).map_err(|e| e.to_string())?;
+        let mut bpf = EbpfLoader::new()
+            .override_global("TASK_LAYOUT", &layout, true)
+            .map_max_entries("PROC_EVENTS", ring_bytes)
+            .load(ebpf::PROCCACHE)
+            .map_err(|e| format!("loading the proccache programs: {}", error_chain(&e)))?;
+        for (name, tracepoint) in ATTACH {
+            let program: &mut RawTracePoint = bpf
+                .program_mut(name)
+                .ok_or_else(|| format!("program {name} missing from the object"))?
+                .try_into()
+                .map_err(|e| format!("{name}: {}", error_chain(&e)))?;
+            program
+                .load()
+                .map_err(|e| format!("{name}: {}", error_chain(&e)))?;
+            program
+                .attach(tracepoint)
+                .map_err(|e| format!("attaching to {tracepoint}: {}", error_chain(&e)))?;
+        }
+        let mut map = |name: &str| {
+            bpf.take_map(name)
+                .ok_or_else(|| format!("map {name} missing from the object"))
+        };
+        let ring = RingBuf::try_from(map("PROC_EVENTS")?).map_err(|e| error_chain(&e))?;
+        let drops = PerCpuArray::try_from(map("PROC_DROPS")?).map_err(|e| error_chain(&e))?;
+        // SAFETY: the ring buffer owns its map's file descriptor, which stays
+        // open and unchanged for as long as the RingBuf (moved into the
+        // AsyncFd) lives.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| format!("polling the ring buffer: {e}"))?;
+        Ok(KernelEvents {
+            _ebpf: bpf,
+            ring,
+            drops,
+        })
+    }
+
+    /// Events the kernel could not queue because the ring buffer was full,
+    /// summed over CPUs and event kinds.
+    pub fn drops(&self) -> u64 {
+        self.drops
+            .iter()
+            .filter_map(Result::ok)
+            .map(|per_cpu| per_cpu.iter().sum::<u64>())
+            .sum()
+    }
+}
