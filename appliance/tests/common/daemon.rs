@@ -25,6 +25,17 @@ impl TempDaemon {
     /// Starts nodus with `[control] socket` set to a private path plus `extra`
     /// TOML, and waits for READY=1. `env` is added to its environment.
     pub fn start(extra: &str, env: &[(&str, &str)]) -> TempDaemon {
+        TempDaemon::start_in(extra, env, None)
+    }
+
+    /// Like [`TempDaemon::start`], but run through `sh -c SETUP; exec nodus ...`
+    /// inside a private mount namespace, so `setup` can hide or replace
+    /// files (a kernel without BTF, say) for this daemon alone.
+    pub fn start_in_mount_ns(extra: &str, setup: &str) -> TempDaemon {
+        TempDaemon::start_in(extra, &[], Some(setup))
+    }
+
+    fn start_in(extra: &str, env: &[(&str, &str)], mount_ns_setup: Option<&str>) -> TempDaemon {
         let dir = tempdir();
         let socket = dir.path().join("control.sock");
         let config = dir.path().join("nodus.toml");
@@ -35,7 +46,17 @@ impl TempDaemon {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let log = dir.path().join("nodus.log");
-        let child = nodus()
+        let mut command = match mount_ns_setup {
+            None => nodus(),
+            Some(setup) => {
+                let mut c = std::process::Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(format!("{setup} && exec \"$0\" \"$@\""))
+                    .arg(nodus().get_program());
+                c
+            }
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config)
             .env("NOTIFY_SOCKET", &notify_path)
@@ -119,6 +140,22 @@ impl TempDaemon {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// `nodus ps --json ARGS` against this daemon.
+    pub fn ps_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = nodus()
+            .args(["ps", "--json", "--socket"])
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run nodus ps");
+        assert!(
+            out.status.success(),
+            "nodus ps failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("ps JSON")
     }
 
     /// Rewrites the config file (for SIGHUP tests).
