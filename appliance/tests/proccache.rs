@@ -167,7 +167,7 @@ fn a_reused_pid_never_merges_two_processes() {
 #[test]
 fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
     require_root();
-    let mut d = TempDaemon::start(
+    let d = TempDaemon::start(
         "[proccache]\nring_buffer_kib = 4\nreconcile_interval_s = 1\n",
         &[],
     );
