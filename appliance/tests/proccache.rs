@@ -184,11 +184,7 @@ fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
         })
         .collect();
     let marker = unique("survivor-");
-    let mut sleepers: Vec<Child> = (0..5)
-        .map(|_| {
-            sleeper(&marker)
-        })
-        .collect();
+    let mut sleepers: Vec<Child> = (0..5).map(|_| sleeper(&marker)).collect();
     d.signal(libc::SIGCONT);
     let drops = wait_for("the overflow to be counted", Duration::from_secs(5), || {
         Some(stat(&d, "drops")).filter(|&n| n > 0)

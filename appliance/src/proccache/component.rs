@@ -9,13 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFdReadyMutGuard, sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle};
 
 use super::{
     ProcCacheConfig, ProcessTable,
     cache::{Cache, ProcStat, ReconcileRules, Retention},
-    event::Event,
+    consumer::{Consumer, Sink},
     kernel::KernelEvents,
     process::Origin,
     procfs::{Procfs, now_boot_ns},
@@ -27,8 +26,6 @@ use crate::{
     },
 };
 
-/// Events applied per hold of the table lock, so queries never wait long.
-const BATCH: usize = 256;
 /// Processes younger than this at a reconciliation scan are left to their
 /// events, which may still be on their way.
 const RECONCILE_GRACE: Duration = Duration::from_millis(100);
@@ -46,15 +43,17 @@ enum Mode {
 }
 
 /// What the loop measures, shared with `stats()` and `health()`.
-struct Measures {
+pub(super) struct Measures {
     mode: Mutex<Mode>,
-    events: AtomicU64,
+    pub(super) events: AtomicU64,
     events_per_s: AtomicU64,
     drops: AtomicU64,
     last_drop: Mutex<Option<Instant>>,
-    undecodable: AtomicU64,
+    pub(super) undecodable: AtomicU64,
     reconciliations: AtomicU64,
-    latency_ns: Mutex<Histogram>,
+    pub(super) latency_ns: Mutex<Histogram>,
+    /// How the consumer thread is scheduled (`fifo:1`, or why not).
+    pub(super) scheduling: Mutex<String>,
 }
 
 impl Default for Measures {
@@ -68,6 +67,7 @@ impl Default for Measures {
             undecodable: AtomicU64::default(),
             reconciliations: AtomicU64::default(),
             latency_ns: Mutex::default(),
+            scheduling: Mutex::default(),
         }
     }
 }
@@ -197,6 +197,10 @@ impl Component for ProcCache {
                 "reconciliations".into(),
                 Stat::Counter(m.reconciliations.load(Ordering::Relaxed)),
             ),
+            (
+                "event_thread".into(),
+                Stat::Text(lock(&m.scheduling).clone()),
+            ),
         ]);
         if let Some((live, exited, peak, c)) = self
             .table
@@ -234,11 +238,12 @@ impl Component for ProcCache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The spawned side: owns the kernel events and the /proc scans.
+/// The spawned side: owns the kernel programs, the consumer thread and the
+/// /proc scans.
 struct Worker {
     table: ProcessTable,
     measures: Arc<Measures>,
@@ -246,17 +251,27 @@ struct Worker {
     config: ProcCacheConfig,
 }
 
-type Scan = JoinHandle<(u64, Vec<ProcStat>)>;
-
 impl Worker {
     async fn run(
         self,
         ctx: ComponentContext,
-        mut events: Option<KernelEvents>,
+        events: Option<KernelEvents>,
         mut stopped: watch::Receiver<bool>,
     ) {
-        // Seed what predates us. The programs are already attached, so
-        // anything born during the seed is in the ring buffer too.
+        let sink = Sink {
+            table: self.table.clone(),
+            measures: self.measures.clone(),
+        };
+        // Consuming starts before the seed: anything born while /proc is
+        // read is in the ring buffer, and applying it twice is harmless.
+        let consumer = events.as_ref().map(|e| {
+            Consumer::spawn(
+                e.ring.clone(),
+                e.ring_fd,
+                sink.clone(),
+                self.config.event_thread_priority,
+            )
+        });
         let procfs = self.procfs.clone();
         let seed = tokio::task::spawn_blocking(move || {
             let now = now_boot_ns();
@@ -277,85 +292,50 @@ impl Worker {
         let mut reconcile =
             every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
         let mut beat = tokio::time::interval(BEAT_INTERVAL);
-        let mut scan: Option<Scan> = None;
         let mut rate = (Instant::now(), 0u64);
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
-                guard = readable(&mut events) => match guard {
-                    Ok(mut guard) => {
-                        self.drain(guard.get_inner_mut());
-                        guard.clear_ready();
-                    }
-                    Err(e) => {
-                        log::error!("proccache: ring buffer: {e}");
-                        return;
-                    }
-                },
                 _ = beat.tick() => {
+                    if consumer.as_ref().is_some_and(|c| c.is_finished()) {
+                        log::error!("proccache: the event consumer thread ended");
+                        break;
+                    }
                     ctx.heartbeat.beat();
                     self.tick(&events, &mut rate);
                 }
-                _ = tick(&mut reconcile), if scan.is_none() => {
-                    let procfs = self.procfs.clone();
-                    scan = Some(tokio::task::spawn_blocking(move || (now_boot_ns(), procfs.scan())));
-                }
-                done = wait(&mut scan) => {
-                    scan = None;
-                    if let Ok((started, found)) = done {
+                _ = tick(&mut reconcile) => {
+                    let (procfs, sink) = (self.procfs.clone(), sink.clone());
+                    let ring = events.as_ref().map(|e| e.ring.clone());
+                    let with_events = ring.is_some();
+                    let scanned = tokio::task::spawn_blocking(move || {
+                        let started = now_boot_ns();
+                        let found = procfs.scan();
                         // Events emitted before the scan ended are applied
                         // first, so only what was really lost is repaired.
-                        if let Some(events) = events.as_mut() {
-                            self.drain(events.ring.get_mut());
+                        if let Some(ring) = ring {
+                            sink.drain(&mut lock(&ring));
                         }
-                        self.reconcile(started, &found, events.is_some());
+                        (started, found)
+                    });
+                    // Beats continue while /proc is read.
+                    let mut scanned = std::pin::pin!(scanned);
+                    let result = loop {
+                        tokio::select! {
+                            r = &mut scanned => break r,
+                            _ = beat.tick() => ctx.heartbeat.beat(),
+                        }
+                    };
+                    if let Ok((started, found)) = result {
+                        self.reconcile(started, &found, with_events);
                     }
                 }
             }
         }
-    }
-
-    /// Applies every queued event, `BATCH` per lock hold. Returns whether any
-    /// event was read.
-    fn drain(&self, ring: &mut RingBuf<MapData>) -> bool {
-        let mut any = false;
-        let mut exec_times = Vec::with_capacity(BATCH);
-        loop {
-            exec_times.clear();
-            let mut applied = 0;
-            self.table.with(|cache| {
-                while applied < BATCH {
-                    let Some(item) = ring.next() else { break };
-                    applied += 1;
-                    match Event::decode(&item) {
-                        Ok(event) => {
-                            if let Some(entry) = cache.apply(&event, now_boot_ns()) {
-                                exec_times.push(event.header().time_ns);
-                                self.table.publish_exec(entry);
-                            }
-                        }
-                        Err(e) => {
-                            self.measures.undecodable.fetch_add(1, Ordering::Relaxed);
-                            log::debug!("proccache: {e}");
-                        }
-                    }
-                }
-            });
-            // Queryable from the moment the lock was released.
-            let now = now_boot_ns();
-            let mut latency = lock(&self.measures.latency_ns);
-            for t in &exec_times {
-                latency.record(now.saturating_sub(*t));
-            }
-            drop(latency);
-            self.measures
-                .events
-                .fetch_add(applied as u64, Ordering::Relaxed);
-            any |= applied > 0;
-            if applied < BATCH {
-                return any;
-            }
+        if let Some(consumer) = consumer {
+            let _ = tokio::task::spawn_blocking(move || consumer.stop()).await;
         }
+        // `events` drops here: the programs detach.
     }
 
     /// Once a second: expiry, the event rate and the kernel's drop count.
@@ -414,28 +394,11 @@ impl Worker {
     }
 }
 
-/// Readiness of the ring buffer, or never when there is none.
-async fn readable(
-    events: &mut Option<KernelEvents>,
-) -> std::io::Result<AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
-    match events {
-        Some(e) => e.ring.readable_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
     match interval {
         Some(i) => {
             i.tick().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait(scan: &mut Option<Scan>) -> Result<(u64, Vec<ProcStat>), tokio::task::JoinError> {
-    match scan {
-        Some(s) => s.await,
         None => std::future::pending().await,
     }
 }

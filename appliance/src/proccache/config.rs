@@ -26,6 +26,10 @@ pub struct ProcCacheConfig {
     /// Size of the kernel-to-nodus ring buffer in KiB, a power of two of at
     /// least one page.
     pub ring_buffer_kib: u32,
+    /// SCHED_FIFO priority of the thread that moves events into the table
+    /// (1-99; 0 = ordinary scheduling). Decides exec-to-queryable latency
+    /// when every CPU is busy.
+    pub event_thread_priority: u8,
 }
 
 impl Default for ProcCacheConfig {
@@ -39,6 +43,7 @@ impl Default for ProcCacheConfig {
             reconcile_interval_s: 10,
             poll_interval_ms: 100,
             ring_buffer_kib: 1024,
+            event_thread_priority: 1,
         }
     }
 }
@@ -62,6 +67,9 @@ impl ProcCacheConfig {
                 "ring_buffer_kib",
                 "must be a power of two between 4 and 1048576",
             );
+        }
+        if self.event_thread_priority > 99 {
+            return err("event_thread_priority", "must be between 0 and 99");
         }
         Ok(())
     }

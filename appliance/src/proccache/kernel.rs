@@ -1,13 +1,17 @@
 //! Loading and attaching the process-cache programs, and reading what they
 //! report.
 
+use std::{
+    os::fd::{AsRawFd, RawFd},
+    sync::{Arc, Mutex},
+};
+
 use aya::{
     EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::RawTracePoint,
 };
 use nodus_common::proccache::TaskLayout;
-use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
     btf::{Btf, BtfError},
@@ -25,8 +29,10 @@ const ATTACH: [(&str, &str); 3] = [
 pub struct KernelEvents {
     /// Holds the programs (and so their links) for as long as it lives.
     _ebpf: aya::Ebpf,
-    /// Events, readable when the kernel has written some.
-    pub ring: AsyncFd<RingBuf<MapData>>,
+    /// Events, shared by the consumer thread and reconciliation.
+    pub ring: Arc<Mutex<RingBuf<MapData>>>,
+    /// The ring buffer's descriptor, to poll(2) for readiness.
+    pub ring_fd: RawFd,
     drops: PerCpuArray<MapData, u64>,
 }
 
@@ -51,7 +57,7 @@ pub fn task_layout(btf: &Btf) -> Result<TaskLayout, BtfError> {
 
 impl KernelEvents {
     /// Loads the programs for this kernel, with a ring buffer of
-    /// `ring_bytes`, and attaches them. Must run inside the tokio runtime.
+    /// `ring_bytes`, and attaches them.
     pub fn attach(ring_bytes: u32) -> Result<KernelEvents, String> {
         let btf = Btf::kernel().map_err(|e| e.to_string())?;
         let layout = task_layout(&btf).map_err(|e| e.to_string())?;
@@ -79,14 +85,10 @@ impl KernelEvents {
         };
         let ring = RingBuf::try_from(map("PROC_EVENTS")?).map_err(|e| error_chain(&e))?;
         let drops = PerCpuArray::try_from(map("PROC_DROPS")?).map_err(|e| error_chain(&e))?;
-        // SAFETY: the ring buffer owns its map's file descriptor, which stays
-        // open and unchanged for as long as the RingBuf (moved into the
-        // AsyncFd) lives.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| format!("polling the ring buffer: {e}"))?;
         Ok(KernelEvents {
             _ebpf: bpf,
-            ring,
+            ring_fd: ring.as_raw_fd(),
+            ring: Arc::new(Mutex::new(ring)),
             drops,
         })
     }

@@ -12,6 +12,7 @@
 pub mod cache;
 mod component;
 pub mod config;
+mod consumer;
 pub mod event;
 mod kernel;
 pub mod process;

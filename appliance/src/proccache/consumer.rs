@@ -1,0 +1,168 @@
+//! The thread that moves events from the ring buffer into the table.
+//!
+//! It is a plain thread, not a task: exec-to-queryable latency is decided by
+//! how soon it runs after the kernel wakes it, and on a board whose CPUs are
+//! busy forking that is a scheduling question. Optionally (by default) it
+//! runs SCHED_FIFO at a low real-time priority, so it preempts ordinary work
+//! the moment events arrive; it only ever drains and sleeps, so it cannot
+//! starve anything.
+
+use std::{
+    os::fd::RawFd,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+
+use super::{
+    ProcessTable,
+    component::{Measures, lock},
+    event::Event,
+    procfs::now_boot_ns,
+};
+
+/// Events applied per hold of the table lock, so queries never wait long.
+const BATCH: usize = 256;
+/// How often the thread checks whether it should stop while idle.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+/// Where drained events go.
+#[derive(Clone)]
+pub(super) struct Sink {
+    pub table: ProcessTable,
+    pub measures: Arc<Measures>,
+}
+
+impl Sink {
+    /// Applies every queued event, [`BATCH`] per lock hold. Returns whether
+    /// any was read.
+    pub fn drain(&self, ring: &mut RingBuf<MapData>) -> bool {
+        let mut any = false;
+        let mut exec_times = Vec::with_capacity(BATCH);
+        loop {
+            exec_times.clear();
+            let mut applied = 0;
+            self.table.with(|cache| {
+                while applied < BATCH {
+                    let Some(item) = ring.next() else { break };
+                    applied += 1;
+                    match Event::decode(&item) {
+                        Ok(event) => {
+                            if let Some(entry) = cache.apply(&event, now_boot_ns()) {
+                                exec_times.push(event.header().time_ns);
+                                self.table.publish_exec(entry);
+                            }
+                        }
+                        Err(e) => {
+                            self.measures.undecodable.fetch_add(1, Ordering::Relaxed);
+                            log::debug!("proccache: {e}");
+                        }
+                    }
+                }
+            });
+            // Queryable from the moment the lock was released.
+            let now = now_boot_ns();
+            let mut latency = lock(&self.measures.latency_ns);
+            for t in &exec_times {
+                latency.record(now.saturating_sub(*t));
+            }
+            drop(latency);
+            self.measures
+                .events
+                .fetch_add(applied as u64, Ordering::Relaxed);
+            any |= applied > 0;
+            if applied < BATCH {
+                return any;
+            }
+        }
+    }
+}
+
+/// The running consumer thread.
+pub(super) struct Consumer {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Consumer {
+    /// Starts draining `ring` (readable on `fd`) into `sink`, at SCHED_FIFO
+    /// `priority` (0: ordinary scheduling).
+    pub fn spawn(
+        ring: Arc<Mutex<RingBuf<MapData>>>,
+        fd: RawFd,
+        sink: Sink,
+        priority: u8,
+    ) -> Consumer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nodus-proc-events".into())
+            .spawn(move || {
+                *lock(&sink.measures.scheduling) = set_scheduling(priority);
+                while !flag.load(Ordering::Relaxed) {
+                    if wait_readable(fd, IDLE_WAKE) {
+                        sink.drain(&mut lock(&ring));
+                    }
+                }
+            });
+        match thread {
+            Ok(thread) => Consumer { stop, thread },
+            Err(e) => {
+                // Without a thread of its own the consumer cannot run; a
+                // finished stand-in makes the component report it.
+                log::error!("proccache: cannot start the event thread: {e}");
+                Consumer {
+                    stop,
+                    thread: std::thread::spawn(|| {}),
+                }
+            }
+        }
+    }
+
+    /// Whether the thread has ended (it only should when asked to).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Asks the thread to stop and waits for it (at most [`IDLE_WAKE`]).
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Puts the calling thread in SCHED_FIFO at `priority`; says what it got.
+fn set_scheduling(priority: u8) -> String {
+    if priority == 0 {
+        return "normal".into();
+    }
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+        format!("fifo:{priority}")
+    } else {
+        let e = std::io::Error::last_os_error();
+        log::warn!("proccache: event thread stays at normal priority: SCHED_FIFO {priority}: {e}");
+        format!("normal (SCHED_FIFO refused: {e})")
+    }
+}
+
+/// Waits up to `timeout` for `fd` to become readable.
+fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; fd stays open while the ring buffer (held by
+    // this thread through its Arc) lives.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+    n > 0 && pfd.revents & libc::POLLIN != 0
+}
