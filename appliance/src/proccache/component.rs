@@ -111,7 +111,10 @@ impl Component for ProcCache {
             procfs.ns_per_tick(),
         ));
         let events = match KernelEvents::attach(c.ring_buffer_kib.saturating_mul(1024)) {
-            Ok(events) => Some(events),
+            Ok(events) => {
+                *lock(&self.measures.mode) = Mode::Events;
+                Some(events)
+            }
             Err(why) => {
                 log::warn!("proccache: kernel events unavailable, polling /proc: {why}");
                 *lock(&self.measures.mode) = Mode::Polling(why);
@@ -280,9 +283,6 @@ impl Worker {
         if let Ok((now, entries)) = seed.await {
             log::info!("proccache: seeded {} processes from /proc", entries.len());
             self.table.with(|c| c.seed(entries, now));
-        }
-        if events.is_some() {
-            *lock(&self.measures.mode) = Mode::Events;
         }
         let every = match (&events, self.config.reconcile_interval_s) {
             (None, _) => Some(Duration::from_millis(self.config.poll_interval_ms)),

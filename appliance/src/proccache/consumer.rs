@@ -141,14 +141,18 @@ fn set_scheduling(priority: u8) -> String {
     if priority == 0 {
         return "normal".into();
     }
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
-    // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+    // SAFETY: sched_param is plain integers (musl adds sporadic-server
+    // fields glibc lacks); all-zero is valid for each.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = i32::from(priority);
+    // pthread_setschedparam, not sched_setscheduler: musl implements the
+    // latter as ENOSYS (POSIX makes it per-process, Linux per-thread).
+    // SAFETY: pthread_self is this thread; param is a valid sched_param.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
         format!("fifo:{priority}")
     } else {
-        let e = std::io::Error::last_os_error();
+        let e = std::io::Error::from_raw_os_error(rc);
         log::warn!("proccache: event thread stays at normal priority: SCHED_FIFO {priority}: {e}");
         format!("normal (SCHED_FIFO refused: {e})")
     }
