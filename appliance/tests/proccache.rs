@@ -313,3 +313,71 @@ fn without_kernel_btf_it_polls_proc_and_says_so() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+#[test]
+fn other_components_get_exec_events_and_lookups_through_the_table() {
+    use std::sync::Arc;
+
+    use nodus::{
+        probe::ProbeReport,
+        proccache::{ProcCache, ProcCacheConfig, ProcessTable, PsQuery},
+        supervisor::{Component, ComponentContext, Heartbeat},
+    };
+
+    require_root();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let table = ProcessTable::new();
+        let mut cache = ProcCache::new(ProcCacheConfig::default(), table.clone());
+        let mut execs = table.subscribe_exec();
+        cache
+            .start(ComponentContext {
+                heartbeat: Heartbeat::new(),
+                kernel: Arc::new(ProbeReport::default()),
+            })
+            .expect("start");
+        let marker = unique("api-");
+        let mut child = sleeper(&marker);
+        let pid = child.id();
+        let seen = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let p = execs.recv().await.expect("exec stream");
+                if p.argv.last() == Some(&marker) {
+                    return p;
+                }
+            }
+        })
+        .await
+        .expect("the exec reached the subscriber");
+        assert_eq!(seen.pid, pid);
+        assert_eq!(seen.ppid, std::process::id());
+        let looked_up = table.get(pid).expect("lookup by pid");
+        assert_eq!(looked_up.argv, seen.argv);
+        assert!(
+            table
+                .children(std::process::id())
+                .iter()
+                .any(|p| p.pid == pid)
+        );
+        // The kernel's cgroup id (from the event) is the one /proc gives for
+        // the parent (seeded): both name the same cgroup directory.
+        let me = wait_for(
+            "this test process to be seeded",
+            Duration::from_secs(5),
+            || table.get(std::process::id()),
+        );
+        assert_ne!(seen.cgroup_id, 0);
+        assert_eq!(me.cgroup_id, seen.cgroup_id);
+        assert!(table.in_cgroup(seen.cgroup_id).iter().any(|p| p.pid == pid));
+        let _ = child.kill();
+        let _ = child.wait();
+        cache.stop().await;
+        assert!(
+            table.ps(&PsQuery::default()).is_err(),
+            "a stopped cache answers no queries"
+        );
+    });
+}
