@@ -3,76 +3,31 @@
 //! printed beside its target. Run with `make bench` (it builds
 //! target/release/nodus first, the binary measured here).
 
-use std::{
-    fs,
-    os::unix::net::UnixDatagram,
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::{fs, path::Path, time::Duration};
+
+use common::{BenchDaemon, release_binary};
 
 const RUNS: usize = 10;
 const SIZE_TARGET_MIB: f64 = 10.0;
 const RSS_TARGET_MIB: f64 = 24.0;
 const READY_TARGET_MS: f64 = 300.0;
 
-fn release_binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().unwrap_or(&manifest);
-    let bin = root.join("target/release/nodus");
-    assert!(bin.exists(), "{} missing: run `make bench`", bin.display());
-    bin
-}
-
 struct Sample {
     ready: Duration,
     rss_kib: u64,
 }
 
-fn one_run(bin: &PathBuf, measure_rss: bool) -> Sample {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("nodus.toml");
-    fs::write(
-        &config,
-        format!(
-            "[log]\ntarget = \"stderr\"\nlevel = \"warn\"\n[control]\nsocket = \"{}\"\n",
-            dir.path().join("control.sock").display()
-        ),
-    )
-    .expect("config");
-    let notify = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&notify).expect("notify socket");
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let t0 = Instant::now();
-    let mut child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nodus");
-    let mut buf = [0u8; 4096];
-    let ready = loop {
-        let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
-        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-            break t0.elapsed();
-        }
-    };
+fn one_run(bin: &Path, measure_rss: bool) -> Sample {
+    let daemon = BenchDaemon::start(bin, "");
+    let ready = daemon.ready;
     let mut rss_kib = 0;
     if measure_rss {
         std::thread::sleep(Duration::from_secs(3));
-        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
-        rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS");
+        rss_kib = daemon.rss_kib();
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().expect("wait");
+    let status = daemon.stop();
     assert!(status.success(), "nodus exited {status}");
     Sample { ready, rss_kib }
 }

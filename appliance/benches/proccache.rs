@@ -7,12 +7,13 @@
 //! with exec, argv and exit code, nodus's exec-to-queryable latency and the
 //! CPU time nodus spent. Run with `make bench` (root: it loads eBPF).
 
+mod common;
+
 use std::{
     collections::HashMap,
     fs,
-    os::unix::net::UnixDatagram,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::Path,
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -20,117 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{BenchDaemon, release_binary};
+
 const PROCESSES: usize = 20_000;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LATENCY_TARGET_US: f64 = 1000.0;
-
-fn release_binary() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().unwrap_or(&manifest);
-    let bin = root.join("target/release/nodus");
-    assert!(bin.exists(), "{} missing: run `make bench`", bin.display());
-    bin
-}
-
-/// The daemon under test, stopped on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    bin: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(bin: &Path) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("control.sock");
-        let config = dir.path().join("nodus.toml");
-        // Room and retention for every benchmark process, so the count
-        // measures capture, not the (intended) eviction of old records.
-        fs::write(
-            &config,
-            format!(
-                "[log]\ntarget = \"stderr\"\nlevel = \"warn\"\n[control]\nsocket = \"{}\"\n\
-                 [proccache]\ncapacity = {}\nretain_short_lived_s = 600\nretain_exited_s = 600\n",
-                socket.display(),
-                PROCESSES * 2
-            ),
-        )
-        .expect("config");
-        let notify = dir.path().join("notify.sock");
-        let sock = UnixDatagram::bind(&notify).expect("notify socket");
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let child = Command::new(bin)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("NOTIFY_SOCKET", &notify)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn nodus");
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
-            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-                break;
-            }
-        }
-        Daemon {
-            child,
-            socket,
-            bin: bin.to_owned(),
-            _dir: dir,
-        }
-    }
-
-    fn query(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--json")
-            .arg("--socket")
-            .arg(&self.socket)
-            .output()
-            .expect("nodus CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON reply")
-    }
-
-    fn proccache_stats(&self) -> serde_json::Value {
-        let status = self.query(&["status"]);
-        status["components"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == "proccache"))
-            .map(|c| c["stats"].clone())
-            .expect("proccache in status")
-    }
-
-    /// utime + stime of the daemon, seconds.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = after
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // Fields 14 and 15 (utime, stime) are the 12th and 13th after the state.
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / hz
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
 
 /// What a 100 ms /proc poller sees: argv by pid for processes carrying the
 /// benchmark's marker. It never sees exit codes: /proc holds none.
@@ -165,7 +60,15 @@ fn main() {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("/bin/true");
-    let daemon = Daemon::start(&bin);
+    // Room and retention for every benchmark process, so the count
+    // measures capture, not the (intended) eviction of old records.
+    let daemon = BenchDaemon::start(
+        &bin,
+        &format!(
+            "[proccache]\ncapacity = {}\nretain_short_lived_s = 600\nretain_exited_s = 600\n",
+            PROCESSES * 2
+        ),
+    );
     let marker = format!("nodus-bench-{}-", std::process::id());
     let stop = Arc::new(AtomicBool::new(false));
     let polled = Arc::new(Mutex::new(HashMap::new()));
@@ -208,7 +111,7 @@ fn main() {
     // Let the last events land, then read everything nodus kept.
     std::thread::sleep(Duration::from_millis(200));
     let cpu = daemon.cpu_seconds() - cpu_before;
-    let stats = daemon.proccache_stats();
+    let stats = daemon.component_stats("proccache");
     let report = daemon.query(&["ps", "--exited", "--comm", "true"]);
     let kept: HashMap<(u64, String), &serde_json::Value> = report["processes"]
         .as_array()

@@ -15,13 +15,13 @@ use std::{
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
-    sync::{Semaphore, mpsc, oneshot, watch},
-    task::JoinHandle,
+    sync::{Semaphore, mpsc, oneshot},
 };
 
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
 use crate::supervisor::{
-    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
+    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
+    Stats,
 };
 
 /// Most clients served at once; more wait in the listen backlog.
@@ -47,17 +47,12 @@ struct Counters {
     active: AtomicI64,
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
 /// Serves the control socket.
 pub struct ControlServer {
     path: PathBuf,
     queries: mpsc::Sender<Query>,
     counters: Arc<Counters>,
-    running: Option<Running>,
+    running: Option<MainLoop>,
 }
 
 impl ControlServer {
@@ -106,10 +101,9 @@ impl Component for ControlServer {
         let listener = self
             .bind()
             .map_err(|e| StartError(format!("{}: {e}", self.path.display())))?;
-        let (stop, mut stopped) = watch::channel(false);
         let queries = self.queries.clone();
         let counters = self.counters.clone();
-        let task = tokio::spawn(async move {
+        self.running = Some(MainLoop::spawn(|mut stopped| async move {
             let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
             let mut tick = tokio::time::interval(BEAT_INTERVAL);
             loop {
@@ -135,17 +129,15 @@ impl Component for ControlServer {
                     },
                 }
             }
-        });
-        self.running = Some(Running { stop, task });
+        }));
         log::info!("control: listening on {}", self.path.display());
         Ok(())
     }
 
     fn stop(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some(r) = self.running.take() {
-                let _ = r.stop.send(true);
-                let _ = r.task.await;
+            if let Some(running) = self.running.take() {
+                running.stop().await;
                 let _ = fs::remove_file(&self.path);
             }
         })
@@ -153,7 +145,7 @@ impl Component for ControlServer {
 
     fn health(&self) -> Health {
         match &self.running {
-            Some(r) if !r.task.is_finished() => Health::Healthy,
+            Some(r) if !r.is_finished() => Health::Healthy,
             Some(_) => Health::Unavailable("accept loop ended".into()),
             None => Health::Unavailable("not started".into()),
         }

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 
 use super::{
     ProcCacheConfig, ProcessTable,
@@ -22,7 +22,8 @@ use super::{
 use crate::{
     histogram::Histogram,
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
+        Stats,
     },
 };
 
@@ -77,7 +78,7 @@ pub struct ProcCache {
     config: ProcCacheConfig,
     table: ProcessTable,
     measures: Arc<Measures>,
-    running: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    running: Option<MainLoop>,
 }
 
 impl ProcCache {
@@ -110,8 +111,10 @@ impl Component for ProcCache {
             },
             procfs.ns_per_tick(),
         ));
+        let attaching = Instant::now();
         let events = match KernelEvents::attach(c.ring_buffer_kib.saturating_mul(1024)) {
             Ok(events) => {
+                log::debug!("proccache: programs attached in {:?}", attaching.elapsed());
                 *lock(&self.measures.mode) = Mode::Events;
                 Some(events)
             }
@@ -121,30 +124,27 @@ impl Component for ProcCache {
                 None
             }
         };
-        let (stop, stopped) = watch::channel(false);
         let worker = Worker {
             table: self.table.clone(),
             measures: self.measures.clone(),
             procfs,
             config: self.config.clone(),
         };
-        let task = tokio::spawn(worker.run(ctx, events, stopped));
-        self.running = Some((stop, task));
+        self.running = Some(MainLoop::spawn(|stopped| worker.run(ctx, events, stopped)));
         Ok(())
     }
 
     fn stop(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some((stop, task)) = self.running.take() {
-                let _ = stop.send(true);
-                let _ = task.await;
+            if let Some(running) = self.running.take() {
+                running.stop().await;
             }
             self.table.clear();
         })
     }
 
     fn health(&self) -> Health {
-        if self.running.as_ref().is_none_or(|(_, t)| t.is_finished()) {
+        if self.running.as_ref().is_none_or(MainLoop::is_finished) {
             return Health::Unavailable("event loop not running".into());
         }
         let m = &self.measures;

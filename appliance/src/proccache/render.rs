@@ -37,12 +37,17 @@ fn time(p: &Process, now_ns: u64) -> String {
     }
 }
 
+/// Longest command line shown in the table (like ps without -ww); `--json`
+/// has every byte.
+const COMMAND_CHARS: usize = 200;
+
 fn command(p: &Process) -> String {
     if p.argv.is_empty() {
         return format!("[{}]", p.comm);
     }
-    let mut c = p.argv.join(" ");
-    if p.argv_truncated {
+    let joined = p.argv.join(" ");
+    let mut c: String = joined.chars().take(COMMAND_CHARS).collect();
+    if p.argv_truncated || c.len() < joined.len() {
         c.push_str(" ...");
     }
     c
@@ -174,5 +179,23 @@ mod tests {
         );
         assert!(lines[5].ends_with("\\_ [c]"), "{text}");
         assert!(lines[6].starts_with("5 shown"), "{text}");
+    }
+
+    #[test]
+    fn long_command_lines_are_cut_in_the_table() {
+        let long = "x".repeat(500);
+        let text = render(
+            &PsReport {
+                processes: vec![p(7, 1, &["prog", &long])],
+                live: 1,
+                exited: 0,
+                capacity: 16,
+            },
+            false,
+            0,
+        );
+        let row = text.lines().nth(1).unwrap_or_default();
+        assert!(row.ends_with("x ..."), "{row}");
+        assert!(row.len() < 300, "{row}");
     }
 }

@@ -10,11 +10,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::watch, task::JoinHandle};
-
 use super::{Applied, Chosen};
 use crate::supervisor::{
-    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
+    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
+    Stats,
 };
 
 /// The supervised face of the applied profile.
@@ -24,7 +23,7 @@ pub struct ProfileComponent {
     verify_every: Option<Duration>,
     drift: Arc<Mutex<Vec<String>>>,
     checks: Arc<AtomicU64>,
-    running: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    running: Option<MainLoop>,
 }
 
 impl ProfileComponent {
@@ -63,14 +62,13 @@ impl Component for ProfileComponent {
         if let Some(why) = &self.chosen.fallback {
             log::error!("profile: {why}; running the generic profile");
         }
-        let (stop, mut stopped) = watch::channel(false);
         let (applied, drift, checks) = (
             self.applied.clone(),
             self.drift.clone(),
             self.checks.clone(),
         );
         let every = self.verify_every;
-        let task = tokio::spawn(async move {
+        self.running = Some(MainLoop::spawn(|mut stopped| async move {
             let mut beat = tokio::time::interval(BEAT_INTERVAL);
             let mut verify = every.map(tokio::time::interval);
             loop {
@@ -89,16 +87,14 @@ impl Component for ProfileComponent {
                     }
                 }
             }
-        });
-        self.running = Some((stop, task));
+        }));
         Ok(())
     }
 
     fn stop(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some((stop, task)) = self.running.take() {
-                let _ = stop.send(true);
-                let _ = task.await;
+            if let Some(running) = self.running.take() {
+                running.stop().await;
             }
             self.restore();
         })

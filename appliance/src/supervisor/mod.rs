@@ -64,6 +64,38 @@ pub trait Component: Send {
     fn stats(&self) -> Stats;
 }
 
+/// A component's spawned main loop and the means to stop it: the loop gets
+/// a receiver that changes when the component is asked to stop.
+pub struct MainLoop {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MainLoop {
+    /// Spawns `body(stopped)` on the current runtime.
+    pub fn spawn<F>(body: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F) -> MainLoop
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        MainLoop {
+            stop,
+            task: tokio::spawn(body(stopped)),
+        }
+    }
+
+    /// Whether the loop has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Asks the loop to stop and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 /// A component's entry in `nodus status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ComponentStatus {
