@@ -209,6 +209,10 @@ impl Component for ProcCache {
             .table
             .with(|c| (c.live_len(), c.exited_len(), c.peak(), c.counters()))
         {
+            s.insert(
+                "capacity_used_pct".into(),
+                Stat::Float(100.0 * (live + exited) as f64 / self.config.capacity.max(1) as f64),
+            );
             for (k, v) in [
                 ("live", live as i64),
                 ("exited", exited as i64),
