@@ -86,7 +86,8 @@ impl Sink {
 /// The running consumer thread.
 pub(super) struct Consumer {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    /// None when the thread could not be created.
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Consumer {
@@ -110,29 +111,23 @@ impl Consumer {
                     }
                 }
             });
-        match thread {
-            Ok(thread) => Consumer { stop, thread },
-            Err(e) => {
-                // Without a thread of its own the consumer cannot run; a
-                // finished stand-in makes the component report it.
-                log::error!("proccache: cannot start the event thread: {e}");
-                Consumer {
-                    stop,
-                    thread: std::thread::spawn(|| {}),
-                }
-            }
-        }
+        let thread = thread
+            .inspect_err(|e| log::error!("proccache: cannot start the event thread: {e}"))
+            .ok();
+        Consumer { stop, thread }
     }
 
     /// Whether the thread has ended (it only should when asked to).
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Asks the thread to stop and waits for it (at most [`IDLE_WAKE`]).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
+        if let Some(thread) = self.thread {
+            let _ = thread.join();
+        }
     }
 }
 
