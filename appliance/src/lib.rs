@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod ebpf;
+pub mod fileserver;
 pub mod logging;
 pub mod privileges;
 pub mod probe;

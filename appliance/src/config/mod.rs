@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::fileserver::FileserverConfig;
 use crate::tomlfile::{self, TomlError};
 
 /// Where `nodus run` looks for its configuration when `--config` is not given.
@@ -31,6 +32,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// The board profile.
     pub profile: ProfileConfig,
+    /// The static file server.
+    pub fileserver: FileserverConfig,
 }
 
 /// `[profile]`: which board profile to apply (takes effect at start).
@@ -253,7 +256,7 @@ impl Config {
         if !self.control.socket.is_absolute() {
             return Err(("control.socket".into(), "must be an absolute path".into()));
         }
-        Ok(())
+        self.fileserver.validate()
     }
 }
 

@@ -8,6 +8,8 @@ use tokio::sync::mpsc;
 use crate::{
     config::Config,
     control::{ControlServer, Query},
+    fileserver::Fileserver,
+    profile::CpuList,
     supervisor::Component,
 };
 
@@ -15,6 +17,8 @@ use crate::{
 pub struct Shared {
     /// Where the control server sends the queries it receives.
     pub queries: mpsc::Sender<Query>,
+    /// The board profile's `placement.fileserver` CPUs, if it names any.
+    pub fileserver_cpus: Option<CpuList>,
 }
 
 /// One component kind.
@@ -32,13 +36,27 @@ fn section<T: serde::Serialize>(t: &T) -> serde_json::Value {
 }
 
 /// Every component, in start order (stop order is the reverse).
-pub const REGISTRY: &[Registration] = &[Registration {
-    name: "control",
-    section: |c| section(&c.control),
-    build: |c, s| {
-        Some(Box::new(ControlServer::new(
-            c.control.socket.clone(),
-            s.queries.clone(),
-        )))
+pub const REGISTRY: &[Registration] = &[
+    Registration {
+        name: "control",
+        section: |c| section(&c.control),
+        build: |c, s| {
+            Some(Box::new(ControlServer::new(
+                c.control.socket.clone(),
+                s.queries.clone(),
+            )))
+        },
     },
-}];
+    Registration {
+        name: "fileserver",
+        section: |c| section(&c.fileserver),
+        build: |c, s| {
+            c.fileserver.enabled.then(|| {
+                Box::new(Fileserver::new(
+                    c.fileserver.clone(),
+                    s.fileserver_cpus.clone(),
+                )) as Box<dyn Component>
+            })
+        },
+    },
+];

@@ -9,4 +9,5 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod fileserver;
 pub mod probe;
