@@ -16,6 +16,15 @@ pub static PROBE_SOCKHASH: &[u8] =
 /// Process cache: fork/exec/exit raw tracepoints feeding a ring buffer.
 pub static PROCCACHE: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/proccache"));
+/// File-server connection steering: an sk_reuseport program choosing the
+/// listening socket of the worker on the CPU that received the connection.
+pub static FILESERVER_REUSEPORT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/fileserver_reuseport"));
+
+/// File-server request classifier: a TC ingress program counting requests by
+/// method and path class.
+pub static FILESERVER_TC: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/fileserver_tc"));
 
 /// Renders an error with its whole `source()` chain on one line, because aya's
 /// top-level errors ("the BPF_PROG_LOAD syscall failed") hide the kernel's

@@ -1,16 +1,22 @@
 //! Fixed-memory latency quantiles for component stats.
 //!
 //! Components report p50/p99 latencies over their whole run; keeping every
-//! sample would grow with traffic. Log-linear buckets (32 per power of two,
-//! so any quantile is within about 3% of the truth) cost a few KiB forever.
+//! sample would grow with traffic. Log-linear buckets (16 per power of two,
+//! so any quantile is within about 6% of the truth) cost under 5 KiB
+//! forever. [`AtomicHistogram`] is the lock-free form hot paths record into
+//! (one per worker, say); [`Histogram`] is what quantiles are read from.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Values below this are counted exactly, one bucket each.
 const LINEAR: u64 = 64;
 /// Buckets per power of two above [`LINEAR`].
-const SUB: u64 = 32;
+const SUB: u64 = 16;
 /// Powers of two covered above [`LINEAR`] (up to 2^40: 18 minutes in ns).
 const OCTAVES: u64 = 34;
 const BUCKETS: usize = (LINEAR + OCTAVES * SUB) as usize;
+/// log2(SUB): how many bits below the leading one pick the sub-bucket.
+const SUB_BITS: u64 = SUB.trailing_zeros() as u64;
 
 /// Counts of recorded values by magnitude.
 #[derive(Clone)]
@@ -33,7 +39,7 @@ fn bucket(v: u64) -> usize {
         return v as usize;
     }
     let octave = 63 - u64::from(v.leading_zeros()); // >= 6
-    let sub = (v >> (octave - 5)) & (SUB - 1);
+    let sub = (v >> (octave - SUB_BITS)) & (SUB - 1);
     ((LINEAR + (octave - 6) * SUB + sub) as usize).min(BUCKETS - 1)
 }
 
@@ -45,7 +51,43 @@ fn upper(b: usize) -> u64 {
     }
     let octave = (b - LINEAR) / SUB + 6;
     let sub = (b - LINEAR) % SUB;
-    ((SUB + sub + 1) << (octave - 5)) - 1
+    ((SUB + sub + 1) << (octave - SUB_BITS)) - 1
+}
+
+/// A histogram many threads record into without a lock.
+pub struct AtomicHistogram {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for AtomicHistogram {
+    fn default() -> Self {
+        AtomicHistogram {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl AtomicHistogram {
+    /// Counts one value.
+    pub fn record(&self, value: u64) {
+        self.counts[bucket(value)].fetch_add(1, Relaxed);
+    }
+
+    /// Adds what was recorded here to `into` (to merge several, or read one).
+    pub fn add_to(&self, into: &mut Histogram) {
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Relaxed);
+            into.counts[i] += n;
+            into.total += n;
+        }
+    }
+
+    /// What was recorded so far.
+    pub fn snapshot(&self) -> Histogram {
+        let mut h = Histogram::default();
+        self.add_to(&mut h);
+        h
+    }
 }
 
 impl Histogram {
@@ -94,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn quantiles_are_within_three_percent() {
+    fn quantiles_are_within_seven_percent() {
         let mut h = Histogram::default();
         assert_eq!(h.quantile(0.5), None);
         for v in 1..=10_000u64 {
@@ -102,9 +144,24 @@ mod tests {
         }
         let p50 = h.quantile(0.5).unwrap() as f64;
         let p99 = h.quantile(0.99).unwrap() as f64;
-        assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.03, "p50 {p50}");
-        assert!((p99 / 9_900_000.0 - 1.0).abs() < 0.03, "p99 {p99}");
+        assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.07, "p50 {p50}");
+        assert!((p99 / 9_900_000.0 - 1.0).abs() < 0.07, "p99 {p99}");
         assert_eq!(h.count(), 10_000);
+    }
+
+    #[test]
+    fn atomic_histograms_merge() {
+        let (a, b) = (AtomicHistogram::default(), AtomicHistogram::default());
+        for v in 0..99 {
+            a.record(10 + v % 2);
+        }
+        b.record(5000);
+        let mut h = a.snapshot();
+        b.add_to(&mut h);
+        assert_eq!(h.count(), 100);
+        assert_eq!(h.quantile(0.5), Some(10));
+        let p100 = h.quantile(1.0).unwrap();
+        assert!((5000..5000 + 5000 / 16 + 1).contains(&p100), "{p100}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod ebpf;
+pub mod fileserver;
 pub mod histogram;
 pub mod logging;
 pub mod privileges;

@@ -19,6 +19,14 @@ pub fn release_binary() -> PathBuf {
     bin
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// A running `nodus run`.
 pub struct BenchDaemon {
     child: Option<Child>,
@@ -32,15 +40,21 @@ pub struct BenchDaemon {
 
 impl BenchDaemon {
     /// Starts `bin` with a private control socket plus `extra` TOML, logging
-    /// warnings only, and waits for READY=1.
+    /// warnings only, and waits for READY=1. Unless `extra` configures it,
+    /// the file server listens on a free loopback port.
     pub fn start(bin: &Path, extra: &str) -> BenchDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("control.sock");
         let config = dir.path().join("nodus.toml");
+        let fileserver = if extra.contains("[fileserver]") {
+            String::new()
+        } else {
+            format!("[fileserver]\nlisten = \"127.0.0.1:{}\"\n", free_port())
+        };
         fs::write(
             &config,
             format!(
-                "[log]\ntarget = \"stderr\"\nlevel = \"warn\"\n[control]\nsocket = \"{}\"\n{extra}\n",
+                "[log]\ntarget = \"stderr\"\nlevel = \"warn\"\n[control]\nsocket = \"{}\"\n{fileserver}{extra}\n",
                 socket.display()
             ),
         )

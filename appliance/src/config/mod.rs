@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::fileserver::FileserverConfig;
 use crate::{
     proccache::ProcCacheConfig,
     tomlfile::{self, TomlError},
@@ -36,6 +37,8 @@ pub struct Config {
     pub profile: ProfileConfig,
     /// The process cache.
     pub proccache: ProcCacheConfig,
+    /// The static file server.
+    pub fileserver: FileserverConfig,
 }
 
 /// `[profile]`: which board profile to apply (takes effect at start).
@@ -258,7 +261,8 @@ impl Config {
         if !self.control.socket.is_absolute() {
             return Err(("control.socket".into(), "must be an absolute path".into()));
         }
-        self.proccache.validate()
+        self.proccache.validate()?;
+        self.fileserver.validate()
     }
 }
 

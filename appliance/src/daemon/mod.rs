@@ -33,7 +33,7 @@ use crate::{
     logging,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
-    profile::{self, Chosen, ProfileComponent, Topology},
+    profile::{self, Chosen, CpuList, ProfileComponent, Topology},
     supervisor::{Component, Health, Supervisor},
 };
 
@@ -75,7 +75,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
-    let mut profile = apply_profile(&opts.config);
+    let (mut profile, fileserver_cpus) = apply_profile(&opts.config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);
@@ -97,7 +97,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 return Err(DaemonError::Signals(e));
             }
         };
-        let daemon = Daemon::boot(opts, profile).await;
+        let daemon = Daemon::boot(opts, profile, fileserver_cpus).await;
         daemon.serve(signals).await
     })
 }
@@ -132,7 +132,11 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn boot(opts: RunOptions, profile: ProfileComponent) -> Daemon {
+    async fn boot(
+        opts: RunOptions,
+        profile: ProfileComponent,
+        fileserver_cpus: Option<CpuList>,
+    ) -> Daemon {
         for m in probe::ensure_mounts() {
             log::info!("mounted {m}");
         }
@@ -153,6 +157,7 @@ impl Daemon {
             shared: Shared {
                 queries: tx,
                 processes: ProcessTable::new(),
+                fileserver_cpus,
             },
             queries,
             stop: opts.stop,
@@ -335,8 +340,9 @@ impl Daemon {
     }
 }
 
-/// Discovers the topology, chooses and applies the board profile.
-fn apply_profile(config: &Config) -> ProfileComponent {
+/// Discovers the topology, chooses and applies the board profile; also
+/// returns the CPUs its `placement.fileserver` names.
+fn apply_profile(config: &Config) -> (ProfileComponent, Option<CpuList>) {
     let root = std::path::Path::new("/");
     let every = (config.profile.verify_interval_s > 0)
         .then(|| Duration::from_secs(config.profile.verify_interval_s));
@@ -351,7 +357,13 @@ fn apply_profile(config: &Config) -> ProfileComponent {
                 applied.changes.len(),
                 topo.summary()
             );
-            ProfileComponent::new(chosen, applied, every)
+            let fileserver = chosen
+                .profile
+                .placement
+                .fileserver
+                .as_ref()
+                .and_then(|w| profile::placement_cpus(w, &chosen.profile, &topo));
+            (ProfileComponent::new(chosen, applied, every), fileserver)
         }
         Err(e) => {
             let chosen = Chosen {
@@ -359,7 +371,10 @@ fn apply_profile(config: &Config) -> ProfileComponent {
                 origin: profile::Origin::Builtin("generic"),
                 fallback: Some(format!("cannot read the topology: {e}")),
             };
-            ProfileComponent::new(chosen, Default::default(), None)
+            (
+                ProfileComponent::new(chosen, Default::default(), None),
+                None,
+            )
         }
     }
 }

@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use crate::{
     config::Config,
     control::{ControlServer, Query},
+    fileserver::Fileserver,
     proccache::{ProcCache, ProcessTable},
+    profile::CpuList,
     supervisor::Component,
 };
 
@@ -19,6 +21,8 @@ pub struct Shared {
     /// The process table, filled by the proccache component and read by
     /// `nodus ps` and any component that classifies processes.
     pub processes: ProcessTable,
+    /// The board profile's `placement.fileserver` CPUs, if it names any.
+    pub fileserver_cpus: Option<CpuList>,
 }
 
 /// One component kind.
@@ -54,6 +58,18 @@ pub const REGISTRY: &[Registration] = &[
             c.proccache.enabled.then(|| {
                 Box::new(ProcCache::new(c.proccache.clone(), s.processes.clone()))
                     as Box<dyn Component>
+            })
+        },
+    },
+    Registration {
+        name: "fileserver",
+        section: |c| section(&c.fileserver),
+        build: |c, s| {
+            c.fileserver.enabled.then(|| {
+                Box::new(Fileserver::new(
+                    c.fileserver.clone(),
+                    s.fileserver_cpus.clone(),
+                )) as Box<dyn Component>
             })
         },
     },

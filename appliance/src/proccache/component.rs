@@ -20,7 +20,7 @@ use super::{
     procfs::{Procfs, now_boot_ns},
 };
 use crate::{
-    histogram::Histogram,
+    histogram::AtomicHistogram,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
         Stats,
@@ -52,7 +52,7 @@ pub(super) struct Measures {
     last_drop: Mutex<Option<Instant>>,
     pub(super) undecodable: AtomicU64,
     reconciliations: AtomicU64,
-    pub(super) latency_ns: Mutex<Histogram>,
+    pub(super) latency_ns: AtomicHistogram,
     /// How the consumer thread is scheduled (`fifo:1`, or why not).
     pub(super) scheduling: Mutex<String>,
 }
@@ -67,7 +67,7 @@ impl Default for Measures {
             last_drop: Mutex::default(),
             undecodable: AtomicU64::default(),
             reconciliations: AtomicU64::default(),
-            latency_ns: Mutex::default(),
+            latency_ns: AtomicHistogram::default(),
             scheduling: Mutex::default(),
         }
     }
@@ -235,7 +235,7 @@ impl Component for ProcCache {
                 s.insert(k.into(), Stat::Counter(v));
             }
         }
-        let latency = lock(&m.latency_ns);
+        let latency = m.latency_ns.snapshot();
         for (k, q) in [("exec_latency_p50_us", 0.5), ("exec_latency_p99_us", 0.99)] {
             if let Some(ns) = latency.quantile(q) {
                 s.insert(k.into(), Stat::Float(ns as f64 / 1000.0));

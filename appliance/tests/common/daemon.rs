@@ -174,8 +174,17 @@ pub fn component(status: &serde_json::Value, name: &str) -> serde_json::Value {
 }
 
 fn config_text(socket: &Path, extra: &str) -> String {
+    // Daemons of parallel tests must not share the file server's default port.
+    let fileserver = if extra.contains("[fileserver]") {
+        String::new()
+    } else {
+        format!(
+            "[fileserver]\nlisten = \"127.0.0.1:{}\"\n",
+            super::free_port()
+        )
+    };
     format!(
-        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{extra}\n",
         socket.display()
     )
 }

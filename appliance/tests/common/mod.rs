@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod daemon;
+pub mod fileserver;
 pub mod netns;
 
 use std::{

@@ -11,7 +11,14 @@ pub const SECTION: &str = "nodus_abi";
 
 /// Names of the eBPF objects the appliance embeds, one per program binary in
 /// `ebpf/programs`. A prebuilt-object directory must hold each of them.
-pub const OBJECTS: &[&str] = &["probe", "probe_ringbuf", "probe_sockhash", "proccache"];
+pub const OBJECTS: &[&str] = &[
+    "probe",
+    "probe_ringbuf",
+    "probe_sockhash",
+    "proccache",
+    "fileserver_reuseport",
+    "fileserver_tc",
+];
 
 /// FNV-1a over the layout facts of every shared type (name, size, alignment and
 /// field offsets). Any change to a shared type changes it.
@@ -19,6 +26,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     let mut h = Fnv::new();
     h = crate::probe::layout(h);
     h = crate::proccache::layout(h);
+    h = crate::fileserver::layout(h);
     h.finish()
 };
 

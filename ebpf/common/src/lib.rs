@@ -9,5 +9,6 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod fileserver;
 pub mod probe;
 pub mod proccache;

@@ -1,0 +1,512 @@
+//! The open-file and metadata cache, with the hot set on top.
+//!
+//! A request path maps to a [`Resource`] (open descriptors, validators,
+//! precompressed siblings) opened once and then served from memory. inotify
+//! watches every directory a cached file lives in (and its ancestors), and any
+//! change there drops the affected entries at once, so an edited, replaced or
+//! deleted file is never served from a stale entry. A directory that cannot be
+//! watched is never cached.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::{CString, OsStr},
+    fs::File,
+    io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, MutexGuard, Weak,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::fileserver::{
+    hotset::{self, Policy},
+    path::{RelPath, Symlinks, open_beneath},
+    resident::{self, Body, Job},
+    resource::{Coding, Resource, Variant},
+    status::Status,
+};
+
+/// What the cache needs from the config.
+#[derive(Clone, Debug)]
+pub struct CacheOptions {
+    /// Document root (must exist).
+    pub root: PathBuf,
+    /// Index file names.
+    pub index: Vec<String>,
+    /// Symlink policy.
+    pub symlinks: Symlinks,
+    /// Largest file kept on the heap; larger hot files are mapped and locked.
+    pub small_file_max: u64,
+    /// Hot-set budget in bytes.
+    pub hot_bytes: u64,
+    /// Most resources kept open.
+    pub open_files: usize,
+}
+
+/// A path the cache could not turn into a file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// Answer with this status.
+    Status(Status),
+    /// A directory named without its trailing slash: redirect here.
+    Redirect(String),
+}
+
+/// What a request gets: the variant to send and its in-memory body, if hot.
+#[derive(Debug)]
+pub struct Hit {
+    /// The resource (for its siblings and Vary).
+    pub resource: Arc<Resource>,
+    /// The variant chosen for this request.
+    pub variant: Arc<Variant>,
+    /// The whole body, when the variant is resident on the heap.
+    pub body: Option<Arc<[u8]>>,
+}
+
+/// Counters the component reports.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Requests answered from a cached resource.
+    pub hits: AtomicU64,
+    /// Requests that had to open the file.
+    pub misses: AtomicU64,
+    /// Requests whose body came from memory.
+    pub hot_hits: AtomicU64,
+    /// Entries dropped because inotify saw a change.
+    pub invalidations: AtomicU64,
+    /// Files made resident.
+    pub loads: AtomicU64,
+    /// Resident loads that failed (file changed meanwhile, mmap refused).
+    pub load_failures: AtomicU64,
+}
+
+struct Inner {
+    resources: HashMap<RelPath, Arc<Resource>>,
+    hot: hotset::Arc<Arc<[u8]>>,
+    resident: HashMap<Arc<[u8]>, Body>,
+    /// Bumped on every invalidation, so a load finished for an older
+    /// version of a file is thrown away.
+    generation: u64,
+    watched: HashMap<i32, Vec<u8>>,
+    watched_dirs: HashSet<Vec<u8>>,
+}
+
+/// The cache; shared by every worker.
+pub struct FileCache {
+    opts: CacheOptions,
+    root_fd: OwnedFd,
+    inotify: Arc<OwnedFd>,
+    inner: Arc<Mutex<Inner>>,
+    loader: Mutex<mpsc::Sender<Job>>,
+    /// Hit/miss counters.
+    pub counters: Arc<CacheCounters>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FileCache {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        name.to_vec()
+    } else {
+        [dir, b"/", name].concat()
+    }
+}
+
+fn parent(rel: &[u8]) -> &[u8] {
+    rel.iter()
+        .rposition(|&c| c == b'/')
+        .map_or(&[], |i| &rel[..i])
+}
+
+fn open_error(e: &io::Error) -> Status {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
+        Some(
+            libc::ENOENT
+            | libc::ENOTDIR
+            | libc::ELOOP
+            | libc::EXDEV
+            | libc::ENAMETOOLONG
+            | libc::EAGAIN,
+        ) => Status::NotFound,
+        _ => Status::InternalServerError,
+    }
+}
+
+/// Percent-encodes a relative path for a Location header.
+fn location(rel: &[u8]) -> String {
+    let mut s = String::from("/");
+    for &c in rel {
+        if c.is_ascii_alphanumeric() || b"/-._~".contains(&c) {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("%{c:02X}"));
+        }
+    }
+    if !rel.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+impl FileCache {
+    /// Opens the root and inotify, starts the loader thread and the inotify
+    /// task (on the current tokio runtime).
+    pub fn new(opts: CacheOptions) -> io::Result<Arc<FileCache>> {
+        let root_fd: OwnedFd = File::open(&opts.root)?.into();
+        if !std::fs::metadata(&opts.root)?.is_dir() {
+            return Err(io::Error::other("not a directory"));
+        }
+        // SAFETY: inotify_init1 has no preconditions; the fd is ours.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just returned by the kernel.
+        let inotify = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let inner = Arc::new(Mutex::new(Inner {
+            resources: HashMap::new(),
+            hot: hotset::Arc::new(opts.hot_bytes),
+            resident: HashMap::new(),
+            generation: 0,
+            watched: HashMap::new(),
+            watched_dirs: HashSet::new(),
+        }));
+        let counters = Arc::new(CacheCounters::default());
+        let loader = resident::spawn_loader(opts.small_file_max)?;
+        let fd = inotify.try_clone()?;
+        // SAFETY: the AsyncFd owns this duplicate and it stays open for as
+        // long as the AsyncFd exists.
+        let events =
+            unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        let watcher = tokio::spawn(watch_loop(events, Arc::downgrade(&inner), counters.clone()));
+        Ok(Arc::new(FileCache {
+            opts,
+            root_fd,
+            inotify,
+            inner,
+            loader: Mutex::new(loader),
+            counters,
+            watcher,
+        }))
+    }
+
+    /// Resolves `path` for a request, choosing a variant by `accept` unless
+    /// `ranged`, and records the access in the hot set.
+    pub fn get(&self, path: &RelPath, accept: Option<&[u8]>, ranged: bool) -> Result<Hit, Miss> {
+        let cached = lock(&self.inner).resources.get(path).cloned();
+        let resource = match cached {
+            Some(r) => {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                r
+            }
+            None => {
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                self.open(path)?
+            }
+        };
+        let variant = resource.pick(accept, ranged).clone();
+        let (body, load) = self.touch(&variant);
+        if let Some(generation) = load {
+            self.load(variant.clone(), generation);
+        }
+        if body.is_some() {
+            self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Hit {
+            resource,
+            variant,
+            body,
+        })
+    }
+
+    /// Hot-set bookkeeping for one access: the resident body if any, and
+    /// whether (at which generation) a load should start.
+    fn touch(&self, v: &Arc<Variant>) -> (Option<Arc<[u8]>>, Option<u64>) {
+        let mut inner = lock(&self.inner);
+        let access = inner.hot.access(&v.key, v.len);
+        for k in &access.evicted {
+            inner.resident.remove(k);
+        }
+        let body = match inner.resident.get(&v.key) {
+            Some(Body::Heap(b)) => Some(b.clone()),
+            _ => None,
+        };
+        let load = (access.resident && !inner.resident.contains_key(&v.key) && !access.hit)
+            .then_some(inner.generation);
+        (body, load)
+    }
+
+    fn load(&self, v: Arc<Variant>, generation: u64) {
+        let inner = Arc::downgrade(&self.inner);
+        let counters = self.counters.clone();
+        let key = v.key.clone();
+        let deliver = Box::new(move |body: io::Result<Body>| {
+            let Some(inner) = inner.upgrade() else { return };
+            let body = match body {
+                Ok(b) => b,
+                Err(e) => {
+                    counters.load_failures.fetch_add(1, Ordering::Relaxed);
+                    log::debug!(
+                        "fileserver: not resident: {}: {e}",
+                        String::from_utf8_lossy(&key)
+                    );
+                    return;
+                }
+            };
+            let mut inner = lock(&inner);
+            if inner.generation == generation && inner.hot.is_resident(&key) {
+                inner.resident.insert(key, body);
+                counters.loads.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let tx = self
+            .loader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let _ = tx.send((v, deliver));
+    }
+
+    /// Bytes resident and the number of resident files.
+    pub fn resident(&self) -> (u64, usize) {
+        let inner = lock(&self.inner);
+        (inner.hot.resident_bytes(), inner.resident.len())
+    }
+
+    /// Resources currently cached.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).resources.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn open_regular(&self, rel: &[u8]) -> Result<(File, std::fs::Metadata), Status> {
+        let file =
+            open_beneath(&self.root_fd, rel, self.opts.symlinks).map_err(|e| open_error(&e))?;
+        let meta = file.metadata().map_err(|e| open_error(&e))?;
+        Ok((file, meta))
+    }
+
+    /// Opens what `path` names, builds its resource and caches it if its
+    /// directory can be watched.
+    fn open(&self, path: &RelPath) -> Result<Arc<Resource>, Miss> {
+        let (mut file, mut meta) = self.open_regular(&path.rel).map_err(Miss::Status)?;
+        let mut rel = path.rel.clone();
+        if meta.is_dir() {
+            if !path.dir {
+                return Err(Miss::Redirect(location(&path.rel)));
+            }
+            let found = self.opts.index.iter().find_map(|name| {
+                let candidate = join(&path.rel, name.as_bytes());
+                let (f, m) = self.open_regular(&candidate).ok()?;
+                m.is_file().then_some((f, m, candidate))
+            });
+            let Some((f, m, candidate)) = found else {
+                return Err(Miss::Status(Status::NotFound));
+            };
+            (file, meta, rel) = (f, m, candidate);
+        } else if path.dir {
+            return Err(Miss::Status(Status::NotFound));
+        }
+        if !meta.is_file() {
+            return Err(Miss::Status(Status::NotFound));
+        }
+        let mut siblings = Vec::new();
+        for coding in Coding::ALL {
+            let name = [&rel[..], coding.suffix().as_bytes()].concat();
+            if let Ok((f, m)) = self.open_regular(&name)
+                && m.is_file()
+            {
+                siblings.push((coding, name, f, m));
+            }
+        }
+        let vary = !siblings.is_empty();
+        let identity = Arc::new(Variant::new(
+            rel.clone().into(),
+            file,
+            &meta,
+            &rel,
+            None,
+            vary,
+        ));
+        let encoded = siblings
+            .into_iter()
+            .map(|(c, name, f, m)| {
+                (
+                    c,
+                    Arc::new(Variant::new(name.into(), f, &m, &rel, Some(c), vary)),
+                )
+            })
+            .collect();
+        let dir = parent(&rel).to_vec();
+        let resource = Arc::new(Resource {
+            identity,
+            encoded,
+            dir,
+        });
+        if self.watch(&resource.dir) {
+            let mut inner = lock(&self.inner);
+            if inner.resources.len() >= self.opts.open_files {
+                // Bounded: drop an arbitrary entry; it is reopened on demand.
+                if let Some(k) = inner.resources.keys().next().cloned() {
+                    inner.resources.remove(&k);
+                }
+            }
+            inner.resources.insert(path.clone(), resource.clone());
+        }
+        Ok(resource)
+    }
+
+    /// Watches `dir` and its ancestors; false if any cannot be watched.
+    fn watch(&self, dir: &[u8]) -> bool {
+        let mut d = dir.to_vec();
+        loop {
+            if !self.watch_one(&d) {
+                return false;
+            }
+            if d.is_empty() {
+                return true;
+            }
+            d = parent(&d).to_vec();
+        }
+    }
+
+    fn watch_one(&self, dir: &[u8]) -> bool {
+        if lock(&self.inner).watched_dirs.contains(dir) {
+            return true;
+        }
+        let path = self.opts.root.join(Path::new(OsStr::from_bytes(dir)));
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mask = libc::IN_CLOSE_WRITE
+            | libc::IN_MODIFY
+            | libc::IN_ATTRIB
+            | libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_ONLYDIR;
+        // SAFETY: valid inotify fd and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(self.inotify.as_raw_fd(), c.as_ptr(), mask) };
+        if wd < 0 {
+            log::warn!(
+                "fileserver: cannot watch {}: {}; its files are not cached",
+                path.display(),
+                io::Error::last_os_error()
+            );
+            return false;
+        }
+        let mut inner = lock(&self.inner);
+        inner.watched.insert(wd, dir.to_vec());
+        inner.watched_dirs.insert(dir.to_vec());
+        true
+    }
+}
+
+impl Inner {
+    /// Drops every resource under `prefix` (a directory, relative) whose
+    /// files live in `dir` or below `prefix`.
+    fn invalidate(&mut self, dir: &[u8], prefix: Option<&[u8]>) -> u64 {
+        let under = |d: &[u8]| {
+            d == dir
+                || prefix.is_some_and(|p| {
+                    p.is_empty() || d == p || (d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
+                })
+        };
+        let gone: Vec<RelPath> = self
+            .resources
+            .iter()
+            .filter(|(_, r)| under(&r.dir))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            if let Some(r) = self.resources.remove(k) {
+                for v in std::iter::once(&r.identity).chain(r.encoded.iter().map(|(_, v)| v)) {
+                    self.hot.remove(&v.key);
+                    self.resident.remove(&v.key);
+                }
+            }
+        }
+        self.generation += 1;
+        gone.len() as u64
+    }
+}
+
+/// Reads inotify events and invalidates what they touch, until the cache is gone.
+async fn watch_loop(fd: AsyncFd<OwnedFd>, inner: Weak<Mutex<Inner>>, counters: Arc<CacheCounters>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(mut guard) = fd.readable().await else {
+            return;
+        };
+        let n = match guard.try_io(|f| {
+            // SAFETY: reading into our own buffer from our own fd.
+            let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        }) {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                log::error!("fileserver: inotify read: {e}");
+                return;
+            }
+            Err(_would_block) => continue,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let mut inner = lock(&inner);
+        let mut at = 0;
+        let header = size_of::<libc::inotify_event>();
+        while at + header <= n {
+            // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
+            let ev: libc::inotify_event =
+                unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+            let name_bytes = &buf[at + header..(at + header + ev.len as usize).min(n)];
+            let name: Vec<u8> = name_bytes.iter().copied().take_while(|&c| c != 0).collect();
+            at += header + ev.len as usize;
+            let dropped = if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                inner.invalidate(&[], Some(&[]))
+            } else if let Some(dir) = inner.watched.get(&ev.wd).cloned() {
+                if ev.mask & libc::IN_IGNORED != 0 {
+                    inner.watched.remove(&ev.wd);
+                    inner.watched_dirs.remove(&dir);
+                }
+                if name.is_empty() {
+                    inner.invalidate(&dir, Some(&dir))
+                } else {
+                    let child = join(&dir, &name);
+                    inner.invalidate(&dir, Some(&child))
+                }
+            } else {
+                0
+            };
+            counters.invalidations.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+}

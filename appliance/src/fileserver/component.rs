@@ -1,0 +1,334 @@
+//! The `fileserver` component: binds the listeners, starts the pinned
+//! workers, attaches the eBPF that the kernel allows, and reports health and
+//! statistics.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+use crate::{
+    fileserver::{
+        bpf::{self, Classifier, Steering},
+        cache::{CacheOptions, FileCache},
+        config::FileserverConfig,
+        conn::ServerShared,
+        http::Limits,
+        path::Symlinks,
+        server,
+        stats::{WorkerStats, summarize},
+    },
+    probe::Feature,
+    profile::CpuList,
+    supervisor::{
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
+    },
+};
+
+/// The embedded demo site: (name, contents).
+const DEMO: &[(&str, &[u8])] = &[
+    ("index.html", include_bytes!("demo/index.html")),
+    ("style.css", include_bytes!("demo/style.css")),
+    ("style.css.gz", include_bytes!("demo/style.css.gz")),
+];
+
+/// The static file server, as the supervisor sees it.
+pub struct Fileserver {
+    config: FileserverConfig,
+    placement: Option<CpuList>,
+    degraded: Vec<String>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    beat: tokio::task::JoinHandle<()>,
+    shared: Arc<ServerShared>,
+    steering: Option<Steering>,
+    classifier: Option<Classifier>,
+    addr: SocketAddr,
+    docroot: PathBuf,
+    demo: Option<PathBuf>,
+    cpus: Vec<Option<u32>>,
+}
+
+impl Fileserver {
+    /// A file server for `config`; `placement` is the board profile's
+    /// `placement.fileserver` CPUs, if it has any.
+    pub fn new(config: FileserverConfig, placement: Option<CpuList>) -> Self {
+        Fileserver {
+            config,
+            placement,
+            degraded: Vec::new(),
+            running: None,
+        }
+    }
+
+    /// The CPU each worker is pinned to (`None`: not pinned).
+    fn worker_cpus(&self) -> Vec<Option<u32>> {
+        let cpus: Vec<u32> = match &self.placement {
+            Some(list) if !list.is_empty() => list.cpus().collect(),
+            _ => server::allowed_cpus(),
+        };
+        let n = match self.config.workers {
+            0 => cpus.len().max(1),
+            n => n,
+        };
+        (0..n)
+            .map(|i| (self.config.pin_workers && !cpus.is_empty()).then(|| cpus[i % cpus.len()]))
+            .collect()
+    }
+
+    /// The docroot to serve, writing the demo site when it is missing and allowed.
+    fn docroot(&self) -> Result<(PathBuf, Option<PathBuf>), StartError> {
+        let root = &self.config.docroot;
+        if root.is_dir() {
+            return Ok((root.clone(), None));
+        }
+        if !self.config.demo_when_missing {
+            return Err(StartError(format!(
+                "docroot {} is not a directory",
+                root.display()
+            )));
+        }
+        let demo = PathBuf::from(format!("/run/nodus/www-demo.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&demo)?;
+            for (name, bytes) in DEMO {
+                std::fs::write(demo.join(name), bytes)?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| StartError(format!("demo site {}: {e}", demo.display())))?;
+        log::warn!(
+            "fileserver: docroot {} missing: serving the embedded demo site from {}",
+            root.display(),
+            demo.display()
+        );
+        Ok((demo.clone(), Some(demo)))
+    }
+}
+
+impl Component for Fileserver {
+    fn name(&self) -> &'static str {
+        "fileserver"
+    }
+
+    fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
+        let c = &self.config;
+        self.degraded.clear();
+        let (docroot, demo) = self.docroot()?;
+        let cleanup = |demo: &Option<PathBuf>| {
+            if let Some(d) = demo {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        };
+        let cache = FileCache::new(CacheOptions {
+            root: docroot.clone(),
+            index: c.index.clone(),
+            symlinks: if c.symlinks_outside {
+                Symlinks::Anywhere
+            } else {
+                Symlinks::Inside
+            },
+            small_file_max: c.small_file_max,
+            hot_bytes: c.hot_bytes,
+            open_files: c.open_files,
+        })
+        .map_err(|e| {
+            cleanup(&demo);
+            StartError(format!("docroot {}: {e}", docroot.display()))
+        })?;
+        let cpus = self.worker_cpus();
+        let listeners = server::bind(c.listen, cpus.len(), c.backlog).map_err(|e| {
+            cleanup(&demo);
+            StartError(format!("listen {}: {e}", c.listen))
+        })?;
+        let addr = listeners
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(c.listen);
+        let shared = Arc::new(ServerShared {
+            cache,
+            limits: Limits {
+                max_request_line: c.max_request_line,
+                max_header_bytes: c.max_header_bytes,
+                max_headers: c.max_headers,
+            },
+            header_timeout: Duration::from_millis(c.header_timeout_ms),
+            idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            max_connections: c.max_connections as u64,
+            workers: (0..cpus.len()).map(|_| WorkerStats::default()).collect(),
+            conns: Default::default(),
+        });
+        let steering = if !c.reuseport_steering {
+            None
+        } else if !ctx.kernel.has(Feature::SkReuseport) {
+            self.degraded
+                .push("sk_reuseport unavailable in this kernel: connections spread by hash".into());
+            None
+        } else {
+            match bpf::steer(&listeners, &cpus) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.degraded.push(format!(
+                        "sk_reuseport steering: {e}; connections spread by hash"
+                    ));
+                    None
+                }
+            }
+        };
+        let classifier = if c.tc_interfaces.is_empty() {
+            None
+        } else if !ctx.kernel.has(Feature::Tc) {
+            self.degraded
+                .push("tc unavailable in this kernel: no kernel-side request counters".into());
+            None
+        } else {
+            let (classifier, errors) = bpf::classify(&c.tc_interfaces, addr.port());
+            self.degraded.extend(errors);
+            classifier
+        };
+        let (stop, stopped) = watch::channel(false);
+        let workers = server::spawn(listeners, &cpus, shared.clone(), stopped).map_err(|e| {
+            let _ = stop.send(true);
+            cleanup(&demo);
+            StartError(format!("worker threads: {e}"))
+        })?;
+        let ticks = shared.clone();
+        let heartbeat = ctx.heartbeat.clone();
+        let beat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BEAT_INTERVAL);
+            loop {
+                tick.tick().await;
+                // Alive while the workers' sockets are still served: the
+                // shared state is only dropped by a worker that ended.
+                if Arc::strong_count(&ticks) > 1 {
+                    heartbeat.beat();
+                }
+            }
+        });
+        log::info!(
+            "fileserver: {} workers on {addr}, docroot {}",
+            cpus.len(),
+            docroot.display()
+        );
+        self.running = Some(Running {
+            stop,
+            workers,
+            beat,
+            shared,
+            steering,
+            classifier,
+            addr,
+            docroot,
+            demo,
+            cpus,
+        });
+        Ok(())
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, ()> {
+        let running = self.running.take();
+        Box::pin(async move {
+            let Some(r) = running else { return };
+            let _ = r.stop.send(true);
+            r.beat.abort();
+            let workers = r.workers;
+            let _ = tokio::task::spawn_blocking(move || {
+                for w in workers {
+                    let _ = w.join();
+                }
+            })
+            .await;
+            drop(r.steering);
+            drop(r.classifier);
+            if let Some(d) = r.demo {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        })
+    }
+
+    fn health(&self) -> Health {
+        match (&self.running, self.degraded.is_empty()) {
+            (None, _) => Health::Unavailable("not running".into()),
+            (Some(_), true) => Health::Healthy,
+            (Some(_), false) => Health::Degraded(self.degraded.join("; ")),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut s = Stats::new();
+        let Some(r) = &self.running else { return s };
+        let sum = summarize(&r.shared.workers);
+        for (i, n) in sum.by_class.iter().enumerate() {
+            s.insert(format!("responses_{}xx", i + 1), Stat::Counter(*n));
+        }
+        s.insert("requests".into(), Stat::Counter(sum.by_class.iter().sum()));
+        s.insert("bytes_sent".into(), Stat::Counter(sum.bytes));
+        s.insert("latency_p50_us".into(), Stat::Gauge(sum.p50_us as i64));
+        s.insert("latency_p99_us".into(), Stat::Gauge(sum.p99_us as i64));
+        let conns = &r.shared.conns;
+        s.insert(
+            "connections_open".into(),
+            Stat::Gauge(conns.open.load(Relaxed) as i64),
+        );
+        s.insert(
+            "connections_accepted".into(),
+            Stat::Counter(conns.accepted.load(Relaxed)),
+        );
+        s.insert(
+            "connections_refused".into(),
+            Stat::Counter(conns.refused.load(Relaxed)),
+        );
+        s.insert(
+            "header_timeouts".into(),
+            Stat::Counter(conns.timeouts.load(Relaxed)),
+        );
+        let cache = &r.shared.cache;
+        let k = &cache.counters;
+        for (name, v) in [
+            ("cache_hits", &k.hits),
+            ("cache_misses", &k.misses),
+            ("hot_hits", &k.hot_hits),
+            ("cache_invalidations", &k.invalidations),
+            ("hot_loads", &k.loads),
+            ("hot_load_failures", &k.load_failures),
+        ] {
+            s.insert(name.into(), Stat::Counter(v.load(Relaxed)));
+        }
+        let (hot_bytes, hot_files) = cache.resident();
+        s.insert("hot_bytes".into(), Stat::Gauge(hot_bytes as i64));
+        s.insert("hot_files".into(), Stat::Gauge(hot_files as i64));
+        s.insert("open_files".into(), Stat::Gauge(cache.len() as i64));
+        s.insert("listen".into(), Stat::Text(r.addr.to_string()));
+        s.insert(
+            "docroot".into(),
+            Stat::Text(r.docroot.display().to_string()),
+        );
+        let pinned: Vec<String> = r
+            .cpus
+            .iter()
+            .map(|c| c.map_or("-".into(), |c| c.to_string()))
+            .collect();
+        s.insert("worker_cpus".into(), Stat::Text(pinned.join(",")));
+        if let Some(st) = &r.steering {
+            let (steered, fallback) = st.counts();
+            s.insert("reuseport_steered".into(), Stat::Counter(steered));
+            s.insert("reuseport_fallback".into(), Stat::Counter(fallback));
+        }
+        if let Some(cl) = &r.classifier {
+            s.insert("tc_interfaces".into(), Stat::Text(cl.attached.join(", ")));
+            for (name, n) in cl.counts() {
+                s.insert(name, Stat::Counter(n));
+            }
+        }
+        s
+    }
+}

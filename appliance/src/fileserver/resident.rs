@@ -1,0 +1,110 @@
+//! Keeping hot files in memory: small ones as a heap copy answered with one
+//! writev, large ones mapped and locked (`mmap` + `mlock`) so sendfile always
+//! finds their pages in the page cache and never waits for the disk.
+//!
+//! Loading happens on one background thread, so a worker never blocks on a
+//! disk read to make a file resident; until a file is loaded, it is simply
+//! served with sendfile.
+
+use std::{
+    io,
+    os::{fd::AsRawFd, unix::fs::FileExt},
+    sync::{Arc, mpsc},
+};
+
+use crate::fileserver::resource::Variant;
+
+/// A resident copy of a file.
+#[derive(Debug)]
+pub enum Body {
+    /// The whole file on the heap (small files).
+    Heap(Arc<[u8]>),
+    /// The file mapped and locked in memory (large files).
+    Locked(Locked),
+}
+
+/// A read-only shared mapping, locked in memory, unmapped on drop.
+#[derive(Debug)]
+pub struct Locked {
+    addr: *mut libc::c_void,
+    len: usize,
+    /// Whether mlock succeeded (else the mapping only hints WILLNEED).
+    pub locked: bool,
+}
+
+// SAFETY: the mapping is read-only and owned; nothing aliases it mutably.
+unsafe impl Send for Locked {}
+// SAFETY: as above; shared references only read the address.
+unsafe impl Sync for Locked {}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: addr/len came from a successful mmap and are unmapped once.
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+/// Maps `v` read-only and locks it; falls back to MADV_WILLNEED if mlock is
+/// refused (RLIMIT_MEMLOCK without CAP_IPC_LOCK).
+fn lock(v: &Variant) -> io::Result<Locked> {
+    let len = usize::try_from(v.len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a fresh read-only shared mapping of a file we hold open.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            v.file.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the range was just mapped.
+    let locked = unsafe { libc::mlock(addr, len) } == 0;
+    if !locked {
+        // SAFETY: the range was just mapped.
+        unsafe { libc::madvise(addr, len, libc::MADV_WILLNEED) };
+    }
+    Ok(Locked { addr, len, locked })
+}
+
+/// Reads the whole file and checks it did not change meanwhile: a body is
+/// only ever the complete file as it was when opened.
+fn read_whole(v: &Variant) -> io::Result<Arc<[u8]>> {
+    let len = usize::try_from(v.len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; len];
+    v.file.read_exact_at(&mut buf, 0)?;
+    let meta = v.file.metadata()?;
+    if meta.len() != v.len || std::os::unix::fs::MetadataExt::mtime(&meta) != v.mtime {
+        return Err(io::Error::other("file changed while being read"));
+    }
+    Ok(buf.into())
+}
+
+/// Makes `v` resident: a heap copy up to `small_max` bytes, a locked mapping above.
+pub fn load(v: &Variant, small_max: u64) -> io::Result<Body> {
+    if v.len <= small_max {
+        read_whole(v).map(Body::Heap)
+    } else {
+        lock(v).map(Body::Locked)
+    }
+}
+
+/// A load request: the variant and where to deliver the result.
+pub type Job = (Arc<Variant>, Box<dyn FnOnce(io::Result<Body>) + Send>);
+
+/// Starts the loader thread; it ends when every sender is dropped.
+pub fn spawn_loader(small_max: u64) -> io::Result<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("nodus-fs-load".into())
+        .spawn(move || {
+            for (v, deliver) in rx {
+                deliver(load(&v, small_max));
+            }
+        })?;
+    Ok(tx)
+}

@@ -1,0 +1,169 @@
+//! Workers and their listening sockets.
+//!
+//! Each worker is one thread, pinned to one CPU, running its own
+//! single-threaded tokio runtime with its own `SO_REUSEPORT` listening
+//! socket: a connection accepted by a worker lives and dies on that worker,
+//! with no cross-thread wakeups or work stealing on the request path. Which
+//! worker gets a new connection is the kernel's choice (a hash of the 4-tuple)
+//! unless the sk_reuseport program (see `bpf.rs`) steers it to the worker on
+//! the CPU that received it.
+
+use std::{
+    io,
+    net::{SocketAddr, TcpListener},
+    sync::{Arc, atomic::Ordering::Relaxed},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::watch;
+
+use crate::fileserver::conn::{self, ServerShared};
+
+/// Binds `n` listening sockets to `addr` in one reuseport group.
+///
+/// First checks that nobody else listens there (a socket without
+/// SO_REUSEPORT cannot bind over a listener), so nodus never silently joins
+/// another process's reuseport group.
+pub fn bind(addr: SocketAddr, n: usize, backlog: u32) -> io::Result<Vec<TcpListener>> {
+    let domain = Domain::for_address(addr);
+    if addr.port() != 0 {
+        let probe = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n {
+        let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.bind(&addr.into())?;
+        s.listen(backlog.min(i32::MAX as u32) as i32)?;
+        s.set_nonblocking(true)?;
+        let l: TcpListener = s.into();
+        // An ephemeral port (0) is chosen by the first bind; the rest join it.
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// CPUs the current thread may run on.
+pub fn allowed_cpus() -> Vec<u32> {
+    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as u32)
+            .filter(|&c| libc::CPU_ISSET(c as usize, &set))
+            .collect()
+    }
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: u32) -> io::Result<()> {
+    // SAFETY: sched_setaffinity on the calling thread with a set we built.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Starts one worker thread per listener; `cpus[i]` pins worker `i`.
+pub fn spawn(
+    listeners: Vec<TcpListener>,
+    cpus: &[Option<u32>],
+    shared: Arc<ServerShared>,
+    stop: watch::Receiver<bool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let cpu = cpus.get(i).copied().flatten();
+        let shared = shared.clone();
+        let stop = stop.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("nodus-fs-{i}"))
+            .spawn(move || worker(i, l, cpu, shared, stop))?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+fn worker(
+    index: usize,
+    listener: TcpListener,
+    cpu: Option<u32>,
+    shared: Arc<ServerShared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if let Some(cpu) = cpu
+        && let Err(e) = pin(cpu)
+    {
+        log::warn!("fileserver: worker {index}: cannot pin to CPU {cpu}: {e}");
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("fileserver: worker {index}: no runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("fileserver: worker {index}: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => accept(stream, &shared, index),
+                    Err(e) => {
+                        // EMFILE, ENOBUFS...: back off, never give up.
+                        log::warn!("fileserver: worker {index}: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+}
+
+fn accept(stream: tokio::net::TcpStream, shared: &Arc<ServerShared>, index: usize) {
+    let open = shared.conns.open.fetch_add(1, Relaxed) + 1;
+    shared.conns.accepted.fetch_add(1, Relaxed);
+    if open > shared.max_connections {
+        shared.conns.open.fetch_sub(1, Relaxed);
+        shared.conns.refused.fetch_add(1, Relaxed);
+        shared.workers[index].response(503);
+        let mut msg = Vec::new();
+        crate::fileserver::response::error(
+            &mut msg,
+            crate::fileserver::status::Status::ServiceUnavailable,
+            crate::fileserver::response::Conn {
+                keep_alive: false,
+                http10: false,
+            },
+            false,
+        );
+        // Best effort and never blocking: the socket buffer is empty.
+        let _ = stream.try_write(&msg);
+        return;
+    }
+    tokio::spawn(conn::serve(stream, shared.clone(), index));
+}

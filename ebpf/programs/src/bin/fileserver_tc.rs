@@ -1,0 +1,179 @@
+//! File-server request classifier: a TC ingress program on the serving
+//! interface that looks at the first bytes of each TCP segment sent to the
+//! serving port and, when they start an HTTP request, counts it by method and
+//! path class in a per-CPU array. It never drops or changes a packet, so nodus
+//! gets kernel-side request counts without touching the data path.
+//!
+//! Only the first request of a segment is counted (a pipelined burst in one
+//! segment counts once); userspace's own counters are the exact ones.
+#![no_std]
+#![no_main]
+// aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
+// that hand the pointer to the context type; the kernel owns that pointer.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use aya_ebpf::{
+    bindings::TC_ACT_OK,
+    macros::{classifier, map},
+    maps::{Array, PerCpuArray},
+    programs::TcContext,
+};
+use nodus_common::fileserver::{
+    METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_ASSET, PATH_CLASSES, PATH_HTML, PATH_IMAGE,
+    PATH_INDEX, PATH_OTHER, PATH_SUSPICIOUS, REQUEST_COUNTERS, TcConfig,
+};
+
+nodus_ebpf::abi_stamp!();
+
+/// Slot 0: the serving port (written by userspace before attaching).
+#[map]
+static FS_TC_CONFIG: Array<TcConfig> = Array::with_max_entries(1, 0);
+
+/// Requests by `method * PATH_CLASSES + path_class`.
+#[map]
+static FS_REQUESTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REQUEST_COUNTERS, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const IPPROTO_TCP: u8 = 6;
+/// How many 8-byte chunks of the request line are examined.
+const CHUNKS: usize = 8;
+
+#[classifier]
+pub fn fileserver_tc(ctx: TcContext) -> i32 {
+    let _ = classify(&ctx);
+    TC_ACT_OK
+}
+
+fn classify(ctx: &TcContext) -> Option<()> {
+    let config = FS_TC_CONFIG.get(0)?;
+    if config.enabled == 0 {
+        return None;
+    }
+    let payload = tcp_payload(ctx, config.port)?;
+    let first: [u8; 8] = ctx.load(payload).ok()?;
+    let (method, path_at) = match first {
+        [b'G', b'E', b'T', b' ', ..] => (METHOD_GET, payload + 4),
+        [b'H', b'E', b'A', b'D', b' ', ..] => (METHOD_HEAD, payload + 5),
+        [c, ..] if c.is_ascii_uppercase() => (METHOD_OTHER, 0),
+        _ => return None,
+    };
+    let class = if method == METHOD_OTHER {
+        PATH_OTHER
+    } else {
+        path_class(ctx, path_at)
+    };
+    let n = FS_REQUESTS.get_ptr_mut(method * PATH_CLASSES + class)?;
+    // SAFETY: a per-CPU slot, written only by this CPU.
+    unsafe { *n += 1 };
+    Some(())
+}
+
+/// Offset of the TCP payload of a non-empty segment to `port`.
+fn tcp_payload(ctx: &TcContext, port: u32) -> Option<usize> {
+    let proto = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let (l4, ip_end) = match proto {
+        ETH_P_IP => {
+            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
+            let total = u16::from_be(ctx.load::<u16>(ETH_HLEN + 2).ok()?) as usize;
+            if ctx.load::<u8>(ETH_HLEN + 9).ok()? != IPPROTO_TCP {
+                return None;
+            }
+            (ETH_HLEN + ((vihl & 0x0f) as usize) * 4, ETH_HLEN + total)
+        }
+        ETH_P_IPV6 => {
+            let plen = u16::from_be(ctx.load::<u16>(ETH_HLEN + 4).ok()?) as usize;
+            if ctx.load::<u8>(ETH_HLEN + 6).ok()? != IPPROTO_TCP {
+                return None;
+            }
+            (ETH_HLEN + 40, ETH_HLEN + 40 + plen)
+        }
+        _ => return None,
+    };
+    let dport = u16::from_be(ctx.load::<u16>(l4 + 2).ok()?);
+    if u32::from(dport) != port {
+        return None;
+    }
+    let doff: u8 = ctx.load(l4 + 12).ok()?;
+    let payload = l4 + ((doff >> 4) as usize) * 4;
+    (payload < ip_end).then_some(payload)
+}
+
+/// Classifies the request target starting at `at` from its first 64 bytes.
+fn path_class(ctx: &TcContext, at: usize) -> u32 {
+    let mut ext: u64 = 0;
+    let mut in_ext = false;
+    let mut prev = 0u8;
+    let mut last = 0u8;
+    let mut suspicious = false;
+    let mut i = 0;
+    'scan: while i < CHUNKS {
+        let Ok(chunk) = ctx.load::<[u8; 8]>(at + i * 8) else {
+            break;
+        };
+        for &c in chunk.iter() {
+            if c == b' ' || c == b'?' || c == b'\r' {
+                break 'scan;
+            }
+            if c == b'%' || (c == b'.' && prev == b'.') {
+                suspicious = true;
+            }
+            if c == b'/' {
+                in_ext = false;
+                ext = 0;
+            } else if c == b'.' {
+                in_ext = true;
+                ext = 0;
+            } else if in_ext {
+                ext = (ext << 8) | u64::from(c.to_ascii_lowercase());
+            }
+            prev = c;
+            last = c;
+        }
+        i += 1;
+    }
+    if suspicious {
+        return PATH_SUSPICIOUS;
+    }
+    if last == b'/' {
+        return PATH_INDEX;
+    }
+    if !in_ext {
+        return PATH_OTHER;
+    }
+    match ext {
+        x if x == pack(b"html") || x == pack(b"htm") => PATH_HTML,
+        x if x == pack(b"css")
+            || x == pack(b"js")
+            || x == pack(b"mjs")
+            || x == pack(b"json")
+            || x == pack(b"svg")
+            || x == pack(b"woff2") =>
+        {
+            PATH_ASSET
+        }
+        x if x == pack(b"png")
+            || x == pack(b"jpg")
+            || x == pack(b"jpeg")
+            || x == pack(b"gif")
+            || x == pack(b"webp")
+            || x == pack(b"ico")
+            || x == pack(b"avif") =>
+        {
+            PATH_IMAGE
+        }
+        _ => PATH_OTHER,
+    }
+}
+
+/// An extension packed the way [`path_class`] accumulates it.
+const fn pack(s: &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < s.len() {
+        v = (v << 8) | s[i] as u64;
+        i += 1;
+    }
+    v
+}
