@@ -33,11 +33,12 @@ expect_line "^      kernel_requests.get.index +[1-9]" "$out" "kernel-side reques
 # the kernel's hash and counts them as fallback.
 hstat() { printf '%s\n' "$out" | sed -n "s/^      $1 \+//p"; }
 steered=$(hstat reuseport_steered)
+same_node=$(hstat reuseport_same_node)
 fallback=$(hstat reuseport_fallback)
 accepted=$(hstat connections_accepted)
-[ $((steered + fallback)) -ge "$accepted" ] && [ "$accepted" -ge 3 ] ||
-  fail "steering saw $steered + $fallback of $accepted connections"
-echo "steering: $steered steered, $fallback to the hash, of $accepted"
+[ $((steered + same_node + fallback)) -ge "$accepted" ] && [ "$accepted" -ge 3 ] ||
+  fail "steering saw $steered + $same_node + $fallback of $accepted connections"
+echo "steering: $steered to the receiving CPU, $same_node to its node, $fallback to the hash, of $accepted"
 expect_line "^      responses_2xx +[2-9]" "$out" "2xx responses"
 expect_line "^      responses_4xx +[1-9]" "$out" "404 counted"
 nodus_stop

@@ -10,8 +10,8 @@ use aya::{
     programs::{LinkOrder, SchedClassifier, SkReuseport, TcAttach, TcAttachType, tc},
 };
 use nodus_common::fileserver::{
-    METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_CLASSES, PATH_OTHER, REQUEST_COUNTERS,
-    REUSEPORT_FALLBACK, REUSEPORT_STEERED, TcConfig,
+    MAX_CPUS, METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_CLASSES, PATH_OTHER, REQUEST_COUNTERS,
+    REUSEPORT_FALLBACK, REUSEPORT_SAME_NODE, REUSEPORT_STEERED, SLOT_SAME_NODE, TcConfig,
 };
 
 use crate::ebpf::{self, error_chain};
@@ -40,32 +40,82 @@ pub struct Steering {
     stats: PerCpuArray<MapData, u64>,
 }
 
+/// How connections were handed out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SteeringCounts {
+    /// To the worker on the receiving CPU.
+    pub same_cpu: u64,
+    /// To a worker on another CPU of the receiving CPU's node.
+    pub same_node: u64,
+    /// Left to the kernel's hash (no worker on the receiving node).
+    pub hash: u64,
+}
+
 impl Steering {
-    /// Connections steered to the receiving CPU's worker, and those left to the hash.
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            sum(&self.stats, REUSEPORT_STEERED),
-            sum(&self.stats, REUSEPORT_FALLBACK),
-        )
+    /// Connections by outcome, since the program was attached.
+    pub fn counts(&self) -> SteeringCounts {
+        SteeringCounts {
+            same_cpu: sum(&self.stats, REUSEPORT_STEERED),
+            same_node: sum(&self.stats, REUSEPORT_SAME_NODE),
+            hash: sum(&self.stats, REUSEPORT_FALLBACK),
+        }
     }
 }
 
-/// Loads the sk_reuseport program, fills the CPU -> worker table and the
-/// socket array, and attaches it to the group of `listeners`.
-pub fn steer(listeners: &[TcpListener], cpus: &[Option<u32>]) -> Result<Steering, String> {
+/// The CPU -> worker table: each worker's own CPU maps to it; every other
+/// CPU of `online` maps to a worker on its node (spread round-robin, marked
+/// [`SLOT_SAME_NODE`]), or to nothing when its node has none. Values are
+/// worker index + 1.
+pub fn cpu_slots(
+    cpus: &[Option<u32>],
+    online: &[u32],
+    node_of: impl Fn(u32) -> Option<u32>,
+) -> Vec<(u32, u32)> {
+    let mut slots: Vec<(u32, u32)> = Vec::new();
+    for (i, cpu) in cpus.iter().enumerate() {
+        if let Some(cpu) = *cpu
+            && cpu < MAX_CPUS
+            && !slots.iter().any(|(c, _)| *c == cpu)
+        {
+            slots.push((cpu, i as u32 + 1));
+        }
+    }
+    let own: Vec<(u32, u32)> = slots.clone();
+    for &cpu in online.iter().filter(|&&c| c < MAX_CPUS) {
+        if own.iter().any(|(c, _)| *c == cpu) {
+            continue;
+        }
+        let Some(node) = node_of(cpu) else { continue };
+        let local: Vec<u32> = own
+            .iter()
+            .filter(|(c, _)| node_of(*c) == Some(node))
+            .map(|(_, slot)| *slot)
+            .collect();
+        if !local.is_empty() {
+            slots.push((cpu, local[cpu as usize % local.len()] | SLOT_SAME_NODE));
+        }
+    }
+    slots
+}
+
+/// Loads the sk_reuseport program, fills the CPU -> worker table (see
+/// [`cpu_slots`]) and the socket array, and attaches it to the group of
+/// `listeners`.
+pub fn steer(
+    listeners: &[TcpListener],
+    cpus: &[Option<u32>],
+    online: &[u32],
+    node_of: impl Fn(u32) -> Option<u32>,
+) -> Result<Steering, String> {
     if cpus.iter().all(Option::is_none) {
         return Err("workers are not pinned (fileserver.pin_workers = false)".into());
     }
     let mut obj = Ebpf::load(ebpf::FILESERVER_REUSEPORT).map_err(chain)?;
     {
-        let mut slots: Array<&mut MapData, u32> =
+        let mut table: Array<&mut MapData, u32> =
             Array::try_from(map(&mut obj, "FS_CPU_SLOT")?).map_err(chain)?;
-        for (i, cpu) in cpus.iter().enumerate() {
-            if let Some(cpu) = *cpu
-                && slots.get(&cpu, 0).map_err(chain)? == 0
-            {
-                slots.set(cpu, &((i + 1) as u32), 0).map_err(chain)?;
-            }
+        for (cpu, slot) in cpu_slots(cpus, online, node_of) {
+            table.set(cpu, &slot, 0).map_err(chain)?;
         }
     }
     {
@@ -188,4 +238,39 @@ fn attach(prog: &mut SchedClassifier, iface: &str) -> Result<&'static str, Strin
     prog.attach(&name, netlink)
         .map(|_| "clsact")
         .map_err(|e| format!("tcx: {tcx_err}; clsact: {}", chain(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpus_without_a_worker_go_to_a_worker_on_their_node() {
+        // Node 0: CPUs 0-3, workers on 0 and 1. Node 1: CPUs 4-7, worker on 6.
+        // Node 2: CPUs 8-9, no worker.
+        let node_of = |c: u32| (c < 10).then_some(c / 4);
+        let workers = [Some(0), Some(1), Some(6), None];
+        let online: Vec<u32> = (0..10).collect();
+        let mut slots = cpu_slots(&workers, &online, node_of);
+        slots.sort();
+        assert_eq!(
+            slots,
+            [
+                (0, 1),
+                (1, 2),
+                (2, 1 | SLOT_SAME_NODE),
+                (3, 2 | SLOT_SAME_NODE),
+                (4, 3 | SLOT_SAME_NODE),
+                (5, 3 | SLOT_SAME_NODE),
+                (6, 3),
+                (7, 3 | SLOT_SAME_NODE),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_topology_only_the_workers_own_cpus_are_steered() {
+        let slots = cpu_slots(&[Some(3), Some(3), Some(5)], &[], |_| None);
+        assert_eq!(slots, [(3, 1), (5, 3)]);
+    }
 }

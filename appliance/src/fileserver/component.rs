@@ -24,7 +24,7 @@ use crate::{
         stats::{WorkerStats, summarize},
     },
     probe::Feature,
-    profile::CpuList,
+    profile::{CpuList, Topology},
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
     },
@@ -174,7 +174,13 @@ impl Component for Fileserver {
                 .push("sk_reuseport unavailable in this kernel: connections spread by hash".into());
             None
         } else {
-            match bpf::steer(&listeners, &cpus) {
+            let topology = Topology::discover().ok();
+            let online: Vec<u32> = topology
+                .iter()
+                .flat_map(|t| t.nodes.iter().flat_map(|n| n.cpus.cpus()))
+                .collect();
+            let node_of = |cpu| topology.as_ref().and_then(|t| t.node_of(cpu));
+            match bpf::steer(&listeners, &cpus, &online, node_of) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     self.degraded.push(format!(
@@ -319,9 +325,13 @@ impl Component for Fileserver {
             .collect();
         s.insert("worker_cpus".into(), Stat::Text(pinned.join(",")));
         if let Some(st) = &r.steering {
-            let (steered, fallback) = st.counts();
-            s.insert("reuseport_steered".into(), Stat::Counter(steered));
-            s.insert("reuseport_fallback".into(), Stat::Counter(fallback));
+            let counts = st.counts();
+            s.insert("reuseport_steered".into(), Stat::Counter(counts.same_cpu));
+            s.insert(
+                "reuseport_same_node".into(),
+                Stat::Counter(counts.same_node),
+            );
+            s.insert("reuseport_fallback".into(), Stat::Counter(counts.hash));
         }
         if let Some(cl) = &r.classifier {
             s.insert("tc_interfaces".into(), Stat::Text(cl.attached.join(", ")));

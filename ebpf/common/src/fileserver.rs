@@ -35,12 +35,20 @@ pub const PATH_CLASSES: u32 = 6;
 /// Entries of the request counter array.
 pub const REQUEST_COUNTERS: u32 = METHODS * PATH_CLASSES;
 
-/// Slots of the reuseport counter array.
+/// Slots of the reuseport counter array: handed to the worker on the
+/// receiving CPU.
 pub const REUSEPORT_STEERED: u32 = 0;
-/// The CPU had no worker socket (or the helper refused): the kernel's hash chose.
+/// The receiving NUMA node had no worker (or the helper refused): the
+/// kernel's hash chose.
 pub const REUSEPORT_FALLBACK: u32 = 1;
+/// The receiving CPU had no worker; one on the same NUMA node got it.
+pub const REUSEPORT_SAME_NODE: u32 = 2;
 /// Number of reuseport counters.
-pub const REUSEPORT_COUNTERS: u32 = 2;
+pub const REUSEPORT_COUNTERS: u32 = 3;
+
+/// Set in a CPU -> worker table entry when the worker runs on another CPU
+/// of the same node (so the program counts it as [`REUSEPORT_SAME_NODE`]).
+pub const SLOT_SAME_NODE: u32 = 1 << 31;
 
 /// Largest CPU number the steering table covers.
 pub const MAX_CPUS: u32 = 1024;

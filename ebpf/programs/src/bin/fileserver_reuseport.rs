@@ -1,8 +1,9 @@
 //! File-server connection steering: an sk_reuseport program that hands each new
 //! connection to the listening socket of the worker pinned to the CPU that
 //! received it, so the connection's softirq work, its accept and its requests
-//! all stay on one CPU (and one NUMA node). A CPU without a worker falls back
-//! to the kernel's hash, counted.
+//! all stay on one CPU (and one NUMA node). A CPU without a worker hands it to
+//! a worker on the same node (userspace fills the table so); a node without
+//! any falls back to the kernel's hash. Each outcome is counted.
 #![no_std]
 #![no_main]
 // aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
@@ -17,7 +18,8 @@ use aya_ebpf::{
     programs::SkReuseportContext,
 };
 use nodus_common::fileserver::{
-    MAX_CPUS, REUSEPORT_COUNTERS, REUSEPORT_FALLBACK, REUSEPORT_STEERED,
+    MAX_CPUS, REUSEPORT_COUNTERS, REUSEPORT_FALLBACK, REUSEPORT_SAME_NODE, REUSEPORT_STEERED,
+    SLOT_SAME_NODE,
 };
 
 nodus_ebpf::abi_stamp!();
@@ -26,7 +28,8 @@ nodus_ebpf::abi_stamp!();
 #[map]
 static FS_SOCKETS: ReusePortSockArray = ReusePortSockArray::with_max_entries(MAX_CPUS, 0);
 
-/// CPU number -> worker index + 1 (0: no worker on that CPU).
+/// CPU number -> worker index + 1, with [`SLOT_SAME_NODE`] set when the
+/// worker is on another CPU of the node (0: no worker on that node).
 #[map]
 static FS_CPU_SLOT: Array<u32> = Array::with_max_entries(MAX_CPUS, 0);
 
@@ -38,8 +41,17 @@ static FS_STEER_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REUSEPOR
 pub fn fileserver_reuseport(ctx: SkReuseportContext) -> u32 {
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let outcome = match FS_CPU_SLOT.get(cpu) {
-        Some(&slot) if slot != 0 && FS_SOCKETS.select_reuseport(&ctx, slot - 1).is_ok() => {
-            REUSEPORT_STEERED
+        Some(&slot)
+            if slot & !SLOT_SAME_NODE != 0
+                && FS_SOCKETS
+                    .select_reuseport(&ctx, (slot & !SLOT_SAME_NODE) - 1)
+                    .is_ok() =>
+        {
+            if slot & SLOT_SAME_NODE != 0 {
+                REUSEPORT_SAME_NODE
+            } else {
+                REUSEPORT_STEERED
+            }
         }
         _ => REUSEPORT_FALLBACK,
     };
