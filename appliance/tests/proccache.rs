@@ -331,7 +331,7 @@ fn other_components_get_exec_events_and_lookups_through_the_table() {
         .expect("runtime");
     runtime.block_on(async {
         let table = ProcessTable::new();
-        let mut cache = ProcCache::new(ProcCacheConfig::default(), table.clone());
+        let mut cache = ProcCache::new(ProcCacheConfig::default(), table.clone(), None);
         let mut execs = table.subscribe_exec();
         cache
             .start(ComponentContext {

@@ -19,7 +19,7 @@ expect_line "^      runtime_cpus +2-3$" "$out" "runtime CPUs"
 for t in /proc/$NODUS_PID/task/*; do
   allowed=$(sed -n 's/^Cpus_allowed_list:\t*//p' "$t/status")
   # File-server workers are each pinned to one CPU of the runtime's set.
-  case "$(cat "$t/comm"):$allowed" in nodus-fs-[0-9]*:2|nodus-fs-[0-9]*:3) continue ;; esac
+  case "$(cat "$t/comm"):$allowed" in nodus-fs-[0-9]*:2|nodus-fs-[0-9]*:3|nodus-proc-even:3) continue ;; esac
   [ "$allowed" = "2-3" ] || fail "thread $(basename "$t") ($(cat "$t/comm")) runs on $allowed, profile says 2-3"
 done
 grep -q " bind:1 " /proc/$NODUS_PID/numa_maps || fail "memory policy is not bind:1: $(head -3 /proc/$NODUS_PID/numa_maps)"

@@ -9,7 +9,7 @@ out=$(nodus status) || fail "nodus status exited $?"
 echo "$out" | sed -n '/^  proccache/,/^  [a-z]/p'
 expect_line "^  proccache +healthy" "$out" "proccache component"
 expect_line "^      mode +events$" "$out" "kernel events in use"
-expect_line "^      event_thread +fifo:1$" "$out" "event thread scheduling"
+expect_line "^      event_thread +fifo:1 on cpus 3$" "$out" "event thread scheduling and placement.ebpf_events"
 
 n=200
 i=0

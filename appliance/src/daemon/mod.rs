@@ -33,7 +33,7 @@ use crate::{
     logging,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
-    profile::{self, Chosen, CpuList, ProfileComponent, Topology},
+    profile::{self, Chosen, ProfileComponent, ThreadPlacement, Topology},
     supervisor::{Component, Health, Supervisor},
 };
 
@@ -75,7 +75,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
-    let (mut profile, fileserver_cpus) = apply_profile(&opts.config);
+    let (mut profile, placement) = apply_profile(&opts.config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);
@@ -97,7 +97,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 return Err(DaemonError::Signals(e));
             }
         };
-        let daemon = Daemon::boot(opts, profile, fileserver_cpus).await;
+        let daemon = Daemon::boot(opts, profile, placement).await;
         daemon.serve(signals).await
     })
 }
@@ -135,7 +135,7 @@ impl Daemon {
     async fn boot(
         opts: RunOptions,
         profile: ProfileComponent,
-        fileserver_cpus: Option<CpuList>,
+        placement: ThreadPlacement,
     ) -> Daemon {
         for m in probe::ensure_mounts() {
             log::info!("mounted {m}");
@@ -157,7 +157,7 @@ impl Daemon {
             shared: Shared {
                 queries: tx,
                 processes: ProcessTable::new(),
-                fileserver_cpus,
+                placement,
             },
             queries,
             stop: opts.stop,
@@ -342,7 +342,7 @@ impl Daemon {
 
 /// Discovers the topology, chooses and applies the board profile; also
 /// returns the CPUs its `placement.fileserver` names.
-fn apply_profile(config: &Config) -> (ProfileComponent, Option<CpuList>) {
+fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
     let root = std::path::Path::new("/");
     let every = (config.profile.verify_interval_s > 0)
         .then(|| Duration::from_secs(config.profile.verify_interval_s));
@@ -357,13 +357,8 @@ fn apply_profile(config: &Config) -> (ProfileComponent, Option<CpuList>) {
                 applied.changes.len(),
                 topo.summary()
             );
-            let fileserver = chosen
-                .profile
-                .placement
-                .fileserver
-                .as_ref()
-                .and_then(|w| profile::placement_cpus(w, &chosen.profile, &topo));
-            (ProfileComponent::new(chosen, applied, every), fileserver)
+            let placement = ThreadPlacement::resolve(&chosen.profile, &topo);
+            (ProfileComponent::new(chosen, applied, every), placement)
         }
         Err(e) => {
             let chosen = Chosen {
@@ -373,7 +368,7 @@ fn apply_profile(config: &Config) -> (ProfileComponent, Option<CpuList>) {
             };
             (
                 ProfileComponent::new(chosen, Default::default(), None),
-                None,
+                ThreadPlacement::default(),
             )
         }
     }

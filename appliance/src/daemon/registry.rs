@@ -10,7 +10,7 @@ use crate::{
     control::{ControlServer, Query},
     fileserver::Fileserver,
     proccache::{ProcCache, ProcessTable},
-    profile::CpuList,
+    profile::ThreadPlacement,
     supervisor::Component,
 };
 
@@ -21,8 +21,8 @@ pub struct Shared {
     /// The process table, filled by the proccache component and read by
     /// `nodus ps` and any component that classifies processes.
     pub processes: ProcessTable,
-    /// The board profile's `placement.fileserver` CPUs, if it names any.
-    pub fileserver_cpus: Option<CpuList>,
+    /// Where the board profile puts each kind of nodus thread.
+    pub placement: ThreadPlacement,
 }
 
 /// One component kind.
@@ -56,8 +56,11 @@ pub const REGISTRY: &[Registration] = &[
         section: |c| section(&c.proccache),
         build: |c, s| {
             c.proccache.enabled.then(|| {
-                Box::new(ProcCache::new(c.proccache.clone(), s.processes.clone()))
-                    as Box<dyn Component>
+                Box::new(ProcCache::new(
+                    c.proccache.clone(),
+                    s.processes.clone(),
+                    s.placement.ebpf_events.clone(),
+                )) as Box<dyn Component>
             })
         },
     },
@@ -68,7 +71,7 @@ pub const REGISTRY: &[Registration] = &[
             c.fileserver.enabled.then(|| {
                 Box::new(Fileserver::new(
                     c.fileserver.clone(),
-                    s.fileserver_cpus.clone(),
+                    s.placement.fileserver.clone(),
                 )) as Box<dyn Component>
             })
         },

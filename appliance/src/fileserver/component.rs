@@ -74,7 +74,7 @@ impl Fileserver {
     fn worker_cpus(&self) -> Vec<Option<u32>> {
         let cpus: Vec<u32> = match &self.placement {
             Some(list) if !list.is_empty() => list.cpus().collect(),
-            _ => server::allowed_cpus(),
+            _ => CpuList::of_current_thread().cpus().collect(),
         };
         let n = match self.config.workers {
             0 => cpus.len().max(1),

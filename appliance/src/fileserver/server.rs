@@ -19,7 +19,10 @@ use std::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::fileserver::conn::{self, ServerShared};
+use crate::{
+    fileserver::conn::{self, ServerShared},
+    profile::CpuList,
+};
 
 /// Binds `n` listening sockets to `addr` in one reuseport group.
 ///
@@ -50,33 +53,6 @@ pub fn bind(addr: SocketAddr, n: usize, backlog: u32) -> io::Result<Vec<TcpListe
     Ok(out)
 }
 
-/// CPUs the current thread may run on.
-pub fn allowed_cpus() -> Vec<u32> {
-    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t we own.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as u32)
-            .filter(|&c| libc::CPU_ISSET(c as usize, &set))
-            .collect()
-    }
-}
-
-/// Pins the calling thread to `cpu`.
-fn pin(cpu: u32) -> io::Result<()> {
-    // SAFETY: sched_setaffinity on the calling thread with a set we built.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Starts one worker thread per listener; `cpus[i]` pins worker `i`.
 pub fn spawn(
     listeners: Vec<TcpListener>,
@@ -105,7 +81,7 @@ fn worker(
     mut stop: watch::Receiver<bool>,
 ) {
     if let Some(cpu) = cpu
-        && let Err(e) = pin(cpu)
+        && let Err(e) = CpuList::from_iter([cpu]).pin_current_thread()
     {
         log::warn!("fileserver: worker {index}: cannot pin to CPU {cpu}: {e}");
     }

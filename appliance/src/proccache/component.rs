@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     histogram::AtomicHistogram,
+    profile::CpuList,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
         Stats,
@@ -76,16 +77,24 @@ impl Default for Measures {
 /// The supervised process cache.
 pub struct ProcCache {
     config: ProcCacheConfig,
+    /// The board profile's `placement.ebpf_events` CPUs for the event thread.
+    event_cpus: Option<CpuList>,
     table: ProcessTable,
     measures: Arc<Measures>,
     running: Option<MainLoop>,
 }
 
 impl ProcCache {
-    /// A cache configured by `config` that fills `table`.
-    pub fn new(config: ProcCacheConfig, table: ProcessTable) -> ProcCache {
+    /// A cache configured by `config` that fills `table`; its event thread
+    /// runs on `event_cpus` when the board profile places it.
+    pub fn new(
+        config: ProcCacheConfig,
+        table: ProcessTable,
+        event_cpus: Option<CpuList>,
+    ) -> ProcCache {
         ProcCache {
             config,
+            event_cpus,
             table,
             measures: Arc::default(),
             running: None,
@@ -129,6 +138,7 @@ impl Component for ProcCache {
             measures: self.measures.clone(),
             procfs,
             config: self.config.clone(),
+            event_cpus: self.event_cpus.clone(),
         };
         self.running = Some(MainLoop::spawn(|stopped| worker.run(ctx, events, stopped)));
         Ok(())
@@ -256,6 +266,7 @@ struct Worker {
     measures: Arc<Measures>,
     procfs: Procfs,
     config: ProcCacheConfig,
+    event_cpus: Option<CpuList>,
 }
 
 impl Worker {
@@ -277,6 +288,7 @@ impl Worker {
                 e.ring_fd,
                 sink.clone(),
                 self.config.event_thread_priority,
+                self.event_cpus.clone(),
             )
         });
         let procfs = self.procfs.clone();

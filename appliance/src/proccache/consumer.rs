@@ -25,6 +25,7 @@ use super::{
     event::Event,
     procfs::now_boot_ns,
 };
+use crate::profile::CpuList;
 
 /// Events applied per hold of the table lock, so queries never wait long.
 const BATCH: usize = 256;
@@ -90,19 +91,32 @@ pub(super) struct Consumer {
 
 impl Consumer {
     /// Starts draining `ring` (readable on `fd`) into `sink`, at SCHED_FIFO
-    /// `priority` (0: ordinary scheduling).
+    /// `priority` (0: ordinary scheduling), on `cpus` if given.
     pub fn spawn(
         ring: Arc<Mutex<RingBuf<MapData>>>,
         fd: RawFd,
         sink: Sink,
         priority: u8,
+        cpus: Option<CpuList>,
     ) -> Consumer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("nodus-proc-events".into())
             .spawn(move || {
-                *lock(&sink.measures.scheduling) = set_scheduling(priority);
+                let mut scheduling = set_scheduling(priority);
+                if let Some(cpus) = cpus {
+                    match cpus.pin_current_thread() {
+                        Ok(()) => scheduling.push_str(&format!(" on cpus {cpus}")),
+                        Err(e) => {
+                            log::warn!(
+                                "proccache: event thread cannot be pinned to cpus {cpus}: {e}"
+                            );
+                            scheduling.push_str(&format!(" (pinning to {cpus} refused: {e})"));
+                        }
+                    }
+                }
+                *lock(&sink.measures.scheduling) = scheduling;
                 while !flag.load(Ordering::Relaxed) {
                     if wait_readable(fd, IDLE_WAKE) {
                         sink.drain(&mut lock(&ring));

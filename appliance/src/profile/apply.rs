@@ -37,6 +37,38 @@ pub struct Applied {
 }
 
 /// The CPUs a placement names.
+/// The CPUs the chosen profile gives each kind of nodus thread, resolved
+/// against the discovered board (a cluster or a node becomes its CPUs).
+/// `None` where the profile says nothing: those threads stay on the
+/// runtime's CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadPlacement {
+    /// File-server workers (one per CPU).
+    pub fileserver: Option<CpuList>,
+    /// TLS proxy threads.
+    pub proxy: Option<CpuList>,
+    /// Telemetry and fleet link.
+    pub telemetry: Option<CpuList>,
+    /// eBPF ring-buffer consumer threads.
+    pub ebpf_events: Option<CpuList>,
+}
+
+impl ThreadPlacement {
+    /// Resolves `p`'s `[placement]` on `topo`.
+    pub fn resolve(p: &Profile, topo: &Topology) -> ThreadPlacement {
+        let cpus = |w: &Option<WorkPlacement>| w.as_ref().and_then(|w| placement_cpus(w, p, topo));
+        let pl = &p.placement;
+        ThreadPlacement {
+            fileserver: cpus(&pl.fileserver),
+            proxy: cpus(&pl.proxy),
+            telemetry: cpus(&pl.telemetry),
+            ebpf_events: cpus(&pl.ebpf_events),
+        }
+    }
+}
+
+/// The CPUs a placement entry names: its cpulist, its cluster's CPUs, or
+/// its node's CPUs.
 pub fn placement_cpus(w: &WorkPlacement, p: &Profile, topo: &Topology) -> Option<CpuList> {
     if let Some(c) = &w.cpus {
         return Some(c.clone());
@@ -225,7 +257,7 @@ pub fn apply(p: &Profile, topo: &Topology, root: &Path) -> Applied {
     }
     if let Some(w) = &p.placement.runtime {
         if let Some(cpus) = placement_cpus(w, p, topo) {
-            match set_affinity(&cpus) {
+            match cpus.pin_current_thread() {
                 Ok(()) => a.runtime_cpus = Some(cpus),
                 Err(e) => a
                     .warnings
@@ -278,23 +310,6 @@ fn set_limits(p: &Profile, a: &mut Applied) {
             a,
         );
     }
-}
-
-/// Pins the calling thread (and the threads it creates later) to `cpus`.
-fn set_affinity(cpus: &CpuList) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds are checked below.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in cpus.cpus() {
-            if (c as usize) < libc::CPU_SETSIZE as usize {
-                libc::CPU_SET(c as usize, &mut set);
-            }
-        }
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// set_mempolicy(2) for the calling thread (inherited by its children).

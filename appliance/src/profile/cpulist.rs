@@ -39,6 +39,41 @@ impl CpuList {
     }
 }
 
+impl CpuList {
+    /// The CPUs the calling thread may run on (empty if the kernel says
+    /// nothing).
+    pub fn of_current_thread() -> CpuList {
+        // SAFETY: sched_getaffinity fills a zeroed cpu_set_t we own.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                return CpuList::default();
+            }
+            (0..libc::CPU_SETSIZE as u32)
+                .filter(|&c| libc::CPU_ISSET(c as usize, &set))
+                .collect()
+        }
+    }
+
+    /// Pins the calling thread (and the threads it creates later) to these
+    /// CPUs. CPUs beyond `CPU_SETSIZE` are ignored.
+    pub fn pin_current_thread(&self) -> std::io::Result<()> {
+        // SAFETY: cpu_set_t is plain data; CPU_SET bounds are checked below.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for c in self.cpus() {
+                if (c as usize) < libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(c as usize, &mut set);
+                }
+            }
+            if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl FromIterator<u32> for CpuList {
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
         CpuList(iter.into_iter().collect())

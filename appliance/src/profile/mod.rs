@@ -11,7 +11,7 @@ mod schema;
 mod select;
 mod topology;
 
-pub use apply::{Applied, Change, apply, placement_cpus, thread_affinities};
+pub use apply::{Applied, Change, ThreadPlacement, apply, placement_cpus, thread_affinities};
 pub use component::ProfileComponent;
 pub use select::{Chosen, choose};
 
