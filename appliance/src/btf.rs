@@ -8,7 +8,7 @@
 //! of `mm_struct.arg_start`", looking through the anonymous structs and
 //! unions kernels wrap fields in (layout randomisation, `union { ... }`).
 
-use std::path::Path;
+use std::{io::Read, path::Path};
 
 /// The kernel's BTF, as the kernel exports it.
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
@@ -59,24 +59,84 @@ pub enum BtfError {
     },
 }
 
+/// A parsed BTF blob. Only an index of where each type starts is built;
+/// names and members are read from the raw bytes when asked, so parsing the
+/// kernel's five-odd megabytes costs one buffer and one `u32` per type.
+pub struct Btf {
+    bytes: Buffer,
+    strings: std::ops::Range<usize>,
+    /// Byte offset (within `bytes`) of each type; index = type id - 1.
+    index: Vec<u32>,
+}
+
+/// A zeroed buffer mapped straight from the kernel and unmapped on drop.
+///
+/// The kernel's BTF is read once at start and thrown away; from the heap,
+/// its megabytes would stay in the process's RSS for good (the allocator
+/// keeps what it was given), so it never touches the heap.
+struct Buffer {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Buffer {
+    fn new(len: usize) -> std::io::Result<Buffer> {
+        let ptr = if len == 0 {
+            std::ptr::NonNull::dangling()
+        } else {
+            // SAFETY: an anonymous private mapping with no address hint.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::ptr::NonNull::new(p.cast()).ok_or_else(std::io::Error::last_os_error)?
+        };
+        Ok(Buffer { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr is valid for len bytes (mapped, zero-filled) while self lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmapping exactly the mapping `new` made.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+// SAFETY: Buffer owns its mapping exclusively, like a Vec<u8>.
+unsafe impl Send for Buffer {}
+unsafe impl Sync for Buffer {}
+
+/// A struct or union member.
 struct Member {
     name: u32,
     ty: u32,
     bit_offset: u32,
-}
-
-struct Type {
-    name: u32,
-    kind: u32,
-    /// For modifiers and typedefs, the type referred to.
-    target: u32,
-    members: Vec<Member>,
-}
-
-/// A parsed BTF blob: its types (index = type id) and string table.
-pub struct Btf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -84,6 +144,19 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
         .and_then(|s| s.try_into().ok())
         .map(u32::from_le_bytes)
         .ok_or(BtfError::Malformed("truncated"))
+}
+
+/// Bytes of kind-specific data after a type's 12-byte header.
+fn trailer(kind: u32, vlen: usize) -> Result<usize, BtfError> {
+    Ok(match kind {
+        1 | 14 | 17 => 4,                      // int, var, decl_tag
+        3 => 12,                               // array
+        KIND_STRUCT | KIND_UNION => vlen * 12, // members
+        6 | 13 => vlen * 8,                    // enum, func_proto
+        15 | 19 => vlen * 12,                  // datasec, enum64
+        2 | 7 | 8..=12 | 16 | 18 => 0, // ptr, fwd, typedef, modifiers, func, float, type_tag
+        _ => return Err(BtfError::Malformed("unknown type kind")),
+    })
 }
 
 impl Btf {
@@ -94,93 +167,110 @@ impl Btf {
 
     /// BTF from a file (the kernel's, or a saved copy in tests).
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
-        let bytes = std::fs::read(path).map_err(|source| BtfError::Read {
+        let read = |source| BtfError::Read {
             path: path.display().to_string(),
             source,
-        })?;
-        Btf::parse(&bytes)
+        };
+        let mut file = std::fs::File::open(path).map_err(read)?;
+        let len = file.metadata().map_err(read)?.len() as usize;
+        let mut bytes = Buffer::new(len).map_err(read)?;
+        file.read_exact(&mut bytes).map_err(read)?;
+        Btf::from_bytes(bytes)
     }
 
     /// Parses little-endian BTF (every architecture nodus runs on).
     pub fn parse(b: &[u8]) -> Result<Btf, BtfError> {
+        let mut bytes = Buffer::new(b.len()).map_err(|source| BtfError::Read {
+            path: "<memory>".into(),
+            source,
+        })?;
+        bytes.copy_from_slice(b);
+        Btf::from_bytes(bytes)
+    }
+
+    fn from_bytes(bytes: Buffer) -> Result<Btf, BtfError> {
+        let b = &bytes;
         if b.len() < 24 || u16::from_le_bytes([b[0], b[1]]) != MAGIC {
             return Err(BtfError::Malformed("bad magic"));
         }
         let hdr_len = u32_at(b, 4)? as usize;
-        let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
-        let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
-        let section = |off: usize, len: usize| {
-            b.get(hdr_len + off..hdr_len + off + len)
+        let section = |off: u32, len: u32| {
+            let start = hdr_len + off as usize;
+            let end = start + len as usize;
+            (end <= b.len())
+                .then_some(start..end)
                 .ok_or(BtfError::Malformed("section out of bounds"))
         };
-        let type_bytes = section(type_off, type_len)?;
-        let strings = section(str_off, str_len)?.to_vec();
-        // Type id 0 is `void`.
-        let mut types = vec![Type {
-            name: 0,
-            kind: 0,
-            target: 0,
-            members: Vec::new(),
-        }];
-        let mut at = 0;
-        while at < type_bytes.len() {
-            let name = u32_at(type_bytes, at)?;
-            let info = u32_at(type_bytes, at + 4)?;
-            let size_or_type = u32_at(type_bytes, at + 8)?;
-            at += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
-            let extra = match kind {
-                1 | 14 | 17 => 4, // int, var, decl_tag
-                3 => 12,          // array
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let offset = u32_at(type_bytes, m + 8)?;
-                        members.push(Member {
-                            name: u32_at(type_bytes, m)?,
-                            ty: u32_at(type_bytes, m + 4)?,
-                            bit_offset: if kind_flag {
-                                offset & 0xff_ffff
-                            } else {
-                                offset
-                            },
-                        });
-                    }
-                    vlen * 12
-                }
-                6 | 13 => vlen * 8,            // enum, func_proto
-                15 | 19 => vlen * 12,          // datasec, enum64
-                2 | 7 | 8..=12 | 16 | 18 => 0, // ptr, fwd, typedef, modifiers, func, float, type_tag
-                _ => return Err(BtfError::Malformed("unknown type kind")),
-            };
-            at += extra;
-            types.push(Type {
-                name,
-                kind,
-                target: size_or_type,
-                members,
-            });
+        let types = section(u32_at(b, 8)?, u32_at(b, 12)?)?;
+        let strings = section(u32_at(b, 16)?, u32_at(b, 20)?)?;
+        let mut index = Vec::new();
+        let mut at = types.start;
+        while at < types.end {
+            let info = u32_at(b, at + 4)?;
+            index.push(at as u32);
+            at += 12 + trailer((info >> 24) & 0x1f, (info & 0xffff) as usize)?;
         }
-        Ok(Btf { types, strings })
+        if at != types.end {
+            return Err(BtfError::Malformed("truncated type section"));
+        }
+        Ok(Btf {
+            bytes,
+            strings,
+            index,
+        })
     }
 
     fn name(&self, off: u32) -> &[u8] {
-        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        let strings = &self.bytes[self.strings.clone()];
+        let rest = strings.get(off as usize..).unwrap_or_default();
         &rest[..rest.iter().position(|&c| c == 0).unwrap_or(rest.len())]
     }
 
-    /// Follows typedefs and qualifiers to the type they name.
-    fn resolve(&self, mut id: u32) -> Option<&Type> {
+    /// (name offset, kind, size-or-type, vlen, kind_flag) of type `id`.
+    fn header(&self, id: u32) -> Option<(u32, u32, u32, usize, bool)> {
+        let at = *self.index.get((id as usize).checked_sub(1)?)? as usize;
+        let b = &self.bytes;
+        let info = u32_at(b, at + 4).ok()?;
+        Some((
+            u32_at(b, at).ok()?,
+            (info >> 24) & 0x1f,
+            u32_at(b, at + 8).ok()?,
+            (info & 0xffff) as usize,
+            info >> 31 == 1,
+        ))
+    }
+
+    fn members(&self, id: u32) -> Vec<Member> {
+        let Some((_, _, _, vlen, kind_flag)) = self.header(id) else {
+            return Vec::new();
+        };
+        let at = self.index[id as usize - 1] as usize + 12;
+        (0..vlen)
+            .filter_map(|i| {
+                let m = at + i * 12;
+                let offset = u32_at(&self.bytes, m + 8).ok()?;
+                Some(Member {
+                    name: u32_at(&self.bytes, m).ok()?,
+                    ty: u32_at(&self.bytes, m + 4).ok()?,
+                    bit_offset: if kind_flag {
+                        offset & 0xff_ffff
+                    } else {
+                        offset
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Follows typedefs and qualifiers to the id of the type they name.
+    fn resolve(&self, mut id: u32) -> Option<(u32, u32)> {
         for _ in 0..32 {
-            let t = self.types.get(id as usize)?;
-            match t.kind {
+            let (_, kind, target, _, _) = self.header(id)?;
+            match kind {
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    id = t.target
+                    id = target
                 }
-                _ => return Some(t),
+                _ => return Some((id, kind)),
             }
         }
         None
@@ -189,17 +279,15 @@ impl Btf {
     /// Byte offset of `field` in `struct name`, including fields reached
     /// through anonymous struct or union members.
     pub fn field_offset(&self, name: &str, field: &str) -> Result<u32, BtfError> {
-        let ty = self
-            .types
-            .iter()
-            .find(|t| {
-                t.kind == KIND_STRUCT
-                    && !t.members.is_empty()
-                    && self.name(t.name) == name.as_bytes()
+        let id = (1..=self.index.len() as u32)
+            .find(|&id| {
+                self.header(id).is_some_and(|(n, kind, _, vlen, _)| {
+                    kind == KIND_STRUCT && vlen > 0 && self.name(n) == name.as_bytes()
+                })
             })
             .ok_or_else(|| BtfError::NoStruct(name.into()))?;
         let bits = self
-            .find_member(ty, field.as_bytes(), 0)
+            .find_member(id, field.as_bytes(), 0)
             .ok_or_else(|| BtfError::NoField {
                 name: name.into(),
                 field: field.into(),
@@ -213,21 +301,20 @@ impl Btf {
         Ok(bits / 8)
     }
 
-    fn find_member(&self, ty: &Type, field: &[u8], depth: usize) -> Option<u32> {
+    fn find_member(&self, id: u32, field: &[u8], depth: usize) -> Option<u32> {
         if depth > MAX_NESTING {
             return None;
         }
-        for m in &ty.members {
-            if self.name(m.name) == field {
-                return Some(m.bit_offset);
-            }
+        let members = self.members(id);
+        if let Some(m) = members.iter().find(|m| self.name(m.name) == field) {
+            return Some(m.bit_offset);
         }
-        ty.members
+        members
             .iter()
-            .filter(|m| m.name == 0 || self.name(m.name).is_empty())
+            .filter(|m| self.name(m.name).is_empty())
             .find_map(|m| {
-                let inner = self.resolve(m.ty)?;
-                if !matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
+                let (inner, kind) = self.resolve(m.ty)?;
+                if !matches!(kind, KIND_STRUCT | KIND_UNION) {
                     return None;
                 }
                 Some(m.bit_offset + self.find_member(inner, field, depth + 1)?)

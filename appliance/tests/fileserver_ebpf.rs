@@ -3,9 +3,18 @@
 
 mod common;
 
-use std::fs;
+use std::{fs, time::Duration};
 
-use common::fileserver::FsDaemon;
+use common::{fileserver::FsDaemon, wait_for};
+
+/// Status once the classifier, which attaches in the background after
+/// READY, is in place.
+fn attached_status(d: &FsDaemon) -> serde_json::Value {
+    wait_for("the TC classifier to attach", Duration::from_secs(5), || {
+        let s = d.status();
+        s["stats"]["tc_interfaces"].is_string().then_some(s)
+    })
+}
 
 #[test]
 fn steering_and_kernel_counters() {
@@ -17,7 +26,7 @@ fn steering_and_kernel_counters() {
         },
         "workers = 2",
     );
-    let s = d.status();
+    let s = attached_status(&d);
     assert_eq!(s["health"]["state"], "healthy", "{s}");
     assert_eq!(s["stats"]["tc_interfaces"], "lo (tcx)", "{s}");
     for _ in 0..5 {
@@ -51,7 +60,7 @@ fn without_pinning_steering_degrades_visibly() {
         |r| fs::write(r.join("index.html"), "home\n").unwrap(),
         "pin_workers = false\ntc_interfaces = [\"lo\", \"nodus-no-such-if\"]",
     );
-    let s = d.status();
+    let s = attached_status(&d);
     assert_eq!(s["health"]["state"], "degraded", "{s}");
     let reason = s["health"]["reason"].as_str().unwrap();
     assert!(

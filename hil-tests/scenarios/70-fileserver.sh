@@ -12,6 +12,14 @@ docroot = "/tmp/fsroot"
 tc_interfaces = ["lo", "eth0"]
 TOML
 nodus_start --config /tmp/fs.toml
+# The classifier attaches in the background after READY (its verification
+# takes the kernel a while, longer under TCG): wait for it.
+i=0
+until nodus status | grep -q "^      tc_interfaces "; do
+  i=$((i + 1))
+  [ "$i" -lt 100 ] || break
+  sleep 0.1
+done
 out=$(nodus status) || fail "nodus status exited $?"
 echo "$out"
 expect_line "^  fileserver +healthy" "$out" "fileserver component"

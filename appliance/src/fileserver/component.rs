@@ -5,7 +5,7 @@
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, atomic::Ordering::Relaxed},
+    sync::{Arc, Mutex, atomic::Ordering::Relaxed},
     thread::JoinHandle,
     time::Duration,
 };
@@ -51,7 +51,11 @@ struct Running {
     beat: tokio::task::JoinHandle<()>,
     shared: Arc<ServerShared>,
     steering: Option<Steering>,
-    classifier: Option<Classifier>,
+    /// Filled by a background task: verifying the classifier takes the
+    /// kernel tens of milliseconds, which READY need not wait for.
+    classifier: Arc<Mutex<Option<Classifier>>>,
+    /// Reasons the classifier could not attach, once known.
+    classifier_errors: Arc<Mutex<Vec<String>>>,
     addr: SocketAddr,
     docroot: PathBuf,
     demo: Option<PathBuf>,
@@ -190,17 +194,20 @@ impl Component for Fileserver {
                 }
             }
         };
-        let classifier = if c.tc_interfaces.is_empty() {
-            None
-        } else if !ctx.kernel.has(Feature::Tc) {
+        let classifier = Arc::new(Mutex::new(None));
+        let classifier_errors = Arc::new(Mutex::new(Vec::new()));
+        if !c.tc_interfaces.is_empty() && !ctx.kernel.has(Feature::Tc) {
             self.degraded
                 .push("tc unavailable in this kernel: no kernel-side request counters".into());
-            None
-        } else {
-            let (classifier, errors) = bpf::classify(&c.tc_interfaces, addr.port());
-            self.degraded.extend(errors);
-            classifier
-        };
+        } else if !c.tc_interfaces.is_empty() {
+            let (slot, errors) = (classifier.clone(), classifier_errors.clone());
+            let (interfaces, port) = (c.tc_interfaces.clone(), addr.port());
+            tokio::task::spawn_blocking(move || {
+                let (attached, problems) = bpf::classify(&interfaces, port);
+                *lock(&slot) = attached;
+                *lock(&errors) = problems;
+            });
+        }
         let (stop, stopped) = watch::channel(false);
         let workers = server::spawn(listeners, &cpus, shared.clone(), stopped).map_err(|e| {
             let _ = stop.send(true);
@@ -232,6 +239,7 @@ impl Component for Fileserver {
             shared,
             steering,
             classifier,
+            classifier_errors,
             addr,
             docroot,
             demo,
@@ -254,7 +262,7 @@ impl Component for Fileserver {
             })
             .await;
             drop(r.steering);
-            drop(r.classifier);
+            lock(&r.classifier).take();
             if let Some(d) = r.demo {
                 let _ = std::fs::remove_dir_all(d);
             }
@@ -262,10 +270,15 @@ impl Component for Fileserver {
     }
 
     fn health(&self) -> Health {
-        match (&self.running, self.degraded.is_empty()) {
-            (None, _) => Health::Unavailable("not running".into()),
-            (Some(_), true) => Health::Healthy,
-            (Some(_), false) => Health::Degraded(self.degraded.join("; ")),
+        let Some(r) = &self.running else {
+            return Health::Unavailable("not running".into());
+        };
+        let mut reasons = self.degraded.clone();
+        reasons.extend(lock(&r.classifier_errors).iter().cloned());
+        if reasons.is_empty() {
+            Health::Healthy
+        } else {
+            Health::Degraded(reasons.join("; "))
         }
     }
 
@@ -333,7 +346,7 @@ impl Component for Fileserver {
             );
             s.insert("reuseport_fallback".into(), Stat::Counter(counts.hash));
         }
-        if let Some(cl) = &r.classifier {
+        if let Some(cl) = &*lock(&r.classifier) {
             s.insert("tc_interfaces".into(), Stat::Text(cl.attached.join(", ")));
             for (name, n) in cl.counts() {
                 s.insert(name, Stat::Counter(n));
@@ -341,4 +354,8 @@ impl Component for Fileserver {
         }
         s
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
