@@ -10,10 +10,14 @@ use common::{fileserver::FsDaemon, wait_for};
 /// Status once the classifier, which attaches in the background after
 /// READY, is in place.
 fn attached_status(d: &FsDaemon) -> serde_json::Value {
-    wait_for("the TC classifier to attach", Duration::from_secs(5), || {
-        let s = d.status();
-        s["stats"]["tc_interfaces"].is_string().then_some(s)
-    })
+    wait_for(
+        "the TC classifier to attach",
+        Duration::from_secs(5),
+        || {
+            let s = d.status();
+            s["stats"]["tc_interfaces"].is_string().then_some(s)
+        },
+    )
 }
 
 #[test]
