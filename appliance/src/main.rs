@@ -11,11 +11,13 @@ use nodus::{
     config::{self, Config, LogConfig, LogTarget},
     control::{self, protocol::Request, protocol::StatusReport},
     daemon::{self, Notifier, RunOptions},
+    fleet::{config::MqttVersion, document},
     logging,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
     profile::{self, Topology},
+    telemetry::watch::{self, WatchOptions},
 };
 
 /// Exit code for an invalid configuration or command line.
@@ -83,10 +85,43 @@ enum Command {
         #[command(subcommand)]
         command: ProfileCommand,
     },
-    /// Configuration files.
+    /// Configuration files and signed fleet config documents.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Fleet telemetry.
+    Telemetry {
+        #[command(subcommand)]
+        command: TelemetryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TelemetryCommand {
+    /// Decode and print live telemetry from the broker (a table, or JSON lines).
+    Watch {
+        /// Broker URL, mqtt://host[:port] or mqtts://host[:port].
+        #[arg(long)]
+        broker: String,
+        /// Only this board [default: every board on the broker]
+        #[arg(long)]
+        device: Option<String>,
+        /// One JSON object per report instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many reports.
+        #[arg(long)]
+        count: Option<u64>,
+        /// With --count: fail if they have not arrived within this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        /// MQTT protocol version: 5 or 3.1.1.
+        #[arg(long, default_value = "5")]
+        mqtt_version: String,
+        /// CA bundle (PEM) for mqtts://.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -118,6 +153,21 @@ enum ConfigCommand {
     },
     /// Print the embedded default configuration (every key, documented).
     Defaults,
+    /// Sign a fleet config document with an Ed25519 key (PKCS#8 PEM, as
+    /// `openssl genpkey -algorithm ed25519` writes); prints the signed document.
+    Sign {
+        /// The private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The document (TOML with `version` and `target`).
+        file: PathBuf,
+    },
+    /// Print the base64 public key for fleet.trusted_keys, from a private or public key PEM.
+    PublicKey {
+        /// The key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -151,7 +201,86 @@ fn main() -> ExitCode {
                 print!("{}", config::EMBEDDED_DEFAULTS);
                 ExitCode::SUCCESS
             }
+            ConfigCommand::Sign { key, file } => config_sign(&key, &file),
+            ConfigCommand::PublicKey { key } => config_public_key(&key),
         },
+        Command::Telemetry { command } => match command {
+            TelemetryCommand::Watch {
+                broker,
+                device,
+                json,
+                count,
+                timeout,
+                mqtt_version,
+                ca_file,
+            } => {
+                let version = match mqtt_version.as_str() {
+                    "5" => MqttVersion::V5,
+                    "3.1.1" => MqttVersion::V311,
+                    other => {
+                        return fail(
+                            EXIT_CONFIG,
+                            format!("--mqtt-version {other}: expected 5 or 3.1.1"),
+                        );
+                    }
+                };
+                telemetry_watch(WatchOptions {
+                    broker,
+                    device,
+                    version,
+                    ca_file,
+                    json,
+                    count,
+                    timeout: timeout.map(std::time::Duration::from_secs),
+                })
+            }
+        },
+    }
+}
+
+fn config_sign(key: &Path, file: &Path) -> ExitCode {
+    let key = match document::load_signing_key(key) {
+        Ok(k) => k,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let payload = match std::fs::read_to_string(file) {
+        Ok(p) => p,
+        Err(e) => return fail(EXIT_CONFIG, format!("{}: {e}", file.display())),
+    };
+    match document::sign(&key, &payload) {
+        Ok(signed) => {
+            print!("{signed}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_CONFIG, format!("{}: {e}", file.display())),
+    }
+}
+
+fn config_public_key(key: &Path) -> ExitCode {
+    let public = document::load_signing_key(key)
+        .map(|k| k.verifying_key())
+        .or_else(|_| document::load_public_key_pem(key));
+    match public {
+        Ok(k) => {
+            println!("{}", document::public_key_base64(&k));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_CONFIG, e),
+    }
+}
+
+fn telemetry_watch(options: WatchOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(1, e),
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(watch::watch(options, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e),
     }
 }
 

@@ -11,7 +11,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub mod layers;
+pub use layers::{Layers, Overlay};
+
 pub use crate::fileserver::FileserverConfig;
+pub use crate::fleet::FleetConfig;
 use crate::{
     proccache::ProcCacheConfig,
     tomlfile::{self, TomlError},
@@ -39,6 +43,8 @@ pub struct Config {
     pub proccache: ProcCacheConfig,
     /// The static file server.
     pub fileserver: FileserverConfig,
+    /// The fleet link: MQTT telemetry and signed fleet config.
+    pub fleet: FleetConfig,
 }
 
 /// `[profile]`: which board profile to apply (takes effect at start).
@@ -203,10 +209,15 @@ impl Config {
     pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
         let name = source.to_string();
         let config: Config = tomlfile::parse_str(text, &name)?;
-        config
-            .validate()
-            .map_err(|(key, reason)| TomlError::at_key(&name, &key, reason))?;
-        Ok(config)
+        config.checked(&name)
+    }
+
+    /// `self` if it passes the checks serde cannot express; `name` names it
+    /// in the error.
+    pub fn checked(self, name: &str) -> Result<Config, ConfigError> {
+        self.validate()
+            .map_err(|(key, reason)| TomlError::at_key(name, &key, reason))?;
+        Ok(self)
     }
 
     /// Reads and validates a configuration file.
@@ -262,7 +273,8 @@ impl Config {
             return Err(("control.socket".into(), "must be an absolute path".into()));
         }
         self.proccache.validate()?;
-        self.fileserver.validate()
+        self.fileserver.validate()?;
+        self.fleet.validate()
     }
 }
 

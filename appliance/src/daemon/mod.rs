@@ -9,8 +9,10 @@
 mod notify;
 mod process;
 mod registry;
+mod transition;
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -18,18 +20,23 @@ use std::{
 
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
 };
 
 pub use notify::Notifier;
 pub use registry::{REGISTRY, Registration, Shared};
+pub use transition::{Change, Outcome, Proposal};
 
 use crate::{
-    config::{Config, Source},
+    config::{
+        Config, Source,
+        layers::{Layers, Overlay},
+    },
     control::{
         Query,
         protocol::{Request, Response, StatusReport},
     },
+    fleet::{FleetShared, Scope, lastgood},
     logging,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
@@ -73,6 +80,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(DaemonError::AlreadyRunning(socket.clone()));
     }
+    let mut opts = opts;
+    let (layers, fleet) = boot_layers(&mut opts);
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
     let (mut profile, placement) = apply_profile(&opts.config);
@@ -97,7 +106,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 return Err(DaemonError::Signals(e));
             }
         };
-        let daemon = Daemon::boot(opts, profile, placement).await;
+        let daemon = Daemon::boot(opts, layers, fleet, profile, placement).await;
         daemon.serve(signals).await
     })
 }
@@ -120,6 +129,11 @@ impl Signals {
 
 struct Daemon {
     config: Config,
+    /// What `config` is made of (file, fleet group and device documents).
+    layers: Layers,
+    /// A change applied and not yet committed.
+    pending: Option<transition::Pending>,
+    proposals: mpsc::Receiver<Proposal>,
     source: Source,
     notifier: Notifier,
     started: Instant,
@@ -134,6 +148,8 @@ struct Daemon {
 impl Daemon {
     async fn boot(
         opts: RunOptions,
+        layers: Layers,
+        fleet: FleetShared,
         profile: ProfileComponent,
         placement: ThreadPlacement,
     ) -> Daemon {
@@ -143,7 +159,11 @@ impl Daemon {
         let kernel = Arc::new(tokio::task::block_in_place(ProbeReport::run));
         log::info!("kernel {}: {}", kernel.kernel, kernel.summary());
         let (tx, queries) = mpsc::channel(64);
+        let (proposals_tx, proposals) = mpsc::channel(4);
         let mut daemon = Daemon {
+            layers,
+            pending: None,
+            proposals,
             supervisor: Supervisor::new(
                 Duration::from_millis(opts.config.daemon.wedge_timeout_ms),
                 kernel.clone(),
@@ -158,6 +178,8 @@ impl Daemon {
                 queries: tx,
                 processes: ProcessTable::new(),
                 placement,
+                proposals: proposals_tx,
+                fleet,
             },
             queries,
             stop: opts.stop,
@@ -181,7 +203,7 @@ impl Daemon {
         log::info!(
             "ready in {} ms ({status}); config {}",
             ready.as_millis(),
-            daemon.source
+            daemon.layers.describe()
         );
         daemon
     }
@@ -207,6 +229,10 @@ impl Daemon {
                 _ = int.recv() => { log::info!("SIGINT: stopping"); break }
                 _ = stopped(&mut stop) => { log::info!("stop requested"); break }
                 _ = hup.recv() => self.reload().await,
+                Some(p) = self.proposals.recv() => {
+                    let next = self.layers.with_overlay(p.change.scope, p.change.overlay);
+                    self.change(next, format!("fleet {}", p.label), Some(p.reply)).await;
+                }
                 Some(q) = self.queries.recv() => {
                     let _ = q.reply.send(self.answer(&q.request));
                 }
@@ -220,6 +246,7 @@ impl Daemon {
                     was_alive = alive;
                 }
                 _ = health_tick.tick() => {
+                    self.verify_pending(false).await;
                     let now = self.status_line();
                     if now != last_status {
                         log::info!("status: {now}");
@@ -244,7 +271,7 @@ impl Daemon {
                 uptime_ms: self.started.elapsed().as_millis() as u64,
                 ready_ms: self.ready_ms,
                 rss_bytes: process::rss_bytes(),
-                config: self.source.to_string(),
+                config: self.layers.describe(),
                 kernel: (*self.kernel).clone(),
                 components: self.supervisor.status(),
             }),
@@ -273,39 +300,118 @@ impl Daemon {
         line
     }
 
-    /// SIGHUP: re-read the config file, validate it, restart the components
-    /// whose section changed, and roll every one of them back if any fails.
+    /// SIGHUP: re-read the config file and change to it (the fleet's
+    /// documents stay on top of it).
     async fn reload(&mut self) {
         let Source::File(path) = &self.source else {
             log::info!("SIGHUP: running on embedded defaults, nothing to reload");
             return;
         };
-        let path: PathBuf = path.clone();
-        let new = match Config::load(&path) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!(
+                    "SIGHUP: keeping the running config: {}: {e}",
+                    path.display()
+                );
+                return;
+            }
+        };
+        let next = self.layers.with_base(text);
+        self.change(next, "SIGHUP".into(), None).await;
+    }
+
+    /// The one change path: validate `next`, apply it, and watch it for the
+    /// grace period (see [`transition`]); `reply` learns the outcome.
+    async fn change(
+        &mut self,
+        next: Layers,
+        label: String,
+        reply: Option<oneshot::Sender<Outcome>>,
+    ) {
+        // One change at a time: the one being watched is decided first.
+        self.verify_pending(true).await;
+        let new = match next.effective() {
             Ok(c) => c,
             Err(e) => {
-                log::error!("SIGHUP: keeping the running config: {e}");
+                log::error!("{label}: keeping the running config: {e}");
+                answer(reply, Outcome::Refused(e.to_string()));
                 return;
             }
         };
         if new == self.config {
-            log::info!("SIGHUP: {} unchanged", path.display());
+            log::info!("{label}: {} unchanged", next.describe());
+            self.layers = next;
+            answer(reply, Outcome::Unchanged);
             return;
         }
         if new.daemon != self.config.daemon || new.profile != self.config.profile {
-            log::warn!("SIGHUP: [daemon] and [profile] changes take effect at the next start");
+            log::warn!("{label}: [daemon] and [profile] changes take effect at the next start");
         }
+        let baseline: BTreeMap<String, _> = self
+            .supervisor
+            .health()
+            .into_iter()
+            .map(|(n, h)| (n.to_owned(), h))
+            .collect();
         match self.apply(&new).await {
             Ok(changed) => {
                 logging::init(&new.log);
+                let grace = Duration::from_millis(new.fleet.grace_ms);
                 log::info!(
-                    "SIGHUP: applied {} (restarted: {})",
-                    path.display(),
-                    changed.join(", ")
+                    "{label}: applied {} (restarted: {}); verifying for {} ms",
+                    next.describe(),
+                    changed.join(", "),
+                    grace.as_millis()
                 );
-                self.config = new;
+                let previous = (
+                    std::mem::replace(&mut self.layers, next),
+                    std::mem::replace(&mut self.config, new),
+                );
+                self.pending = Some(transition::Pending {
+                    previous,
+                    baseline,
+                    deadline: Instant::now() + grace,
+                    label,
+                    reply,
+                });
+                if grace.is_zero() {
+                    self.verify_pending(true).await;
+                }
             }
-            Err(e) => log::error!("SIGHUP: rolled back to the running config: {e}"),
+            Err(e) => {
+                log::error!("{label}: rolled back to the running config: {e}");
+                answer(reply, Outcome::RolledBack(e));
+            }
+        }
+    }
+
+    /// Checks the change being watched: rolls it back if a component got
+    /// worse, commits it once its grace period is over (or now, with
+    /// `decide_now`, when another change is waiting).
+    async fn verify_pending(&mut self, decide_now: bool) {
+        let Some(p) = &self.pending else { return };
+        let final_check = decide_now || Instant::now() >= p.deadline;
+        let now = self.supervisor.health();
+        let regression = transition::regression(&p.baseline, &now, final_check);
+        if regression.is_none() && !final_check {
+            return;
+        }
+        let Some(p) = self.pending.take() else { return };
+        match regression {
+            None => {
+                log::info!("{}: committed {}", p.label, self.layers.describe());
+                answer(p.reply, Outcome::Committed);
+            }
+            Some(why) => {
+                let (layers, config) = p.previous;
+                let _ = self.apply(&config).await;
+                logging::init(&config.log);
+                self.layers = layers;
+                self.config = config;
+                log::error!("{}: rolled back to the running config: {why}", p.label);
+                answer(p.reply, Outcome::RolledBack(why));
+            }
         }
     }
 
@@ -337,6 +443,65 @@ impl Daemon {
             }
         }
         Err(failure)
+    }
+}
+
+fn answer(reply: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
+    if let Some(r) = reply {
+        let _ = r.send(outcome);
+    }
+}
+
+/// The layers the daemon starts with: the config file, then the last-good
+/// fleet documents if there are any and they still verify and validate
+/// (the board then boots into its last fleet config even with no broker).
+/// Updates `opts.config` to the merged result.
+fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
+    let fleet = FleetShared::new(opts.config.fleet.outbox_reports);
+    let layers = match Layers::read(&opts.source) {
+        Ok(l) if matches!(l.effective(), Ok(c) if c == opts.config) => l,
+        // The file changed since it was parsed, or cannot be read again:
+        // keep what was validated.
+        _ => Layers::new(
+            opts.source.clone(),
+            toml::to_string(&opts.config).unwrap_or_default(),
+        ),
+    };
+    if !opts.config.fleet.enabled {
+        return (layers, fleet);
+    }
+    let device = match opts.config.fleet.resolve_device_id() {
+        Ok(d) => d,
+        Err(_) => return (layers, fleet),
+    };
+    let loaded = lastgood::load(&opts.config.fleet, &device);
+    for problem in &loaded.problems {
+        log::error!("fleet last-good: not used: {problem}");
+    }
+    if loaded.group.is_none() && loaded.device.is_none() {
+        return (layers, fleet);
+    }
+    let overlay = |d: &crate::fleet::Document| Overlay {
+        label: format!("{} v{}", d.scope, d.version),
+        table: d.overlay.clone(),
+    };
+    let with = layers
+        .with_overlay(Scope::Group, loaded.group.as_ref().map(overlay))
+        .with_overlay(Scope::Device, loaded.device.as_ref().map(overlay));
+    match with.effective() {
+        Ok(config) => {
+            log::info!("fleet last-good: running {}", with.describe());
+            opts.config = config;
+            if let Ok(mut applied) = fleet.applied.lock() {
+                applied.group = loaded.group;
+                applied.device = loaded.device;
+            }
+            (with, fleet)
+        }
+        Err(e) => {
+            log::error!("fleet last-good: not used, it does not validate over this config: {e}");
+            (layers, fleet)
+        }
     }
 }
 

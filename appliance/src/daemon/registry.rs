@@ -8,7 +8,9 @@ use tokio::sync::mpsc;
 use crate::{
     config::Config,
     control::{ControlServer, Query},
+    daemon::Proposal,
     fileserver::Fileserver,
+    fleet::{Fleet, FleetShared},
     proccache::{ProcCache, ProcessTable},
     profile::ThreadPlacement,
     supervisor::Component,
@@ -23,6 +25,11 @@ pub struct Shared {
     pub processes: ProcessTable,
     /// Where the board profile puts each kind of nodus thread.
     pub placement: ThreadPlacement,
+    /// Where fleet documents go to be applied (the daemon's change path).
+    pub proposals: mpsc::Sender<Proposal>,
+    /// The telemetry outbox and the fleet documents in effect, kept across
+    /// restarts of the fleet component.
+    pub fleet: FleetShared,
 }
 
 /// One component kind.
@@ -72,6 +79,20 @@ pub const REGISTRY: &[Registration] = &[
                 Box::new(Fileserver::new(
                     c.fileserver.clone(),
                     s.placement.fileserver.clone(),
+                )) as Box<dyn Component>
+            })
+        },
+    },
+    Registration {
+        name: "fleet",
+        section: |c| section(&c.fleet),
+        build: |c, s| {
+            c.fleet.enabled.then(|| {
+                Box::new(Fleet::new(
+                    c.fleet.clone(),
+                    s.fleet.clone(),
+                    s.queries.clone(),
+                    s.proposals.clone(),
                 )) as Box<dyn Component>
             })
         },

@@ -1,0 +1,713 @@
+//! The fleet component: the board's side of the MQTT contract.
+//!
+//! One main loop owns everything that changes: it makes a telemetry report
+//! every `telemetry_interval_ms` (into the outbox, which survives outages),
+//! sends what the outbox holds while the broker is there, publishes the
+//! retained birth message on every connect, and takes config documents in,
+//! one at a time, handing each to the daemon's change path and reporting the
+//! outcome on `config/reported`. The MQTT connection itself runs in its own
+//! task ([`link::run`]), which reconnects with backoff and jitter.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    FleetConfig, FleetShared,
+    document::{self, Document, Refusal, Scope},
+    lastgood,
+    link::{self, Backoff, LinkClient, LinkEvent, LinkOptions, Up, stopping},
+    topics::Topics,
+};
+use crate::{
+    config::layers::Overlay,
+    control::{
+        Query,
+        protocol::{Request, StatusReport},
+    },
+    daemon::{Change, Outcome, Proposal},
+    supervisor::{
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
+        Stats,
+    },
+    telemetry::{collect::Collector, collect::boot_id, envelope::format_boot_id},
+};
+
+/// Telemetry publishes unacknowledged at once.
+const WINDOW: usize = 16;
+/// How long a status question to the daemon may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a clean stop waits for the offline message to leave.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The last thing that happened to a document, for `config/reported`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DocumentResult {
+    /// Group or device.
+    pub scope: Scope,
+    /// Its version (0 when it could not be read).
+    pub version: u64,
+    /// `committed`, `unchanged`, `refused` or `rolled_back`.
+    pub result: &'static str,
+    /// Why, when not applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    device_id: String,
+    connected: bool,
+    last_error: Option<String>,
+    connects: u64,
+    documents_applied: u64,
+    documents_refused: u64,
+    last: Option<DocumentResult>,
+    rejected: Option<DocumentResult>,
+}
+
+/// The fleet link, as a supervised component.
+pub struct Fleet {
+    config: FleetConfig,
+    shared: FleetShared,
+    queries: mpsc::Sender<Query>,
+    proposals: mpsc::Sender<Proposal>,
+    state: Arc<Mutex<LinkState>>,
+    main: Option<MainLoop>,
+}
+
+impl Fleet {
+    /// The component for `[fleet]`; `queries` reaches the daemon's status,
+    /// `proposals` its change path.
+    pub fn new(
+        config: FleetConfig,
+        shared: FleetShared,
+        queries: mpsc::Sender<Query>,
+        proposals: mpsc::Sender<Proposal>,
+    ) -> Fleet {
+        Fleet {
+            config,
+            shared,
+            queries,
+            proposals,
+            state: Arc::default(),
+            main: None,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Component for Fleet {
+    fn name(&self) -> &'static str {
+        "fleet"
+    }
+
+    fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
+        let device = self.config.resolve_device_id().map_err(StartError)?;
+        let group = (!self.config.group.is_empty()).then_some(self.config.group.as_str());
+        let topics = Topics::new(&device, group);
+        let boot = boot_id();
+        let will = serde_json::to_vec(&json!({
+            "online": false,
+            "boot_id": format_boot_id(&boot),
+            "reason": "connection lost",
+        }))
+        .unwrap_or_default();
+        let options = LinkOptions::from_config(
+            &self.config,
+            format!("nodus-{device}"),
+            Some((topics.state(), will)),
+        )
+        .map_err(StartError)?;
+        let keys = self
+            .config
+            .trusted_keys
+            .iter()
+            .map(|k| document::parse_public_key(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StartError)?;
+        self.state().device_id = device.clone();
+        let worker = Worker {
+            config: self.config.clone(),
+            shared: self.shared.clone(),
+            queries: self.queries.clone(),
+            proposals: self.proposals.clone(),
+            state: self.state.clone(),
+            topics,
+            device,
+            keys,
+            collector: Collector::new(boot),
+            boot,
+            client: None,
+            sent: VecDeque::new(),
+            pkids: HashMap::new(),
+            unacked: 0,
+            queue: VecDeque::new(),
+            deciding: None,
+            last_seen: HashMap::new(),
+        };
+        let backoff = Backoff::new(
+            Duration::from_millis(self.config.reconnect_min_ms),
+            Duration::from_millis(self.config.reconnect_max_ms),
+        );
+        self.main = Some(MainLoop::spawn(move |stop| {
+            worker.run(options, backoff, ctx, stop)
+        }));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(m) = self.main.take() {
+                m.stop().await;
+            }
+        })
+    }
+
+    fn health(&self) -> Health {
+        let s = self.state();
+        if s.connected {
+            Health::Healthy
+        } else {
+            Health::Degraded(format!(
+                "not connected to {}{}; telemetry is kept in the outbox",
+                self.config.broker,
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let outbox = self.shared.outbox.stats();
+        let docs = self.shared.documents();
+        let s = self.state();
+        let version = |d: Option<&Document>| Stat::Gauge(d.map_or(0, |d| d.version as i64));
+        let mut stats = Stats::from([
+            ("broker".into(), Stat::Text(self.config.broker.clone())),
+            ("device_id".into(), Stat::Text(s.device_id.clone())),
+            ("connected".into(), Stat::Gauge(i64::from(s.connected))),
+            ("connects".into(), Stat::Counter(s.connects)),
+            ("reports_queued".into(), Stat::Gauge(outbox.queued as i64)),
+            (
+                "reports_capacity".into(),
+                Stat::Gauge(outbox.capacity as i64),
+            ),
+            ("reports_acked".into(), Stat::Counter(outbox.acked)),
+            ("reports_dropped".into(), Stat::Counter(outbox.dropped)),
+            ("next_seq".into(), Stat::Counter(outbox.next_seq)),
+            ("config_group_version".into(), version(docs.group.as_ref())),
+            (
+                "config_device_version".into(),
+                version(docs.device.as_ref()),
+            ),
+            (
+                "documents_applied".into(),
+                Stat::Counter(s.documents_applied),
+            ),
+            (
+                "documents_refused".into(),
+                Stat::Counter(s.documents_refused),
+            ),
+        ]);
+        if let Some(r) = &s.rejected {
+            stats.insert(
+                "last_rejected".into(),
+                Stat::Text(format!(
+                    "{} v{}: {}",
+                    r.scope,
+                    r.version,
+                    r.reason.as_deref().unwrap_or(r.result)
+                )),
+            );
+        }
+        stats
+    }
+}
+
+/// A document being decided by the daemon.
+struct Deciding {
+    doc: Document,
+    outcome: oneshot::Receiver<Outcome>,
+}
+
+/// The main loop's state.
+struct Worker {
+    config: FleetConfig,
+    shared: FleetShared,
+    queries: mpsc::Sender<Query>,
+    proposals: mpsc::Sender<Proposal>,
+    state: Arc<Mutex<LinkState>>,
+    topics: Topics,
+    device: String,
+    keys: Vec<VerifyingKey>,
+    collector: Collector,
+    boot: [u8; 16],
+    /// The publishing half while connected.
+    client: Option<LinkClient>,
+    /// Publishes queued to the link and not yet seen leaving, in order:
+    /// the telemetry sequence number for reports, `None` for the rest.
+    sent: VecDeque<Option<u64>>,
+    /// Packet id of a report on the wire -> its sequence number.
+    pkids: HashMap<u16, u64>,
+    /// Reports handed to the link and not yet acknowledged.
+    unacked: usize,
+    /// Documents waiting for the one being decided.
+    queue: VecDeque<(Scope, Vec<u8>)>,
+    deciding: Option<Deciding>,
+    /// The last payload seen per scope, so a retained document delivered
+    /// again on every reconnect is decided once.
+    last_seen: HashMap<Scope, Vec<u8>>,
+}
+
+impl Worker {
+    fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run(
+        mut self,
+        options: LinkOptions,
+        backoff: Backoff,
+        ctx: ComponentContext,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let (tx, mut rx) = mpsc::channel(256);
+        let (link_stop, link_stopped) = watch::channel(false);
+        let link_task = tokio::spawn(link::run(options, backoff, tx, link_stopped));
+        let mut beat = tokio::time::interval(BEAT_INTERVAL / 2);
+        let period = Duration::from_millis(self.config.telemetry_interval_ms.max(1));
+        let mut report = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Questions to the daemon give up when the component is stopped.
+        let mut asking = stop.clone();
+        loop {
+            tokio::select! {
+                _ = stopping(&mut stop) => break,
+                _ = beat.tick() => ctx.heartbeat.beat(),
+                _ = report.tick() => {
+                    if let Some(status) = self.ask_status(&mut asking).await {
+                        self.make_report(&status);
+                    }
+                    self.pump();
+                }
+                up = rx.recv() => match up {
+                    Some(up) => self.on_link(up, &mut asking).await,
+                    None => break,
+                },
+                outcome = decided(&mut self.deciding) => {
+                    self.on_outcome(outcome);
+                    self.next_document();
+                }
+            }
+        }
+        self.goodbye(&mut rx).await;
+        let _ = link_stop.send(true);
+        let _ = link_task.await;
+    }
+
+    async fn on_link(&mut self, up: Up, stop: &mut watch::Receiver<bool>) {
+        match up {
+            Up::Connected(client) => {
+                {
+                    let mut s = self.state();
+                    s.connected = true;
+                    s.connects += 1;
+                    s.last_error = None;
+                }
+                log::info!("fleet: connected to {}", self.config.broker);
+                self.client = Some(client);
+                self.sent.clear();
+                self.pkids.clear();
+                self.unacked = 0;
+                self.shared.outbox.requeue_in_flight();
+                self.subscribe();
+                if let Some(status) = self.ask_status(stop).await {
+                    self.publish_birth(&status);
+                }
+                let schemas: Vec<_> = self.collector.schemas().cloned().collect();
+                for s in schemas {
+                    self.publish_other(&self.topics.schema(&s.component, s.id), s.encode());
+                }
+                self.publish_reported();
+                self.pump();
+            }
+            Up::Down { reason, retry_in } => {
+                let was = std::mem::replace(&mut self.state().connected, false);
+                if was {
+                    log::warn!("fleet: lost {}: {reason}", self.config.broker);
+                } else {
+                    log::debug!("fleet: cannot reach {}: {reason}", self.config.broker);
+                }
+                self.state().last_error = Some(format!("{reason}; retry in {retry_in:.1?}"));
+                self.client = None;
+                self.shared.outbox.requeue_in_flight();
+                self.sent.clear();
+                self.pkids.clear();
+                self.unacked = 0;
+            }
+            Up::Event(LinkEvent::Sent(pkid)) => {
+                if let Some(Some(seq)) = self.sent.pop_front() {
+                    self.pkids.insert(pkid, seq);
+                }
+            }
+            Up::Event(LinkEvent::Acked(pkid)) => {
+                if let Some(seq) = self.pkids.remove(&pkid) {
+                    self.shared.outbox.ack(seq);
+                    self.unacked = self.unacked.saturating_sub(1);
+                    self.pump();
+                }
+            }
+            Up::Event(LinkEvent::Message { topic, payload, .. }) => {
+                let scope = if topic == self.topics.desired() {
+                    Scope::Device
+                } else if Some(&topic) == self.topics.group_desired().as_ref() {
+                    Scope::Group
+                } else {
+                    return;
+                };
+                if payload.is_empty() {
+                    log::info!("fleet: {topic} cleared; keeping the running config");
+                    return;
+                }
+                if self.last_seen.get(&scope) == Some(&payload) {
+                    return;
+                }
+                self.last_seen.insert(scope, payload.clone());
+                self.queue.push_back((scope, payload));
+                self.next_document();
+            }
+            Up::Event(_) => {}
+        }
+    }
+
+    fn subscribe(&self) {
+        let Some(c) = &self.client else { return };
+        let filters = [Some(self.topics.desired()), self.topics.group_desired()];
+        for f in filters.into_iter().flatten() {
+            if let Err(e) = c.subscribe(&f) {
+                log::warn!("fleet: cannot subscribe to {f}: {e}");
+            }
+        }
+    }
+
+    /// The daemon's status, or `None` when it does not answer in time or
+    /// the component is stopping.
+    fn ask_status(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = Option<StatusReport>> + Send + 'static {
+        ask_status(self.queries.clone(), stop.clone())
+    }
+
+    fn make_report(&mut self, status: &StatusReport) {
+        let (report, new_schemas) = self.collector.sample(status);
+        for s in new_schemas {
+            // Schemas go out before the reports that use them; retained, so
+            // a decoder that joins later still finds them.
+            self.publish_other(&self.topics.schema(&s.component, s.id), s.encode());
+        }
+        self.shared.outbox.push(|seq, dropped| {
+            let mut r = report;
+            r.seq = seq;
+            r.dropped_total = dropped;
+            r.encode()
+        });
+    }
+
+    /// Hands reports to the link while the window has room.
+    fn pump(&mut self) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        while self.unacked < WINDOW {
+            let Some((seq, bytes)) = self.shared.outbox.next_unsent() else {
+                break;
+            };
+            match client.publish(&self.topics.telemetry(), bytes, true, false) {
+                Ok(()) => {
+                    self.sent.push_back(Some(seq));
+                    self.unacked += 1;
+                }
+                Err(e) => {
+                    log::debug!("fleet: telemetry publish deferred: {e}");
+                    self.shared.outbox.requeue_in_flight();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A retained QoS 1 publish that is not telemetry.
+    fn publish_other(&mut self, topic: &str, payload: Vec<u8>) {
+        let Some(c) = &self.client else { return };
+        match c.publish(topic, payload, true, true) {
+            Ok(()) => self.sent.push_back(None),
+            Err(e) => log::warn!("fleet: cannot publish {topic}: {e}"),
+        }
+    }
+
+    fn publish_birth(&mut self, status: &StatusReport) {
+        let docs = self.shared.documents();
+        let outbox = self.shared.outbox.stats();
+        let profile = status
+            .components
+            .iter()
+            .find(|c| c.name == "profile")
+            .and_then(|c| match c.stats.get("profile") {
+                Some(Stat::Text(t)) => Some(t.clone()),
+                _ => None,
+            });
+        let components: serde_json::Map<String, serde_json::Value> = status
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), json!(c.health)))
+            .collect();
+        let birth = json!({
+            "online": true,
+            "boot_id": format_boot_id(&self.boot),
+            "seq_base": outbox.next_seq - outbox.queued as u64,
+            "version": status.version,
+            "profile": profile,
+            "probe": status.kernel.summary(),
+            "kernel": status.kernel.kernel,
+            "config": {
+                "group": docs.group.as_ref().map(|d| d.version),
+                "device": docs.device.as_ref().map(|d| d.version),
+            },
+            "components": components,
+        });
+        self.publish_other(&self.topics.state(), birth.to_string().into_bytes());
+    }
+
+    fn publish_reported(&mut self) {
+        let docs = self.shared.documents();
+        let (last, rejected) = {
+            let s = self.state();
+            (s.last.clone(), s.rejected.clone())
+        };
+        let reported = json!({
+            "device": self.device,
+            "applied": {
+                "group": docs.group.as_ref().map(|d| d.version),
+                "device": docs.device.as_ref().map(|d| d.version),
+            },
+            "last": last,
+            "rejected": rejected,
+        });
+        self.publish_other(&self.topics.reported(), reported.to_string().into_bytes());
+    }
+
+    /// Starts deciding the next queued document, unless one is being decided.
+    fn next_document(&mut self) {
+        while self.deciding.is_none() {
+            let Some((scope, payload)) = self.queue.pop_front() else {
+                return;
+            };
+            match self.check(scope, &payload) {
+                Ok(None) => {}
+                Ok(Some(doc)) => self.propose(doc),
+                Err((version, refusal)) => {
+                    log::warn!("fleet: {scope} document v{version} refused: {refusal}");
+                    self.record(DocumentResult {
+                        scope,
+                        version,
+                        result: "refused",
+                        reason: Some(refusal.to_string()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Signature, target and version: `Ok(None)` for the document already
+    /// running (a retained message seen again).
+    fn check(&self, scope: Scope, payload: &[u8]) -> Result<Option<Document>, (u64, Refusal)> {
+        let doc = document::verify(payload, &self.keys, self.config.max_document_bytes)
+            .map_err(|r| (0, r))?;
+        let expected = match scope {
+            Scope::Device => self.device.as_str(),
+            Scope::Group => self.config.group.as_str(),
+        };
+        if doc.scope != scope || doc.target != expected {
+            return Err((
+                doc.version,
+                Refusal::WrongTarget {
+                    expected: format!("{scope}:{expected}"),
+                    got: format!("{}:{}", doc.scope, doc.target),
+                },
+            ));
+        }
+        let running = self.shared.documents();
+        if let Some(applied) = running.get(scope) {
+            if applied.text == doc.text {
+                return Ok(None);
+            }
+            if doc.version <= applied.version {
+                return Err((
+                    doc.version,
+                    Refusal::NotNewer {
+                        version: doc.version,
+                        applied: applied.version,
+                    },
+                ));
+            }
+        }
+        Ok(Some(doc))
+    }
+
+    fn propose(&mut self, doc: Document) {
+        let label = format!("{} v{}", doc.scope, doc.version);
+        let (reply, outcome) = oneshot::channel();
+        let proposal = Proposal {
+            change: Change {
+                scope: doc.scope,
+                overlay: Some(Overlay {
+                    label: label.clone(),
+                    table: doc.overlay.clone(),
+                }),
+            },
+            label,
+            reply,
+        };
+        match self.proposals.try_send(proposal) {
+            Ok(()) => self.deciding = Some(Deciding { doc, outcome }),
+            Err(e) => {
+                log::error!("fleet: the daemon did not take the document: {e}");
+                self.record(DocumentResult {
+                    scope: doc.scope,
+                    version: doc.version,
+                    result: "refused",
+                    reason: Some("the daemon is busy; will retry on the next delivery".into()),
+                });
+                self.last_seen.remove(&doc.scope);
+            }
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: Result<Outcome, oneshot::error::RecvError>) {
+        let Some(Deciding { doc, .. }) = self.deciding.take() else {
+            return;
+        };
+        let outcome = outcome
+            .unwrap_or_else(|_| Outcome::RolledBack("the daemon stopped before deciding".into()));
+        let (result, reason) = match &outcome {
+            Outcome::Committed => ("committed", None),
+            Outcome::Unchanged => ("unchanged", None),
+            Outcome::Refused(r) => ("refused", Some(r.clone())),
+            Outcome::RolledBack(r) => ("rolled_back", Some(r.clone())),
+        };
+        log::info!("fleet: {} document v{}: {outcome}", doc.scope, doc.version);
+        let mut reason = reason;
+        if matches!(outcome, Outcome::Committed | Outcome::Unchanged) {
+            let docs = {
+                let mut applied = self
+                    .shared
+                    .applied
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                applied.set(doc.scope, Some(doc.clone()));
+                applied.clone()
+            };
+            if let Err(e) = lastgood::store(
+                &self.config.state_dir,
+                docs.group.as_ref(),
+                docs.device.as_ref(),
+            ) {
+                let why = format!(
+                    "applied, but the last-good file in {} was not updated: {e}",
+                    self.config.state_dir.display()
+                );
+                log::error!("fleet: {why}");
+                reason = Some(why);
+            }
+            self.state().documents_applied += 1;
+        }
+        self.record(DocumentResult {
+            scope: doc.scope,
+            version: doc.version,
+            result,
+            reason,
+        });
+    }
+
+    /// Remembers a result and republishes `config/reported`.
+    fn record(&mut self, r: DocumentResult) {
+        {
+            let mut s = self.state();
+            if matches!(r.result, "refused" | "rolled_back") {
+                s.documents_refused += 1;
+                s.rejected = Some(r.clone());
+            }
+            s.last = Some(r);
+        }
+        self.publish_reported();
+    }
+
+    /// Clean stop: the retained offline message, then DISCONNECT (so the
+    /// broker does not also publish the will), waiting briefly for both.
+    async fn goodbye(&mut self, rx: &mut mpsc::Receiver<Up>) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let offline = json!({
+            "online": false,
+            "boot_id": format_boot_id(&self.boot),
+            "reason": "stopped",
+        });
+        let _ = client.publish(
+            &self.topics.state(),
+            offline.to_string().into_bytes(),
+            true,
+            true,
+        );
+        let _ = client.disconnect();
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+            while let Some(up) = rx.recv().await {
+                if matches!(up, Up::Down { .. }) {
+                    break;
+                }
+            }
+        })
+        .await;
+        self.state().connected = false;
+    }
+}
+
+async fn decided(deciding: &mut Option<Deciding>) -> Result<Outcome, oneshot::error::RecvError> {
+    match deciding {
+        Some(d) => (&mut d.outcome).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn ask_status(
+    queries: mpsc::Sender<Query>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<StatusReport> {
+    let (reply, answer) = oneshot::channel();
+    let query = Query {
+        request: Request::Status {},
+        reply,
+    };
+    let asked = async {
+        queries.send(query).await.ok()?;
+        let response = answer.await.ok()?;
+        serde_json::from_value(response.data?).ok()
+    };
+    tokio::select! {
+        r = tokio::time::timeout(ASK_TIMEOUT, asked) => r.ok().flatten(),
+        _ = stopping(&mut stop) => None,
+    }
+}

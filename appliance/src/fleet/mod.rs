@@ -1,0 +1,80 @@
+//! The fleet link (issue 6): the board's MQTT connection to its fleet.
+//!
+//! [`link`] is the MQTT connection (rumqttc, 3.1.1 or 5, TLS on rustls with
+//! the ring provider); [`topics`] names the topic tree; [`document`] signs and
+//! verifies config documents; [`lastgood`] keeps the last verified ones on
+//! disk; [`component`] is what the supervisor runs: birth and death
+//! messages, telemetry out of the [`crate::telemetry`] outbox, and config
+//! documents in, each applied through the daemon's one change path
+//! (validate, apply, verify for a grace period, commit or roll back).
+//! Design notes and the contract: `docs/fleet.md`.
+
+pub mod component;
+pub mod config;
+pub mod document;
+pub mod lastgood;
+pub mod link;
+pub mod topics;
+
+use std::sync::{Arc, Mutex};
+
+pub use component::Fleet;
+pub use config::FleetConfig;
+pub use document::{Document, Refusal, Scope};
+
+use crate::telemetry::Outbox;
+
+/// Fleet state that outlives a restart of the fleet component (on reload):
+/// the telemetry outbox and the documents the running config came from.
+#[derive(Clone)]
+pub struct FleetShared {
+    /// Reports waiting for the broker.
+    pub outbox: Outbox,
+    /// The fleet documents in effect.
+    pub applied: Arc<Mutex<AppliedDocuments>>,
+}
+
+/// The fleet documents the running configuration includes.
+#[derive(Clone, Debug, Default)]
+pub struct AppliedDocuments {
+    /// From the group topic.
+    pub group: Option<Document>,
+    /// From the device topic.
+    pub device: Option<Document>,
+}
+
+impl AppliedDocuments {
+    /// The document of `scope`.
+    pub fn get(&self, scope: Scope) -> Option<&Document> {
+        match scope {
+            Scope::Group => self.group.as_ref(),
+            Scope::Device => self.device.as_ref(),
+        }
+    }
+
+    /// Replaces the document of `scope`.
+    pub fn set(&mut self, scope: Scope, doc: Option<Document>) {
+        match scope {
+            Scope::Group => self.group = doc,
+            Scope::Device => self.device = doc,
+        }
+    }
+}
+
+impl FleetShared {
+    /// Empty state with an outbox for `outbox_reports`.
+    pub fn new(outbox_reports: usize) -> FleetShared {
+        FleetShared {
+            outbox: Outbox::new(outbox_reports),
+            applied: Arc::default(),
+        }
+    }
+
+    /// A copy of the documents in effect.
+    pub fn documents(&self) -> AppliedDocuments {
+        self.applied
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}

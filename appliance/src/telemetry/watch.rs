@@ -1,0 +1,167 @@
+//! `nodus telemetry watch`: the operator's decoder. Reports are postcard on
+//! the wire; this subscribes to a board's (or every board's) telemetry, joins
+//! each report with the retained schemas that name its values, and prints a
+//! table, or one JSON object per report for tools.
+
+use std::{collections::HashMap, io::Write, time::Duration};
+
+use tokio::sync::{mpsc, watch};
+
+use super::envelope::{self, Message, NamedReport, Schema};
+use crate::fleet::{
+    config::{BrokerUrl, MqttVersion},
+    link::{self, Backoff, LinkEvent, LinkOptions, Up},
+    topics::{self, ROOT},
+};
+
+/// What to watch and how to print it.
+pub struct WatchOptions {
+    /// Broker URL (`mqtt://` or `mqtts://`).
+    pub broker: String,
+    /// One board, or every board when `None`.
+    pub device: Option<String>,
+    /// MQTT version to speak.
+    pub version: MqttVersion,
+    /// CA bundle for `mqtts://`.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// One JSON object per report instead of a table.
+    pub json: bool,
+    /// Stop after this many reports.
+    pub count: Option<u64>,
+    /// Give up (an error) if `count` reports have not arrived in this time.
+    pub timeout: Option<Duration>,
+}
+
+/// Watches until `count` reports were printed (or forever); errors are
+/// sentences for the operator.
+pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
+    let url = BrokerUrl::parse(&o.broker)?;
+    let tls = match (&o.ca_file, url.tls) {
+        (Some(ca), true) => Some(std::sync::Arc::new(link::tls_config(ca, None)?)),
+        (None, true) => return Err("mqtts:// needs --ca-file".into()),
+        _ => None,
+    };
+    let options = LinkOptions {
+        client_id: format!("nodus-watch-{}", std::process::id()),
+        url,
+        version: o.version,
+        keep_alive: Duration::from_secs(30),
+        tls,
+        credentials: None,
+        last_will: None,
+        max_incoming: 1 << 20,
+        inflight: 16,
+    };
+    let device = o.device.as_deref().unwrap_or("+");
+    let filters = [
+        format!("{ROOT}/{device}/schema/#"),
+        format!("{ROOT}/{device}/state"),
+        format!("{ROOT}/{device}/telemetry"),
+    ];
+    let (tx, mut rx) = mpsc::channel(256);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let task = tokio::spawn(link::run(options, backoff, tx, stop_rx));
+    let deadline = o.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut schemas: HashMap<(String, String, u32), Schema> = HashMap::new();
+    let mut printed = 0u64;
+    let result = loop {
+        if o.count.is_some_and(|n| printed >= n) {
+            break Ok(());
+        }
+        let up = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                Ok(u) => u,
+                Err(_) => {
+                    break Err(format!(
+                        "{printed} reports in {:?}; expected {}",
+                        o.timeout.unwrap_or_default(),
+                        o.count.unwrap_or(1)
+                    ));
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(up) = up else {
+            break Err("the MQTT link stopped".into());
+        };
+        match up {
+            Up::Connected(client) => {
+                for f in &filters {
+                    if let Err(e) = client.subscribe(f) {
+                        eprintln!("nodus: cannot subscribe to {f}: {e}");
+                    }
+                }
+            }
+            Up::Down { reason, retry_in } => {
+                eprintln!(
+                    "nodus: broker {}: {reason}; retrying in {retry_in:?}",
+                    o.broker
+                );
+            }
+            Up::Event(LinkEvent::Message { topic, payload, .. }) => {
+                let dev = topics::device_of(&topic).unwrap_or("?").to_owned();
+                if topic.ends_with("/state") {
+                    if !o.json {
+                        let text = String::from_utf8_lossy(&payload);
+                        let _ = writeln!(out, "{dev} state: {text}");
+                    }
+                    continue;
+                }
+                match envelope::decode(&payload) {
+                    Ok(Message::Schema(s)) => {
+                        schemas.insert((dev, s.component.clone(), s.id), s);
+                    }
+                    Ok(Message::Report(r)) => {
+                        let named = NamedReport::resolve(&dev, &r, |c, id| {
+                            schemas.get(&(dev.clone(), c.to_owned(), id))
+                        });
+                        let text = if o.json {
+                            serde_json::to_string(&named).unwrap_or_default() + "\n"
+                        } else {
+                            render(&named)
+                        };
+                        if out
+                            .write_all(text.as_bytes())
+                            .and_then(|_| out.flush())
+                            .is_err()
+                        {
+                            break Ok(());
+                        }
+                        printed += 1;
+                    }
+                    Err(e) => eprintln!("nodus: {topic}: {e}"),
+                }
+            }
+            Up::Event(_) => {}
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    result
+}
+
+/// The human form of one report.
+pub fn render(r: &NamedReport) -> String {
+    let mut s = format!(
+        "{} boot {} seq {} up {} ms rss {:.1} MiB dropped {}\n",
+        r.device,
+        &r.boot_id[..8],
+        r.seq,
+        r.uptime_ms,
+        r.rss_bytes as f64 / (1024.0 * 1024.0),
+        r.dropped_total
+    );
+    for c in &r.components {
+        s.push_str(&format!("  {:<12} {}", c.name, c.health));
+        if let Some(why) = &c.reason {
+            s.push_str(&format!(" ({why})"));
+        }
+        s.push('\n');
+        for (k, v) in &c.stats {
+            let v = v.to_string();
+            s.push_str(&format!("      {k:<24} {}\n", v.trim_matches('"')));
+        }
+    }
+    s
+}
