@@ -183,8 +183,17 @@ fn config_text(socket: &Path, extra: &str) -> String {
             super::free_port()
         )
     };
+    // No broker unless the test brings one; never the machine's state dir.
+    let fleet = if extra.contains("[fleet]") {
+        String::new()
+    } else {
+        format!(
+            "[fleet]\nenabled = false\nstate_dir = \"{}\"\n",
+            socket.with_file_name("state").display()
+        )
+    };
     format!(
-        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{extra}\n",
+        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{fleet}{extra}\n",
         socket.display()
     )
 }
