@@ -302,7 +302,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_key() {
-        let cases: [(&str, fn(&mut FleetConfig)); 8] = [
+        type Breaker = fn(&mut FleetConfig);
+        let cases: [(&str, Breaker); 8] = [
             ("fleet.broker", |c| c.broker = "http://x".into()),
             ("fleet.ca_file", |c| c.broker = "mqtts://x".into()),
             ("fleet.client_key", |c| c.client_cert = Some("/c".into())),

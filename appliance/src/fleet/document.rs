@@ -231,9 +231,10 @@ fn parse_payload(payload: &str) -> Result<Document, Refusal> {
         Some(_) => return Err(Refusal::Malformed("target must be a string".into())),
         None => return Err(Refusal::Malformed("no target".into())),
     };
+    let named = |n: &str| super::config::check_topic_name(n).is_ok();
     let (scope, name) = match target.split_once(':') {
-        Some(("device", n)) => (Scope::Device, n),
-        Some(("group", n)) => (Scope::Group, n),
+        Some(("device", n)) if named(n) => (Scope::Device, n),
+        Some(("group", n)) if named(n) => (Scope::Group, n),
         _ => {
             return Err(Refusal::Malformed(format!(
                 "target '{target}' is not device:<id> or group:<name>"

@@ -159,8 +159,8 @@ enum Client {
 }
 
 enum Events {
-    V311(rumqttc::EventLoop),
-    V5(rumqttc::v5::EventLoop),
+    V311(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
 }
 
 /// The publishing half of a link: cheap to clone, never blocks.
@@ -201,7 +201,7 @@ pub fn open(o: &LinkOptions) -> (LinkClient, LinkEvents) {
                 ));
             }
             let (c, e) = rumqttc::AsyncClient::new(m, REQUEST_CAPACITY);
-            (Client::V311(c), Events::V311(e))
+            (Client::V311(c), Events::V311(Box::new(e)))
         }
         MqttVersion::V5 => {
             use rumqttc::v5::mqttbytes::{QoS, v5::LastWill};
@@ -224,7 +224,7 @@ pub fn open(o: &LinkOptions) -> (LinkClient, LinkEvents) {
                 ));
             }
             let (c, e) = rumqttc::v5::AsyncClient::new(m, REQUEST_CAPACITY);
-            (Client::V5(c), Events::V5(e))
+            (Client::V5(c), Events::V5(Box::new(e)))
         }
     };
     (
@@ -431,6 +431,11 @@ pub async fn run(
     }
 }
 
+/// Resolves once `stop` turns true (or its sender is gone).
+pub(crate) async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,9 +457,4 @@ mod tests {
         b.reset();
         assert!(b.next_delay() <= min);
     }
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-pub(crate) async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|&s| s).await;
 }
