@@ -21,10 +21,15 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 
+# Like any systemd or Buildroot image, the board has a machine id (the
+# fleet link's default device id).
+tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
+
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     nodus.hostport=*) export HIL_HOSTPORT="${arg#*=}" ;;
     nodus.token=*) export HIL_TOKEN="${arg#*=}" ;;
+    nodus.brokerport=*) export HIL_BROKERPORT="${arg#*=}" ;;
     nodus.timeout=*) export HIL_SCENARIO_TIMEOUT="${arg#*=}" ;;
   esac
 done

@@ -80,6 +80,23 @@ python3 -m http.server "$hostport" --bind 127.0.0.1 --directory "$work/host" >/d
 pids+=($!)
 fwdport=$(free_port)
 
+# --- host side: the fleet's broker, and a config document signed for the board
+brokerport=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$brokerport" >"$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" >/dev/null 2>&1 &
+pids+=($!)
+openssl genpkey -algorithm ed25519 -out "$work/fleet-key.pem" 2>/dev/null
+# fleet.trusted_keys takes the raw 32-byte key, base64: the tail of the DER SPKI.
+openssl pkey -in "$work/fleet-key.pem" -pubout -outform DER | tail -c 32 | base64 >"$work/host/fleet-pubkey"
+printf 'version = 1\ntarget = "device:hil-board"\n\n[proccache]\ncapacity = 12345\n' >"$work/fleet-doc"
+openssl pkeyutl -sign -rawin -inkey "$work/fleet-key.pem" -in "$work/fleet-doc" -out "$work/fleet-doc.sig"
+{ cat "$work/fleet-doc"; printf '# nodus-signature: ed25519 %s\n' "$(base64 -w0 "$work/fleet-doc.sig")"; } >"$work/fleet-doc.signed"
+for _ in $(seq 50); do
+  mosquitto_pub -h 127.0.0.1 -p "$brokerport" -q 1 -r -t nodus/v1/hil-board/config/desired \
+    -f "$work/fleet-doc.signed" 2>/dev/null && break
+  sleep 0.1
+done
+
 # --- boot ---------------------------------------------------------------------
 console=$out/console.log
 results=$out/results.jsonl
@@ -90,7 +107,7 @@ qemu=(qemu-system-aarch64 -M virt,mte=on -cpu max -smp 4,sockets=2,cores=2 -m 2G
   -object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G
   -numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
   -kernel "$cache/vmlinuz" -initrd "$work/initrd.gz"
-  -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token"
+  -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token nodus.brokerport=$brokerport"
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwdport-:8080" -device virtio-net-pci,netdev=n0,romfile=
   -display none -serial stdio -monitor none -no-reboot)
 

@@ -350,7 +350,10 @@ impl Worker {
                 } else {
                     log::debug!("fleet: cannot reach {}: {reason}", self.config.broker);
                 }
-                self.state().last_error = Some(format!("{reason}; retry in {retry_in:.1?}"));
+                // The retry delay changes every time; the health reason
+                // (and so the status line and its log) should not.
+                log::debug!("fleet: next attempt in {retry_in:.1?}");
+                self.state().last_error = Some(reason);
                 self.client = None;
                 self.shared.outbox.requeue_in_flight();
                 self.sent.clear();

@@ -136,8 +136,9 @@ impl TempDaemon {
             .expect("run nodus status");
         assert!(
             out.status.success(),
-            "nodus status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "nodus status failed: {}\n--- daemon log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
         );
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
