@@ -2,6 +2,7 @@
 # (well under 10 s) when the machine already has everything.
 #
 #   make run      build and run nodus in the foreground with the embedded defaults
+#                 (and a loopback mosquitto on 1883 for its fleet link, if none answers)
 #   make test     fmt, clippy, unit and root integration tests (real kernel, real peers)
 #   make bench    benchmarks, printed as ratios (see docs/benchmarks.md)
 #   make build    release binary at target/release/nodus
@@ -43,8 +44,10 @@ hil: aarch64
 	hil-tests/selftest.sh
 
 run: build
+	@./xtask/local-broker.sh
 	@echo "nodus: starting in the foreground with $$(test -f /etc/nodus/nodus.toml && echo /etc/nodus/nodus.toml || echo 'the embedded defaults')."
 	@echo "nodus: control socket /run/nodus/control.sock; in another terminal: $(NODUS) status"
+	@echo "nodus: live telemetry: $(NODUS) telemetry watch --broker mqtt://127.0.0.1:1883"
 	@echo "nodus: stop with Ctrl-C (SIGINT) or SIGTERM."
 	$(NODUS) run
 
