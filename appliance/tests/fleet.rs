@@ -436,6 +436,14 @@ fn signed_documents_are_applied_bad_ones_refused_and_unhealthy_ones_rolled_back(
     broker.publish_retained(&desired, v2.as_bytes());
     let r = reported(&broker, &board, 2, "committed");
     assert_eq!(r["applied"]["device"], 2, "{r}");
+    wait_for(
+        "the birth message to name the versions",
+        Duration::from_secs(5),
+        || {
+            let birth = json(&broker.retained(&board.topic("state"))?);
+            (birth["config"]["device"] == 2 && birth["config"]["group"] == 1).then_some(())
+        },
+    );
     let status = board.daemon.status_json();
     assert!(
         status["config"]

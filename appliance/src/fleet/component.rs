@@ -307,7 +307,12 @@ impl Worker {
                     None => break,
                 },
                 outcome = decided(&mut self.deciding) => {
-                    self.on_outcome(outcome);
+                    if self.on_outcome(outcome)
+                        && let Some(status) = self.ask_status(&mut asking).await
+                    {
+                        // The birth message names the config versions too.
+                        self.publish_birth(&status);
+                    }
                     self.next_document();
                 }
             }
@@ -599,21 +604,24 @@ impl Worker {
         }
     }
 
-    fn on_outcome(&mut self, outcome: Result<Outcome, oneshot::error::RecvError>) {
+    /// Records how the daemon decided; true when the running config now
+    /// includes the document.
+    fn on_outcome(&mut self, outcome: Result<Outcome, oneshot::error::RecvError>) -> bool {
         let Some(Deciding { doc, .. }) = self.deciding.take() else {
-            return;
+            return false;
         };
         let outcome = outcome
             .unwrap_or_else(|_| Outcome::RolledBack("the daemon stopped before deciding".into()));
         let (result, reason) = match &outcome {
             Outcome::Committed => ("committed", None),
             Outcome::Unchanged => ("unchanged", None),
-            Outcome::Refused(r) => ("refused", Some(r.clone())),
+            Outcome::Refused(r) => ("refused", Some(Refusal::Invalid(r.clone()).to_string())),
             Outcome::RolledBack(r) => ("rolled_back", Some(r.clone())),
         };
         log::info!("fleet: {} document v{}: {outcome}", doc.scope, doc.version);
         let mut reason = reason;
-        if matches!(outcome, Outcome::Committed | Outcome::Unchanged) {
+        let applied = matches!(outcome, Outcome::Committed | Outcome::Unchanged);
+        if applied {
             let docs = {
                 let mut applied = self
                     .shared
@@ -643,6 +651,7 @@ impl Worker {
             result,
             reason,
         });
+        applied
     }
 
     /// Remembers a result and republishes `config/reported`.
