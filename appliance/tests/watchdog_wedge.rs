@@ -96,6 +96,7 @@ fn watchdog_is_withheld_while_a_component_is_wedged() {
     config.daemon.wedge_timeout_ms = 1000;
     // Not under test here, and its default port may be taken.
     config.fileserver.enabled = false;
+    config.fleet.enabled = false;
     let wedged = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let opts = RunOptions {

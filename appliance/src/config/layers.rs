@@ -191,6 +191,18 @@ mod tests {
     }
 
     #[test]
+    fn a_config_built_in_code_survives_as_a_base_layer() {
+        // What the daemon falls back to when it is handed a Config that no
+        // file says (embedders, tests).
+        let mut c = Config::default();
+        c.fileserver.backlog = 3;
+        c.fleet.ca_file = Some("/etc/ca.pem".into());
+        let text = toml::to_string(&c).unwrap();
+        let layers = Layers::new(Source::Embedded, text);
+        assert_eq!(layers.effective().unwrap(), c);
+    }
+
+    #[test]
     fn values_and_arrays_replace_tables_merge() {
         let mut b = table("a = [1, 2]\n[t]\nx = 1\ny = 2\n");
         merge(&mut b, &table("a = [3]\n[t]\ny = 5\n"));
