@@ -306,8 +306,13 @@ fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not
         });
     }
 
-    // The subscriber reconnects by itself, to its persistent session.
+    // The subscriber reconnects by itself, to its persistent session, which
+    // the broker saved on the way down.
     broker.stop();
+    assert!(
+        broker.dir.path().join("mosquitto.db").exists(),
+        "mosquitto saved no sessions: the subscriber would miss reports"
+    );
     std::thread::sleep(Duration::from_secs(30));
     for b in [&roomy, &small] {
         let f = b.fleet();

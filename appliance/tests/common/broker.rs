@@ -46,6 +46,10 @@ impl Broker {
     /// [`Broker::start`] waits on.
     pub fn start_with(conf: impl FnOnce(u16, &Path) -> String) -> Broker {
         let dir = tempdir();
+        // mosquitto started as root drops to its own user, which must still
+        // write its log and persistence file here.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
         let port = free_port();
         let path = dir.path().join("mosquitto.conf");
         fs::write(
