@@ -14,10 +14,12 @@ if answers; then
   exit 0
 fi
 conf=$(mktemp /tmp/nodus-dev-mosquitto.XXXXXX.conf)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\npid_file %s\n' \
-  "$port" "$pidfile" >"$conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$conf"
 chmod 0644 "$conf"
-mosquitto -d -c "$conf"
+# Its own session, so it outlives `make run` (and its Ctrl-C); the pid file
+# is ours (mosquitto writes its own only after dropping to its user).
+setsid mosquitto -c "$conf" </dev/null >/dev/null 2>&1 &
+echo $! >"$pidfile"
 for _ in $(seq 50); do
   answers && break
   sleep 0.1

@@ -288,7 +288,10 @@ impl Worker {
         let link_task = tokio::spawn(link::run(options, backoff, tx, link_stopped));
         let mut beat = tokio::time::interval(BEAT_INTERVAL / 2);
         let period = Duration::from_millis(self.config.telemetry_interval_ms.max(1));
-        let mut report = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // The first report comes soon after start (a watcher should not wait
+        // a whole interval to see a board come up), then one per period.
+        let first = tokio::time::Instant::now() + period.min(Duration::from_secs(1));
+        let mut report = tokio::time::interval_at(first, period);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Questions to the daemon give up when the component is stopped.
         let mut asking = stop.clone();
