@@ -688,3 +688,48 @@ fn tls_with_a_client_certificate() {
         "healthy"
     );
 }
+
+#[test]
+fn a_retained_document_too_big_for_mqtt_cannot_cut_the_board_off() {
+    require_root();
+    let broker = Broker::start();
+    for version in ["3.1.1", "5"] {
+        let device = unique("board");
+        // Far over the link's packet limit (256 KiB with the defaults).
+        let huge = vec![b'x'; 400_000];
+        broker.publish_retained(&format!("nodus/v1/{device}/config/desired"), &huge);
+        let state = tempdir();
+        let extra = fleet_config(
+            &broker.url(),
+            &device,
+            state.path(),
+            &format!("mqtt_version = \"{version}\"\n"),
+        );
+        let daemon = TempDaemon::start(&extra, &[]);
+        let board = Board {
+            daemon,
+            device,
+            state,
+        };
+        board.wait_connected();
+        // Telemetry flows, and keeps flowing.
+        let reports = watch(&broker.url(), &board.device, version, 3);
+        assert_eq!(reports.len(), 3);
+        let fleet = board.fleet();
+        assert_eq!(fleet["stats"]["connected"], 1, "{fleet}");
+        if version == "3.1.1" {
+            // 3.1.1 cannot tell the broker its limit: the packet arrived,
+            // broke the link once, and the board says so.
+            let r = json(
+                &broker
+                    .retained(&board.topic("config/reported"))
+                    .expect("reported"),
+            );
+            let why = r["rejected"]["reason"].as_str().unwrap_or_default();
+            assert!(why.contains("exceeded the MQTT packet limit"), "{r}");
+            assert!(fleet["stats"]["connects"].as_u64().unwrap() <= 3, "{fleet}");
+        }
+        // MQTT 5 announces the limit in CONNECT; the broker drops the
+        // message for this board instead of sending it.
+    }
+}

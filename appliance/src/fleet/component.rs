@@ -45,6 +45,11 @@ const WINDOW: usize = 16;
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a clean stop waits for the offline message to leave.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long config topics stay unsubscribed after the broker sent a packet
+/// too large for the link (see [`Worker::config_paused_until`]).
+const OVERSIZED_PAUSE: Duration = Duration::from_secs(600);
+/// What rumqttc says when a packet exceeds the incoming limit.
+const OVERSIZED_ERROR: &str = "payload size limit exceeded";
 
 /// The last thing that happened to a document, for `config/reported`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -154,6 +159,7 @@ impl Component for Fleet {
             queue: VecDeque::new(),
             deciding: None,
             last_seen: HashMap::new(),
+            config_paused_until: None,
         };
         let backoff = Backoff::new(
             Duration::from_millis(self.config.reconnect_min_ms),
@@ -269,6 +275,11 @@ struct Worker {
     /// The last payload seen per scope, so a retained document delivered
     /// again on every reconnect is decided once.
     last_seen: HashMap<Scope, Vec<u8>>,
+    /// A retained config message too large for the MQTT layer kills the
+    /// connection on every delivery (MQTT 3.1.1 has no way to refuse it),
+    /// which would cut telemetry off for good. After that happens, config
+    /// topics stay unsubscribed until this time, then are tried again.
+    config_paused_until: Option<tokio::time::Instant>,
 }
 
 impl Worker {
@@ -303,6 +314,7 @@ impl Worker {
                     if let Some(status) = self.ask_status(&mut asking).await {
                         self.make_report(&status);
                     }
+                    self.resume_config_topics();
                     self.pump();
                 }
                 up = rx.recv() => match up {
@@ -361,6 +373,9 @@ impl Worker {
                 // The retry delay changes every time; the health reason
                 // (and so the status line and its log) should not.
                 log::debug!("fleet: next attempt in {retry_in:.1?}");
+                if reason.contains(OVERSIZED_ERROR) {
+                    self.pause_config_topics(&reason);
+                }
                 self.state().last_error = Some(reason);
                 self.client = None;
                 self.shared.outbox.requeue_in_flight();
@@ -405,11 +420,60 @@ impl Worker {
 
     fn subscribe(&self) {
         let Some(c) = &self.client else { return };
+        if self.config_paused_until.is_some() {
+            return;
+        }
         let filters = [Some(self.topics.desired()), self.topics.group_desired()];
         for f in filters.into_iter().flatten() {
             if let Err(e) = c.subscribe(&f) {
                 log::warn!("fleet: cannot subscribe to {f}: {e}");
             }
+        }
+    }
+
+    /// The broker sent a packet over the link's limit: on the config topics,
+    /// the only ones subscribed, so stop taking them for a while and say why.
+    fn pause_config_topics(&mut self, reason: &str) {
+        if self.config_paused_until.is_some() {
+            return;
+        }
+        self.config_paused_until = Some(tokio::time::Instant::now() + OVERSIZED_PAUSE);
+        let limit = LinkOptions::max_incoming(&self.config);
+        log::error!(
+            "fleet: a config document over the MQTT packet limit ({limit} bytes) broke the link ({reason}); \
+             not taking config documents for {} s so telemetry can flow",
+            OVERSIZED_PAUSE.as_secs()
+        );
+        let scope = if self.topics.group_desired().is_some() {
+            Scope::Group
+        } else {
+            Scope::Device
+        };
+        // Reported on the next connect (`record` publishes when it can).
+        let mut s = self.state();
+        let r = DocumentResult {
+            scope,
+            version: 0,
+            result: "refused",
+            reason: Some(format!(
+                "oversized: a message on a config topic exceeded the MQTT packet limit of {limit} bytes; \
+                 config topics paused for {} s",
+                OVERSIZED_PAUSE.as_secs()
+            )),
+        };
+        s.documents_refused += 1;
+        s.rejected = Some(r.clone());
+        s.last = Some(r);
+    }
+
+    /// Subscribes to the config topics again once a pause is over.
+    fn resume_config_topics(&mut self) {
+        if self
+            .config_paused_until
+            .is_some_and(|t| tokio::time::Instant::now() >= t)
+        {
+            self.config_paused_until = None;
+            self.subscribe();
         }
     }
 

@@ -64,6 +64,15 @@ pub struct LinkOptions {
 }
 
 impl LinkOptions {
+    /// The largest packet the board's link accepts: room for the largest
+    /// document plus headers, and never less than 256 KiB, so the document
+    /// limit is enforced above the MQTT layer, with a report. (A bigger
+    /// packet kills the connection; the fleet component then pauses its
+    /// config topics.)
+    pub fn max_incoming(config: &FleetConfig) -> usize {
+        (config.max_document_bytes * 2).max(256 << 10)
+    }
+
     /// Options for the board's own link, from `[fleet]`: TLS material and
     /// password are read here, so a missing file is an error at start.
     pub fn from_config(
@@ -103,11 +112,7 @@ impl LinkOptions {
             tls,
             credentials,
             last_will,
-            // Room for the largest document plus headers, and never less than
-            // 256 KiB: a retained message the MQTT layer refuses would drop
-            // the connection on every reconnect, so the document limit is
-            // enforced above this layer, with a report.
-            max_incoming: (config.max_document_bytes * 2).max(256 << 10),
+            max_incoming: LinkOptions::max_incoming(config),
             inflight: 16,
         })
     }
