@@ -733,3 +733,56 @@ fn a_retained_document_too_big_for_mqtt_cannot_cut_the_board_off() {
         // message for this board instead of sending it.
     }
 }
+
+#[test]
+fn a_full_disk_keeps_the_applied_config_and_says_the_last_good_file_was_not_written() {
+    require_root();
+    let broker = Broker::start();
+    let dir = tempdir();
+    let key = SigningKey::generate(dir.path(), "fleet");
+    let state = tempdir();
+    let device = unique("board");
+    let extra = fleet_config(
+        &broker.url(),
+        &device,
+        state.path(),
+        &format!(
+            "trusted_keys = [\"{}\"]\ngrace_ms = 500\nmax_document_bytes = 200000\n",
+            key.public
+        ),
+    );
+    // The state directory is a 64 KiB tmpfs, in this daemon's mount
+    // namespace only: a 100 KB document cannot be stored there.
+    let daemon = TempDaemon::start_in_mount_ns(
+        &extra,
+        &format!(
+            "mount -t tmpfs -o size=64k tmpfs {}",
+            state.path().display()
+        ),
+    );
+    let board = Board {
+        daemon,
+        device,
+        state,
+    };
+    board.wait_connected();
+    let text = key.sign(&format!(
+        "version = 1\ntarget = \"device:{}\"\n# {}\n[proccache]\ncapacity = 4321\n",
+        board.device,
+        "p".repeat(100_000)
+    ));
+    broker.publish_retained(&board.topic("config/desired"), text.as_bytes());
+    let r = reported(&broker, &board, 1, "committed");
+    let why = r["last"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("last-good file") && why.contains("No space left"),
+        "{r}"
+    );
+    let status = board.daemon.status_json();
+    assert!(
+        status["config"].as_str().unwrap().ends_with("+ device v1"),
+        "{status}"
+    );
+    assert_eq!(component(&status, "proccache")["stats"]["capacity"], 4321);
+    assert_eq!(component(&status, "fleet")["health"]["state"], "healthy");
+}
