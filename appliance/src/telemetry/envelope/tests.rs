@@ -451,3 +451,42 @@ fn a_realistic_report_is_at_most_a_quarter_of_its_json() {
     );
     assert_eq!(decode(&wire), Ok(Message::Report(r)));
 }
+
+/// Deterministic mutations (flips, cuts, growth) of real messages: the
+/// decoder never panics, and whatever it accepts re-encodes canonically.
+/// `fuzz/fuzz_targets/telemetry_decode.rs` explores further.
+#[test]
+fn never_panics_on_mutated_messages() {
+    let seeds = [report().encode(), schema().encode()];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..20_000 {
+        let mut bytes = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % bytes.len().max(1);
+            match next() % 4 {
+                0 if !bytes.is_empty() => bytes[at] ^= 1 << (next() % 8),
+                1 => bytes.truncate(at),
+                2 => bytes.insert(at.min(bytes.len()), next() as u8),
+                _ if !bytes.is_empty() => bytes[at] = next() as u8,
+                _ => {}
+            }
+        }
+        let again = match decode(&bytes) {
+            Ok(Message::Report(r)) => r.encode(),
+            Ok(Message::Schema(s)) => s.encode(),
+            Err(_) => continue,
+        };
+        let third = match decode(&again) {
+            Ok(Message::Report(r)) => r.encode(),
+            Ok(Message::Schema(s)) => s.encode(),
+            Err(e) => panic!("re-encoded message does not decode: {e}"),
+        };
+        assert_eq!(again, third);
+    }
+}
