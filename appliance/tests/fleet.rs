@@ -786,3 +786,53 @@ fn a_full_disk_keeps_the_applied_config_and_says_the_last_good_file_was_not_writ
     assert_eq!(component(&status, "proccache")["stats"]["capacity"], 4321);
     assert_eq!(component(&status, "fleet")["health"]["state"], "healthy");
 }
+
+#[test]
+fn sighup_rereads_the_file_and_keeps_the_fleet_documents_on_top() {
+    require_root();
+    let broker = Broker::start();
+    let dir = tempdir();
+    let key = SigningKey::generate(dir.path(), "fleet");
+    let state = tempdir();
+    let device = unique("board");
+    let extra = fleet_config(
+        &broker.url(),
+        &device,
+        state.path(),
+        &format!("trusted_keys = [\"{}\"]\ngrace_ms = 300\n", key.public),
+    );
+    let mut board = Board {
+        daemon: TempDaemon::start(&extra, &[]),
+        device,
+        state,
+    };
+    board.wait_connected();
+    let doc = key.sign(&format!(
+        "version = 1\ntarget = \"device:{}\"\n[proccache]\ncapacity = 6543\n",
+        board.device
+    ));
+    broker.publish_retained(&board.topic("config/desired"), doc.as_bytes());
+    reported(&broker, &board, 1, "committed");
+
+    // The file changes (the control socket moves); the document stays.
+    let moved = board.daemon.dir.path().join("moved.sock");
+    board.daemon.rewrite_config(&moved, &extra);
+    board.daemon.signal(libc::SIGHUP);
+    wait_for("the socket to move", Duration::from_secs(10), || {
+        moved.exists().then_some(())
+    });
+    board.daemon.socket = moved;
+    let status = board.daemon.status_json();
+    assert!(
+        status["config"].as_str().unwrap().ends_with("+ device v1"),
+        "{status}"
+    );
+    assert_eq!(component(&status, "proccache")["stats"]["capacity"], 6543);
+    wait_for("SIGHUP committed", Duration::from_secs(10), || {
+        board
+            .daemon
+            .log_text()
+            .contains("SIGHUP: committed")
+            .then_some(())
+    });
+}
