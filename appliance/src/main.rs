@@ -122,6 +122,18 @@ enum TelemetryCommand {
         /// CA bundle (PEM) for mqtts://.
         #[arg(long)]
         ca_file: Option<PathBuf>,
+        /// Client certificate (PEM), for brokers that require one (with --client-key).
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<PathBuf>,
+        /// Private key (PEM) of --client-cert.
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<PathBuf>,
+        /// MQTT user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// File holding the MQTT password (with --username).
+        #[arg(long, requires = "username")]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -213,6 +225,10 @@ fn main() -> ExitCode {
                 timeout,
                 mqtt_version,
                 ca_file,
+                client_cert,
+                client_key,
+                username,
+                password_file,
             } => {
                 let version = match mqtt_version.as_str() {
                     "5" => MqttVersion::V5,
@@ -224,11 +240,18 @@ fn main() -> ExitCode {
                         );
                     }
                 };
+                let password = match password_file.as_deref().map(std::fs::read_to_string) {
+                    None => String::new(),
+                    Some(Ok(p)) => p.trim_end_matches(['\r', '\n']).to_owned(),
+                    Some(Err(e)) => return fail(EXIT_CONFIG, format!("--password-file: {e}")),
+                };
                 telemetry_watch(WatchOptions {
                     broker,
                     device,
                     version,
                     ca_file,
+                    client: client_cert.zip(client_key),
+                    credentials: username.map(|u| (u, password)),
                     json,
                     count,
                     timeout: timeout.map(std::time::Duration::from_secs),

@@ -673,6 +673,32 @@ fn tls_with_a_client_certificate() {
         1,
     );
     assert_eq!(reports.len(), 1);
+    // The operator's decoder speaks the same TLS, with its own certificate.
+    let out = nodus()
+        .args([
+            "telemetry",
+            "watch",
+            "--json",
+            "--broker",
+            &url,
+            "--device",
+            &board.device,
+        ])
+        .args(["--count", "1", "--timeout", "15", "--ca-file"])
+        .arg(&tls.ca)
+        .arg("--client-cert")
+        .arg(&tls.client_cert)
+        .arg("--client-key")
+        .arg(&tls.client_key)
+        .output()
+        .expect("nodus telemetry watch over TLS");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(String::from_utf8_lossy(&out.stdout).trim());
+    assert_eq!(report["device"], board.device.as_str());
 
     // Without a client certificate the broker refuses the board: it says so
     // and keeps running.

@@ -24,6 +24,10 @@ pub struct WatchOptions {
     pub version: MqttVersion,
     /// CA bundle for `mqtts://`.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM), for brokers that require one.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// MQTT user name and password.
+    pub credentials: Option<(String, String)>,
     /// One JSON object per report instead of a table.
     pub json: bool,
     /// Stop after this many reports.
@@ -37,7 +41,10 @@ pub struct WatchOptions {
 pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
     let url = BrokerUrl::parse(&o.broker)?;
     let tls = match (&o.ca_file, url.tls) {
-        (Some(ca), true) => Some(std::sync::Arc::new(link::tls_config(ca, None)?)),
+        (Some(ca), true) => {
+            let client = o.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            Some(std::sync::Arc::new(link::tls_config(ca, client)?))
+        }
         (None, true) => return Err("mqtts:// needs --ca-file".into()),
         _ => None,
     };
@@ -47,7 +54,7 @@ pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
         version: o.version,
         keep_alive: Duration::from_secs(30),
         tls,
-        credentials: None,
+        credentials: o.credentials.clone(),
         last_will: None,
         max_incoming: 1 << 20,
         inflight: 16,
