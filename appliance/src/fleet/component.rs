@@ -373,11 +373,11 @@ impl Worker {
                 // The retry delay changes every time; the health reason
                 // (and so the status line and its log) should not.
                 log::debug!("fleet: next attempt in {retry_in:.1?}");
+                self.client = None;
                 if reason.contains(OVERSIZED_ERROR) {
                     self.pause_config_topics(&reason);
                 }
                 self.state().last_error = Some(reason);
-                self.client = None;
                 self.shared.outbox.requeue_in_flight();
                 self.sent.clear();
                 self.pkids.clear();
@@ -449,9 +449,8 @@ impl Worker {
         } else {
             Scope::Device
         };
-        // Reported on the next connect (`record` publishes when it can).
-        let mut s = self.state();
-        let r = DocumentResult {
+        // Disconnected now: `record` keeps it, the next connect publishes it.
+        self.record(DocumentResult {
             scope,
             version: 0,
             result: "refused",
@@ -460,10 +459,7 @@ impl Worker {
                  config topics paused for {} s",
                 OVERSIZED_PAUSE.as_secs()
             )),
-        };
-        s.documents_refused += 1;
-        s.rejected = Some(r.clone());
-        s.last = Some(r);
+        });
     }
 
     /// Subscribes to the config topics again once a pause is over.
