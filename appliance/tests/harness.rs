@@ -56,6 +56,7 @@ fn broker_relays_a_message() {
         .client("mosquitto_sub")
         .args(["-t", "nodus/test", "-C", "1", "-W", "10"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
     // Publish until the subscriber (which may still be connecting) gets one.
@@ -70,5 +71,11 @@ fn broker_relays_a_message() {
         }
         h.join().expect("join")
     });
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello",
+        "mosquitto_sub: {}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
 }

@@ -44,44 +44,72 @@ impl Broker {
 
     /// A broker whose config `conf(port, dir)` writes; `port` is the one
     /// [`Broker::start`] waits on.
-    pub fn start_with(conf: impl FnOnce(u16, &Path) -> String) -> Broker {
+    pub fn start_with(conf: impl Fn(u16, &Path) -> String) -> Broker {
         let dir = tempdir();
         // mosquitto started as root drops to its own user, which must still
         // write its log and persistence file here.
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
-        let port = free_port();
         let path = dir.path().join("mosquitto.conf");
-        fs::write(
-            &path,
-            conf(port, dir.path())
-                + &format!("log_dest file {}/mosquitto.log\n", dir.path().display()),
-        )
-        .expect("write mosquitto.conf");
         let mut b = Broker {
-            port,
+            port: 0,
             dir,
             conf: path,
             child: None,
         };
-        b.restart();
-        b
+        // A port found free can be taken before mosquitto binds it; then
+        // mosquitto exits and another port is tried.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            b.port = free_port();
+            fs::write(
+                &b.conf,
+                conf(b.port, b.dir.path())
+                    + &format!("log_dest file {}/mosquitto.log\n", b.dir.path().display()),
+            )
+            .expect("write mosquitto.conf");
+            match b.try_start() {
+                Ok(()) => return b,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("mosquitto did not start:\n{}", failures.join("\n"));
     }
 
     /// Starts the broker again (same port, same config) and waits until it accepts.
     pub fn restart(&mut self) {
-        let child = Command::new(tool("mosquitto"))
+        if let Err(e) = self.try_start() {
+            panic!("mosquitto did not restart: {e}");
+        }
+    }
+
+    /// Spawns mosquitto and waits until it accepts on `self.port`, or says
+    /// why not (with its log) if it exits first.
+    fn try_start(&mut self) -> Result<(), String> {
+        let mut child = Command::new(tool("mosquitto"))
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mosquitto");
-        self.child = Some(child);
         let port = self.port;
-        wait_for("mosquitto to accept", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
+        let started = wait_for("mosquitto to accept", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            accepts(port).then_some(Ok(()))
         });
+        match started {
+            Ok(()) => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(status) => Err(format!(
+                "mosquitto on port {port} exited ({status}); its log:\n{}",
+                self.log()
+            )),
+        }
     }
 
     /// Stops the broker cleanly (SIGTERM: persistent state is saved).
@@ -99,6 +127,11 @@ impl Broker {
         let mut c = Command::new(tool(program));
         c.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
         c
+    }
+
+    /// What mosquitto logged so far, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     /// `mqtt://127.0.0.1:<port>`.
@@ -129,6 +162,15 @@ impl Broker {
         let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         (out.status.success() && !text.is_empty()).then_some(text)
     }
+}
+
+/// Whether something listens on 127.0.0.1:`port`. A connect to a port
+/// nobody listens on can still succeed when the kernel picks that same port
+/// as the source (TCP simultaneous open to itself); that is not a broker.
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
+        .and_then(|s| s.local_addr())
+        .is_ok_and(|local| local.port() != port)
 }
 
 impl Drop for Broker {
