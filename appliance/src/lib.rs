@@ -10,6 +10,7 @@ pub mod btf;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod durable;
 pub mod ebpf;
 pub mod fileserver;
 pub mod fleet;

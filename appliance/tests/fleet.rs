@@ -291,6 +291,23 @@ fn reports_of(out: &Path, device: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Waits until the subscriber writing `out` has seen `device`'s report
+/// `last`, then lists the sequence numbers up to it that it never saw.
+fn missing_once_caught_up(out: &Path, device: &str, last: u64) -> Vec<u64> {
+    wait_for(
+        "the subscriber to catch up",
+        Duration::from_secs(20),
+        || {
+            reports_of(out, device)
+                .iter()
+                .any(|(s, _)| *s >= last)
+                .then_some(())
+        },
+    );
+    let got: BTreeSet<u64> = reports_of(out, device).iter().map(|r| r.0).collect();
+    (0..=last).filter(|s| !got.contains(s)).collect()
+}
+
 #[test]
 fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not() {
     require_root();
@@ -299,7 +316,8 @@ fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not
     let seen = dir.path().join("telemetry.txt");
     let sub = persistent_subscriber(&broker, "outage-watch", &seen);
     let roomy = Board::start(&broker.url(), "outbox_reports = 1024\n");
-    let small = Board::start(&broker.url(), "outbox_reports = 20\n");
+    // No spool for this one: what does not fit in memory is dropped.
+    let small = Board::start(&broker.url(), "outbox_reports = 20\nspool_bytes = 0\n");
     for b in [&roomy, &small] {
         wait_for("reports before the outage", Duration::from_secs(10), || {
             (reports_of(&seen, &b.device).len() >= 3).then_some(())
@@ -332,42 +350,84 @@ fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not
     }
     let last_seq = |b: &Board| b.fleet()["stats"]["next_seq"].as_u64().unwrap() - 1;
     let (roomy_last, small_last) = (last_seq(&roomy), last_seq(&small));
-    for (b, last) in [(&roomy, roomy_last), (&small, small_last)] {
-        wait_for(
-            "the subscriber to catch up",
-            Duration::from_secs(20),
-            || {
-                reports_of(&seen, &b.device)
-                    .iter()
-                    .any(|(s, _)| *s >= last)
-                    .then_some(())
-            },
-        );
-    }
+    let missing = missing_once_caught_up(&seen, &roomy.device, roomy_last);
+    let small_missing = missing_once_caught_up(&seen, &small.device, small_last).len() as u64;
     drop(sub);
 
     // 30 s at 5 reports/s is ~150 reports: within 1024, none may be missing.
-    let got: BTreeSet<u64> = reports_of(&seen, &roomy.device)
-        .iter()
-        .map(|r| r.0)
-        .collect();
-    let missing: Vec<u64> = (0..=roomy_last).filter(|s| !got.contains(s)).collect();
     assert!(roomy_last > 150, "only {roomy_last} reports in the outage");
     assert_eq!(missing, Vec::<u64>::new(), "sequence gap within capacity");
     assert_eq!(dropped(&roomy), 0);
 
     // Beyond 20, the oldest were dropped: exactly as many as are missing,
     // and the count travels in the reports themselves.
-    let small_reports = reports_of(&seen, &small.device);
-    let got: BTreeSet<u64> = small_reports.iter().map(|r| r.0).collect();
-    let missing = (0..=small_last).filter(|s| !got.contains(s)).count() as u64;
     assert!(
-        missing > 100,
-        "{missing} missing: the outage did not overflow 20"
+        small_missing > 100,
+        "{small_missing} missing: the outage did not overflow 20"
     );
-    assert_eq!(dropped(&small), missing);
-    let reported = small_reports.iter().map(|r| r.1).max().unwrap();
-    assert_eq!(reported, missing, "dropped_total in the last reports");
+    assert_eq!(dropped(&small), small_missing);
+    let reported = reports_of(&seen, &small.device)
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .unwrap();
+    assert_eq!(reported, small_missing, "dropped_total in the last reports");
+}
+
+#[test]
+fn a_restart_during_an_outage_loses_nothing_the_spool_can_hold() {
+    require_root();
+    let mut broker = Broker::start_persistent();
+    let dir = tempdir();
+    let seen = dir.path().join("telemetry.txt");
+    let sub = persistent_subscriber(&broker, "spool-watch", &seen);
+    let mut board = Board::start(&broker.url(), "outbox_reports = 5\n");
+    wait_for("reports before the outage", Duration::from_secs(10), || {
+        (reports_of(&seen, &board.device).len() >= 3).then_some(())
+    });
+
+    broker.stop();
+    let stat = |b: &Board, name: &str| b.fleet()["stats"][name].as_u64().unwrap_or(0);
+    wait_for(
+        "the outbox to overflow into the spool",
+        Duration::from_secs(10),
+        || (stat(&board, "reports_spooled") >= 5).then_some(()),
+    );
+    let before_stop = stat(&board, "next_seq");
+    assert_eq!(board.daemon.stop(Duration::from_secs(10)).code(), Some(0));
+    let spool = board.state.path().join("telemetry.spool");
+    let spool_len = || fs::metadata(&spool).map(|m| m.len()).unwrap_or(0);
+    assert!(spool_len() > 16, "nothing spooled at stop");
+    assert!(board.daemon.log_text().contains("kept in the spool"));
+
+    // Same boot, same state: the sequence goes on and the spool is read back.
+    board.daemon.restart();
+    assert!(
+        stat(&board, "next_seq") >= before_stop,
+        "sequence restarted"
+    );
+    assert!(stat(&board, "reports_spooled") >= 10, "{}", board.fleet());
+    std::thread::sleep(Duration::from_secs(1));
+    broker.restart();
+
+    wait_for(
+        "the spool and outbox to drain",
+        Duration::from_secs(20),
+        || {
+            let f = board.fleet();
+            (f["stats"]["connected"] == 1
+                && f["stats"]["reports_spooled"] == 0
+                && f["stats"]["reports_queued"].as_i64() <= Some(1))
+            .then_some(())
+        },
+    );
+    let last = stat(&board, "next_seq") - 1;
+    let missing = missing_once_caught_up(&seen, &board.device, last);
+    drop(sub);
+    assert_eq!(missing, Vec::<u64>::new(), "lost across the restart");
+    assert!(last > before_stop, "no reports after the restart");
+    assert_eq!(stat(&board, "reports_dropped"), 0);
+    assert_eq!(spool_len(), 16, "the drained spool shrinks to its header");
 }
 
 /// Waits until `config/reported` says `version` of `scope` ended as `result`.

@@ -2,7 +2,8 @@
 # runs on the host (10.0.2.2 through user networking), takes the config
 # document the host signed with openssl (Ed25519) and retained for it,
 # commits it as last-good, and its telemetry decodes with `nodus telemetry
-# watch` on the board itself.
+# watch` on the board itself. A restart of nodus continues the boot's
+# sequence numbers (resume file on /run) with its telemetry spool open.
 [ -n "$HIL_BROKERPORT" ] || fail "no nodus.brokerport on the kernel command line"
 pub=$(host_get fleet-pubkey) || fail "cannot fetch the fleet public key from the host"
 broker="mqtt://10.0.2.2:$HIL_BROKERPORT"
@@ -40,5 +41,14 @@ printf '%s\n' "$watch" | head -5
 expect_line "^hil-board boot [0-9a-f]{8} seq [0-9]+ " "$watch" "a decoded report"
 expect_line "^      connected +1$" "$watch" "stat names resolved from the retained schema"
 seq=$(printf '%s\n' "$watch" | sed -n 's/^hil-board boot [0-9a-f]* seq \([0-9]*\) .*/\1/p' | tail -1)
-echo "@@HIL {\"fleet\":{\"config_device_version\":1,\"last_seq\":${seq:-null}}}"
+[ -n "$seq" ] || fail "no sequence number in the watch output"
+out=$(nodus status) || fail "nodus status exited $?"
+expect_line "^      spool_bytes +16$" "$out" "telemetry spool open, empty while the broker keeps up"
+nodus_stop
+
+nodus_start --config /tmp/fleet.toml
+out=$(nodus status) || fail "nodus status exited $?"
+next=$(printf '%s\n' "$out" | sed -n 's/^      next_seq  *\([0-9]*\)$/\1/p')
+[ "${next:-0}" -gt "$seq" ] || fail "sequence restarted with nodus: next_seq ${next:-none}, last seen $seq"
+echo "@@HIL {\"fleet\":{\"config_device_version\":1,\"last_seq\":$seq,\"next_seq_after_restart\":$next}}"
 nodus_stop

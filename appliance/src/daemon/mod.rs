@@ -259,6 +259,10 @@ impl Daemon {
         self.notifier.notify("STOPPING=1\nSTATUS=stopping");
         let timeout = Duration::from_millis(self.config.daemon.stop_timeout_ms);
         self.supervisor.stop_all(timeout).await;
+        let kept = self.shared.fleet.outbox.persist();
+        if kept > 0 {
+            log::info!("telemetry: {kept} unsent reports kept in the spool for the next run");
+        }
         log::info!("stopped");
         Ok(())
     }
@@ -457,7 +461,15 @@ fn answer(reply: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
 /// (the board then boots into its last fleet config even with no broker).
 /// Updates `opts.config` to the merged result.
 fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
-    let fleet = FleetShared::new(opts.config.fleet.outbox_reports);
+    // The control socket's directory is nodus's runtime directory (/run/nodus).
+    let run_dir = opts
+        .config
+        .control
+        .socket
+        .parent()
+        .unwrap_or(std::path::Path::new("/run"))
+        .to_owned();
+    let fleet = FleetShared::new(&opts.config.fleet, &run_dir);
     let layers = match Layers::read(&opts.source) {
         Ok(l) if matches!(l.effective(), Ok(c) if c == opts.config) => l,
         // The file changed since it was parsed, or cannot be read again:

@@ -36,7 +36,7 @@ use crate::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
         Stats,
     },
-    telemetry::{collect::Collector, collect::boot_id, envelope::format_boot_id},
+    telemetry::{collect::Collector, collect::boot_id, envelope::format_boot_id, outbox::Ticket},
 };
 
 /// Telemetry publishes unacknowledged at once.
@@ -213,6 +213,9 @@ impl Component for Fleet {
             ("reports_acked".into(), Stat::Counter(outbox.acked)),
             ("reports_dropped".into(), Stat::Counter(outbox.dropped)),
             ("next_seq".into(), Stat::Counter(outbox.next_seq)),
+            ("reports_spooled".into(), Stat::Gauge(outbox.spooled as i64)),
+            ("spool_bytes".into(), Stat::Gauge(outbox.spool_bytes as i64)),
+            ("spool_errors".into(), Stat::Counter(outbox.spool_errors)),
             ("config_group_version".into(), version(docs.group.as_ref())),
             (
                 "config_device_version".into(),
@@ -263,10 +266,10 @@ struct Worker {
     /// The publishing half while connected.
     client: Option<LinkClient>,
     /// Publishes queued to the link and not yet seen leaving, in order:
-    /// the telemetry sequence number for reports, `None` for the rest.
-    sent: VecDeque<Option<u64>>,
-    /// Packet id of a report on the wire -> its sequence number.
-    pkids: HashMap<u16, u64>,
+    /// the outbox's ticket for reports, `None` for the rest.
+    sent: VecDeque<Option<Ticket>>,
+    /// Packet id of a report on the wire -> its outbox ticket.
+    pkids: HashMap<u16, Ticket>,
     /// Reports handed to the link and not yet acknowledged.
     unacked: usize,
     /// Documents waiting for the one being decided.
@@ -384,13 +387,13 @@ impl Worker {
                 self.unacked = 0;
             }
             Up::Event(LinkEvent::Sent(pkid)) => {
-                if let Some(Some(seq)) = self.sent.pop_front() {
-                    self.pkids.insert(pkid, seq);
+                if let Some(Some(ticket)) = self.sent.pop_front() {
+                    self.pkids.insert(pkid, ticket);
                 }
             }
             Up::Event(LinkEvent::Acked(pkid)) => {
-                if let Some(seq) = self.pkids.remove(&pkid) {
-                    self.shared.outbox.ack(seq);
+                if let Some(ticket) = self.pkids.remove(&pkid) {
+                    self.shared.outbox.ack(ticket);
                     self.unacked = self.unacked.saturating_sub(1);
                     self.pump();
                 }
@@ -503,12 +506,12 @@ impl Worker {
             return;
         };
         while self.unacked < WINDOW {
-            let Some((seq, bytes)) = self.shared.outbox.next_unsent() else {
+            let Some((ticket, bytes)) = self.shared.outbox.next_unsent() else {
                 break;
             };
             match client.publish(&self.topics.telemetry(), bytes, true, false) {
                 Ok(()) => {
-                    self.sent.push_back(Some(seq));
+                    self.sent.push_back(Some(ticket));
                     self.unacked += 1;
                 }
                 Err(e) => {
@@ -548,7 +551,8 @@ impl Worker {
         let birth = json!({
             "online": true,
             "boot_id": format_boot_id(&self.boot),
-            "seq_base": outbox.next_seq - outbox.queued as u64,
+            "seq_base": self.shared.outbox.oldest_in_memory(),
+            "spooled": outbox.spooled,
             "version": status.version,
             "profile": profile,
             "probe": status.kernel.summary(),

@@ -45,6 +45,10 @@ pub struct FleetConfig {
     /// Reports kept while the broker is unreachable; beyond, the oldest are
     /// dropped and counted. Takes effect at the next start.
     pub outbox_reports: usize,
+    /// Bytes of `<state_dir>/telemetry.spool`, where reports that do not fit
+    /// in the outbox, and those still waiting when nodus stops, are kept
+    /// across restarts and reboots; 0 = no spool. Takes effect at the next start.
+    pub spool_bytes: u64,
     /// Base64 Ed25519 public keys allowed to sign config documents.
     pub trusted_keys: Vec<String>,
     /// Largest config document accepted, bytes.
@@ -74,6 +78,7 @@ impl Default for FleetConfig {
             password_file: None,
             telemetry_interval_ms: 10_000,
             outbox_reports: 1024,
+            spool_bytes: 1 << 20,
             trusted_keys: Vec::new(),
             max_document_bytes: 65_536,
             grace_ms: 10_000,
@@ -224,6 +229,12 @@ impl FleetConfig {
         if !(1..=1_000_000).contains(&self.outbox_reports) {
             return err("outbox_reports", "must be between 1 and 1000000".into());
         }
+        if self.spool_bytes != 0 && !(4096..=1 << 30).contains(&self.spool_bytes) {
+            return err(
+                "spool_bytes",
+                "must be 0 (no spool) or between 4096 and 1073741824".into(),
+            );
+        }
         if !(1024..=16 << 20).contains(&self.max_document_bytes) {
             return err(
                 "max_document_bytes",
@@ -303,12 +314,13 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Breaker = fn(&mut FleetConfig);
-        let cases: [(&str, Breaker); 8] = [
+        let cases: [(&str, Breaker); 9] = [
             ("fleet.broker", |c| c.broker = "http://x".into()),
             ("fleet.ca_file", |c| c.broker = "mqtts://x".into()),
             ("fleet.client_key", |c| c.client_cert = Some("/c".into())),
             ("fleet.device_id", |c| c.device_id = "a/b".into()),
             ("fleet.outbox_reports", |c| c.outbox_reports = 0),
+            ("fleet.spool_bytes", |c| c.spool_bytes = 100),
             ("fleet.trusted_keys[0]", |c| {
                 c.trusted_keys = vec!["not base64!".into()]
             }),

@@ -10,8 +10,7 @@
 //! fleet has since stopped trusting) is refused too.
 
 use std::{
-    fs,
-    io::{self, Write},
+    fs, io,
     path::{Path, PathBuf},
 };
 
@@ -51,31 +50,7 @@ pub fn store(
         device: device.map(|d| d.text.clone()),
     })
     .map_err(io::Error::other)?;
-    write_atomically(&path(state_dir), &body)
-}
-
-/// Writes `bytes` to `target` so that a crash leaves either the old file or
-/// the new one.
-pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = target.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, target)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::write_atomically(&path(state_dir), &body)
 }
 
 /// What was found on disk.

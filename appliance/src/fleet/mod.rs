@@ -16,13 +16,21 @@ pub mod lastgood;
 pub mod link;
 pub mod topics;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 pub use component::Fleet;
 pub use config::FleetConfig;
 pub use document::{Document, Refusal, Scope};
 
-use crate::telemetry::Outbox;
+use crate::telemetry::{Outbox, Spool};
+
+/// The spool's file name inside `fleet.state_dir`.
+pub const SPOOL_FILE: &str = "telemetry.spool";
+/// The sequence resume file's name in nodus's runtime directory.
+pub const SEQUENCE_FILE: &str = "telemetry.seq";
 
 /// Fleet state that outlives a restart of the fleet component (on reload):
 /// the telemetry outbox and the documents the running config came from.
@@ -62,10 +70,48 @@ impl AppliedDocuments {
 }
 
 impl FleetShared {
-    /// Empty state with an outbox for `outbox_reports`.
-    pub fn new(outbox_reports: usize) -> FleetShared {
+    /// Empty state with an outbox of `fleet.outbox_reports`. With the
+    /// fleet link on, the outbox also gets its spool under `fleet.state_dir`
+    /// (reports an earlier run kept there go out first) and continues this
+    /// boot's sequence from `run_dir` (tmpfs: no flash writes). A spool that
+    /// cannot be opened is logged and left out: telemetry then lives in
+    /// memory only, and `reports_spooled` stays 0.
+    pub fn new(fleet: &FleetConfig, run_dir: &Path) -> FleetShared {
+        let mut outbox = Outbox::new(fleet.outbox_reports);
+        if fleet.enabled {
+            outbox = outbox.resume(
+                &run_dir.join(SEQUENCE_FILE),
+                crate::telemetry::collect::boot_id(),
+            );
+            if fleet.spool_bytes > 0 {
+                let path = fleet.state_dir.join(SPOOL_FILE);
+                match Spool::open(&path, fleet.spool_bytes) {
+                    Ok(spool) => {
+                        if spool.discarded_bytes > 0 {
+                            log::warn!(
+                                "telemetry spool {}: {} damaged or torn bytes at its end discarded",
+                                path.display(),
+                                spool.discarded_bytes
+                            );
+                        }
+                        if spool.records() > 0 {
+                            log::info!(
+                                "telemetry spool {}: {} reports from an earlier run go out first",
+                                path.display(),
+                                spool.records()
+                            );
+                        }
+                        outbox = outbox.with_spool(spool);
+                    }
+                    Err(e) => log::warn!(
+                        "telemetry spool {}: {e}; reports are kept in memory only",
+                        path.display()
+                    ),
+                }
+            }
+        }
         FleetShared {
-            outbox: Outbox::new(outbox_reports),
+            outbox,
             applied: Arc::default(),
         }
     }

@@ -46,6 +46,26 @@ impl TempDaemon {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let log = dir.path().join("nodus.log");
+        let mut d = TempDaemon {
+            dir,
+            config,
+            socket,
+            notify,
+            child: None,
+            log,
+        };
+        d.launch(env, mount_ns_setup);
+        d
+    }
+
+    /// Starts nodus again with the same config, control socket and state,
+    /// after [`TempDaemon::stop`] (or a kill): what survives a restart.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart: nodus is still running");
+        self.launch(&[], None);
+    }
+
+    fn launch(&mut self, env: &[(&str, &str)], mount_ns_setup: Option<&str>) {
         let mut command = match mount_ns_setup {
             None => nodus(),
             Some(setup) => {
@@ -56,26 +76,23 @@ impl TempDaemon {
                 c
             }
         };
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = command
             .args(["run", "--config"])
-            .arg(&config)
-            .env("NOTIFY_SOCKET", &notify_path)
+            .arg(&self.config)
+            .env("NOTIFY_SOCKET", self.dir.path().join("notify.sock"))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("log file"))
+            .stderr(log)
             .spawn()
             .expect("spawn nodus");
-        let mut d = TempDaemon {
-            dir,
-            config,
-            socket,
-            notify,
-            child: Some(child),
-            log,
-        };
-        let ready = d.wait_notify("READY=1", Duration::from_secs(10));
+        self.child = Some(child);
+        let ready = self.wait_notify("READY=1", Duration::from_secs(10));
         assert!(ready.contains("STATUS="), "READY without STATUS: {ready}");
-        d
     }
 
     /// Waits for a notification datagram containing `needle`; returns it.

@@ -1,0 +1,268 @@
+//! The outbox's overflow on disk: a size-capped FIFO of encoded reports
+//! that survives a restart or a power cut.
+//!
+//! Reports reach the spool only when they would otherwise be lost: the
+//! outbox is full during an outage, or nodus is stopping with reports the
+//! broker has not acknowledged. Nothing is written while the broker keeps
+//! up, so a board's flash sees no telemetry writes in normal operation.
+//!
+//! Layout: a 16-byte header (`MAGIC`, then the offset of the first record
+//! not yet acknowledged) and records appended after it, each a little-endian
+//! `u32` length, a CRC-32 of the payload, and the payload. A record cut short
+//! by a power cut, or damaged, ends the spool where it starts: the rest is
+//! truncated away and counted, never sent half-read. Acknowledged records
+//! are skipped by moving the header's offset; the file shrinks back to its
+//! header once everything in it was acknowledged, and is compacted when an
+//! append would not fit behind an acknowledged prefix.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+/// First bytes of a spool file; a new layout gets a new magic.
+const MAGIC: [u8; 8] = *b"NDSPOOL1";
+/// Header: magic, then the `u64` offset of the first unacknowledged record.
+const HEADER: u64 = 16;
+/// Length and CRC before each payload.
+const RECORD_HEAD: u64 = 8;
+/// No report comes near this; a larger length field is damage.
+const MAX_RECORD: u32 = 1 << 20;
+
+/// An open spool file.
+pub struct Spool {
+    file: File,
+    path: PathBuf,
+    max_bytes: u64,
+    /// Offset of the first record not yet acknowledged.
+    head: u64,
+    /// Offset of the next record [`Spool::next_record`] hands out.
+    read: u64,
+    /// End of the last record.
+    tail: u64,
+    /// Records between `head` and `tail`.
+    records: usize,
+    /// Bytes cut away when the spool was opened (torn or damaged records).
+    pub discarded_bytes: u64,
+}
+
+/// Where a record handed out by [`Spool::next_record`] ends: acknowledging it
+/// means everything before this offset may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordEnd(u64);
+
+impl Spool {
+    /// Opens (or creates) the spool at `path`, holding at most `max_bytes`
+    /// on disk. What a previous run left there is kept, up to the first
+    /// damaged record.
+    pub fn open(path: &Path, max_bytes: u64) -> io::Result<Spool> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let mut spool = Spool {
+            file,
+            path: path.to_owned(),
+            max_bytes: max_bytes.max(HEADER + RECORD_HEAD),
+            head: HEADER,
+            read: HEADER,
+            tail: HEADER,
+            records: 0,
+            discarded_bytes: 0,
+        };
+        spool.recover()?;
+        Ok(spool)
+    }
+
+    /// Reads the header and walks the records, truncating at the first
+    /// one that is torn or damaged.
+    fn recover(&mut self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        let mut header = [0u8; HEADER as usize];
+        let valid_header = len >= HEADER
+            && self.file.read_exact_at(&mut header, 0).is_ok()
+            && header[..8] == MAGIC;
+        if !valid_header {
+            self.discarded_bytes = len;
+            return self.clear();
+        }
+        let head = u64::from_le_bytes(header[8..].try_into().unwrap_or_default());
+        let mut at = if (HEADER..=len).contains(&head) {
+            head
+        } else {
+            HEADER
+        };
+        self.head = at;
+        while let Some(end) = self.record_end(at, len)? {
+            self.records += 1;
+            at = end;
+        }
+        if at < len {
+            self.discarded_bytes = len - at;
+            self.file.set_len(at)?;
+        }
+        self.tail = at;
+        self.read = self.head;
+        if self.records == 0 && self.tail > HEADER {
+            self.clear()?;
+        }
+        Ok(())
+    }
+
+    /// Where the whole, intact record at `at` ends, if there is one.
+    fn record_end(&self, at: u64, len: u64) -> io::Result<Option<u64>> {
+        if at + RECORD_HEAD > len {
+            return Ok(None);
+        }
+        let mut head = [0u8; RECORD_HEAD as usize];
+        self.file.read_exact_at(&mut head, at)?;
+        let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let end = at + RECORD_HEAD + u64::from(size);
+        if size > MAX_RECORD || end > len {
+            return Ok(None);
+        }
+        let mut payload = vec![0u8; size as usize];
+        self.file.read_exact_at(&mut payload, at + RECORD_HEAD)?;
+        Ok((crc32fast::hash(&payload) == crc).then_some(end))
+    }
+
+    /// Empties the file down to a fresh header; what it held is gone.
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        let mut header = [0u8; HEADER as usize];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..].copy_from_slice(&HEADER.to_le_bytes());
+        self.file.write_all_at(&header, 0)?;
+        self.head = HEADER;
+        self.read = HEADER;
+        self.tail = HEADER;
+        self.records = 0;
+        Ok(())
+    }
+
+    /// Appends `payload` behind every record already here. `Ok(false)`: it
+    /// does not fit under the size cap (the caller counts it as dropped).
+    pub fn append(&mut self, payload: &[u8]) -> io::Result<bool> {
+        let need = RECORD_HEAD + payload.len() as u64;
+        if payload.len() as u64 > u64::from(MAX_RECORD) {
+            return Ok(false);
+        }
+        if self.tail + need > self.max_bytes && self.head > HEADER {
+            self.compact()?;
+        }
+        if self.tail + need > self.max_bytes {
+            return Ok(false);
+        }
+        let mut record = Vec::with_capacity(need as usize);
+        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        record.extend_from_slice(payload);
+        if let Err(e) = self.file.write_all_at(&record, self.tail) {
+            // Whatever part was written is beyond `tail` and gets
+            // overwritten or truncated; keep the file as it was.
+            let _ = self.file.set_len(self.tail);
+            return Err(e);
+        }
+        self.tail += need;
+        self.records += 1;
+        Ok(true)
+    }
+
+    /// Moves the unacknowledged records to the front of a new file, so
+    /// the space acknowledged records held can be used again. The new file
+    /// replaces the old one by rename: a crash leaves one or the other.
+    fn compact(&mut self) -> io::Result<()> {
+        let live = self.tail - self.head;
+        let mut records = vec![0u8; live as usize];
+        self.file.read_exact_at(&mut records, self.head)?;
+        let mut header = [0u8; HEADER as usize];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8..].copy_from_slice(&HEADER.to_le_bytes());
+        let mut body = header.to_vec();
+        body.extend_from_slice(&records);
+        crate::durable::write_atomically(&self.path, &body)?;
+        self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        let shift = self.head - HEADER;
+        self.read -= shift;
+        self.tail -= shift;
+        self.head = HEADER;
+        Ok(())
+    }
+
+    /// The next record not yet handed out, oldest first, and where it ends.
+    pub fn next_record(&mut self) -> io::Result<Option<(RecordEnd, Vec<u8>)>> {
+        if self.read >= self.tail {
+            return Ok(None);
+        }
+        let mut head = [0u8; RECORD_HEAD as usize];
+        self.file.read_exact_at(&mut head, self.read)?;
+        let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let mut payload = vec![0u8; size as usize];
+        self.file
+            .read_exact_at(&mut payload, self.read + RECORD_HEAD)?;
+        self.read += RECORD_HEAD + u64::from(size);
+        Ok(Some((RecordEnd(self.read), payload)))
+    }
+
+    /// Every record up to `end` was acknowledged: they will not be sent
+    /// again, not even after a restart. Empties the file once nothing is left.
+    pub fn consume_to(&mut self, end: RecordEnd) -> io::Result<()> {
+        let end = end.0.clamp(self.head, self.tail);
+        let mut at = self.head;
+        while at < end {
+            let mut size = [0u8; 4];
+            self.file.read_exact_at(&mut size, at)?;
+            at += RECORD_HEAD + u64::from(u32::from_le_bytes(size));
+            self.records = self.records.saturating_sub(1);
+        }
+        self.head = end;
+        self.read = self.read.max(end);
+        if self.head == self.tail {
+            return self.clear();
+        }
+        self.file.write_all_at(&self.head.to_le_bytes(), 8)
+    }
+
+    /// The link went down: records handed out and not acknowledged are
+    /// handed out again, from the oldest.
+    pub fn rewind(&mut self) {
+        self.read = self.head;
+    }
+
+    /// Makes every append so far durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Whether a record is waiting to be handed out.
+    pub fn has_unsent(&self) -> bool {
+        self.read < self.tail
+    }
+
+    /// Records not yet acknowledged.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Bytes the file holds.
+    pub fn bytes(&self) -> u64 {
+        self.tail
+    }
+
+    /// The file's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests;
