@@ -5,7 +5,7 @@ mod common;
 
 use std::{
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use common::{broker::Broker, netns::NetPair, tool, wait_for};
@@ -52,6 +52,32 @@ fn namespace_pair_carries_tcp_over_veth() {
 #[test]
 fn broker_relays_a_message() {
     let broker = Broker::start();
+    // A subscriber whose TCP connect is refused is started again: seen 2 in
+    // 200 runs with both CPUs loaded while the namespace test ran beside
+    // this one (never with this test alone), with mosquitto listening and
+    // accepting the publisher a moment later; cause not found. Anything else,
+    // or refusals past the deadline, fail.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut refusals = Vec::new();
+    loop {
+        let out = subscribe_while_publishing(&broker);
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if got == "hello" {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("Connection refused") && Instant::now() < deadline,
+            "mosquitto_sub printed {got:?}: {err}\nearlier refusals: {}\nbroker log:\n{}",
+            refusals.len(),
+            broker.log()
+        );
+        refusals.push(err);
+    }
+}
+
+/// Runs one `mosquitto_sub -C 1`, publishing "hello" until it exits.
+fn subscribe_while_publishing(broker: &Broker) -> std::process::Output {
     let sub = broker
         .client("mosquitto_sub")
         .args(["-t", "nodus/test", "-C", "1", "-W", "10"])
@@ -60,7 +86,7 @@ fn broker_relays_a_message() {
         .spawn()
         .expect("mosquitto_sub");
     // Publish until the subscriber (which may still be connecting) gets one.
-    let out = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let h = s.spawn(|| sub.wait_with_output().expect("sub output"));
         while !h.is_finished() {
             let _ = broker
@@ -70,12 +96,5 @@ fn broker_relays_a_message() {
             std::thread::sleep(Duration::from_millis(100));
         }
         h.join().expect("join")
-    });
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "hello",
-        "mosquitto_sub: {}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
+    })
 }
