@@ -101,7 +101,9 @@ impl Fileserver {
                 root.display()
             )));
         }
-        let demo = PathBuf::from(format!("/run/nodus/www-demo.{}", std::process::id()));
+        let run_dir = std::path::Path::new("/run/nodus");
+        remove_stale_demo_sites(run_dir);
+        let demo = run_dir.join(format!("www-demo.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&demo)?;
             for (name, bytes) in DEMO {
@@ -358,4 +360,48 @@ impl Component for Fileserver {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes demo sites that daemons killed before they could clean up left
+/// in `run_dir` (`www-demo.<pid>` whose process is gone), so a board that
+/// restarts nodus often does not fill its tmpfs with copies.
+fn remove_stale_demo_sites(run_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("www-demo."))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_stale_demo_sites;
+
+    #[test]
+    fn demo_sites_of_dead_daemons_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // pid_max is at most 2^22, so this pid cannot be running.
+        let dead = dir.path().join("www-demo.4294967290");
+        let live = dir.path().join(format!("www-demo.{}", std::process::id()));
+        let other = dir.path().join("www-demo.notapid");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir(d).expect("mkdir");
+            std::fs::write(d.join("index.html"), "x").expect("write");
+        }
+        remove_stale_demo_sites(dir.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(other.exists(), "only www-demo.<pid> names are touched");
+    }
 }
