@@ -83,31 +83,8 @@ impl FleetShared {
                 &run_dir.join(SEQUENCE_FILE),
                 crate::telemetry::collect::boot_id(),
             );
-            if fleet.spool_bytes > 0 {
-                let path = fleet.state_dir.join(SPOOL_FILE);
-                match Spool::open(&path, fleet.spool_bytes) {
-                    Ok(spool) => {
-                        if spool.discarded_bytes > 0 {
-                            log::warn!(
-                                "telemetry spool {}: {} damaged or torn bytes at its end discarded",
-                                path.display(),
-                                spool.discarded_bytes
-                            );
-                        }
-                        if spool.records() > 0 {
-                            log::info!(
-                                "telemetry spool {}: {} reports from an earlier run go out first",
-                                path.display(),
-                                spool.records()
-                            );
-                        }
-                        outbox = outbox.with_spool(spool);
-                    }
-                    Err(e) => log::warn!(
-                        "telemetry spool {}: {e}; reports are kept in memory only",
-                        path.display()
-                    ),
-                }
+            if let Some(spool) = open_spool(fleet) {
+                outbox = outbox.with_spool(spool);
             }
         }
         FleetShared {
@@ -122,5 +99,40 @@ impl FleetShared {
             .lock()
             .map(|a| a.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// The spool under `fleet.state_dir`, unless `fleet.spool_bytes` is 0 or it
+/// cannot be opened (logged: telemetry then lives in memory only).
+fn open_spool(fleet: &FleetConfig) -> Option<Spool> {
+    if fleet.spool_bytes == 0 {
+        return None;
+    }
+    let path = fleet.state_dir.join(SPOOL_FILE);
+    match Spool::open(&path, fleet.spool_bytes) {
+        Ok(spool) => {
+            if spool.discarded_bytes > 0 {
+                log::warn!(
+                    "telemetry spool {}: {} damaged or torn bytes at its end discarded",
+                    path.display(),
+                    spool.discarded_bytes
+                );
+            }
+            if spool.records() > 0 {
+                log::info!(
+                    "telemetry spool {}: {} reports from an earlier run go out first",
+                    path.display(),
+                    spool.records()
+                );
+            }
+            Some(spool)
+        }
+        Err(e) => {
+            log::warn!(
+                "telemetry spool {}: {e}; reports are kept in memory only",
+                path.display()
+            );
+            None
+        }
     }
 }

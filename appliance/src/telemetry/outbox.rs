@@ -101,6 +101,32 @@ impl Inner {
         }
     }
 
+    /// The spool's next record, now in flight; `None` when it has none.
+    fn next_from_spool(&mut self) -> Option<(Ticket, Vec<u8>)> {
+        let s = self.spool.as_mut().filter(|s| s.spool.has_unsent())?;
+        match s.spool.next_record() {
+            Ok(Some((end, bytes))) => {
+                let ticket = self.ticket();
+                let s = self.spool.as_mut()?;
+                s.in_flight.push_back((ticket, end, false));
+                Some((ticket, bytes))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                // An unreadable spool would block every report behind it:
+                // give up on what it holds, and say how much.
+                let lost = s.spool.records() as u64;
+                s.failed("cannot read", e);
+                s.in_flight.clear();
+                if let Err(e) = s.spool.clear() {
+                    s.failed("cannot empty", e);
+                }
+                self.dropped += lost;
+                None
+            }
+        }
+    }
+
     fn save_resume(&self) {
         let Some(r) = &self.resume else { return };
         let text = format!(
@@ -234,29 +260,8 @@ impl Outbox {
     /// spool's first, then memory's.
     pub fn next_unsent(&self) -> Option<(Ticket, Vec<u8>)> {
         let mut inner = self.lock();
-        let ticket = Ticket(inner.next_ticket + 1);
-        if let Some(s) = &mut inner.spool
-            && s.spool.has_unsent()
-        {
-            match s.spool.next_record() {
-                Ok(Some((end, bytes))) => {
-                    s.in_flight.push_back((ticket, end, false));
-                    inner.next_ticket += 1;
-                    return Some((ticket, bytes));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // An unreadable spool would block every report behind
-                    // it: give up on what it holds, and say how much.
-                    let lost = s.spool.records() as u64;
-                    s.failed("cannot read", e);
-                    s.in_flight.clear();
-                    if let Err(e) = s.spool.clear() {
-                        s.failed("cannot empty", e);
-                    }
-                    inner.dropped += lost;
-                }
-            }
+        if let Some(report) = inner.next_from_spool() {
+            return Some(report);
         }
         let entry = inner.queue.iter_mut().find(|e| !e.in_flight)?;
         entry.in_flight = true;

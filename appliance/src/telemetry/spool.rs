@@ -31,6 +31,14 @@ const RECORD_HEAD: u64 = 8;
 /// No report comes near this; a larger length field is damage.
 const MAX_RECORD: u32 = 1 << 20;
 
+/// The header of a spool with no records.
+fn empty_header() -> [u8; HEADER as usize] {
+    let mut header = [0u8; HEADER as usize];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..].copy_from_slice(&HEADER.to_le_bytes());
+    header
+}
+
 /// An open spool file.
 pub struct Spool {
     file: File,
@@ -117,15 +125,20 @@ impl Spool {
         Ok(())
     }
 
+    /// The length and CRC in front of the record at `at`.
+    fn record_head(&self, at: u64) -> io::Result<(u32, u32)> {
+        let mut head = [0u8; RECORD_HEAD as usize];
+        self.file.read_exact_at(&mut head, at)?;
+        let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        Ok((word(0), word(4)))
+    }
+
     /// Where the whole, intact record at `at` ends, if there is one.
     fn record_end(&self, at: u64, len: u64) -> io::Result<Option<u64>> {
         if at + RECORD_HEAD > len {
             return Ok(None);
         }
-        let mut head = [0u8; RECORD_HEAD as usize];
-        self.file.read_exact_at(&mut head, at)?;
-        let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let (size, crc) = self.record_head(at)?;
         let end = at + RECORD_HEAD + u64::from(size);
         if size > MAX_RECORD || end > len {
             return Ok(None);
@@ -138,10 +151,7 @@ impl Spool {
     /// Empties the file down to a fresh header; what it held is gone.
     pub fn clear(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
-        let mut header = [0u8; HEADER as usize];
-        header[..8].copy_from_slice(&MAGIC);
-        header[8..].copy_from_slice(&HEADER.to_le_bytes());
-        self.file.write_all_at(&header, 0)?;
+        self.file.write_all_at(&empty_header(), 0)?;
         self.head = HEADER;
         self.read = HEADER;
         self.tail = HEADER;
@@ -184,10 +194,7 @@ impl Spool {
         let live = self.tail - self.head;
         let mut records = vec![0u8; live as usize];
         self.file.read_exact_at(&mut records, self.head)?;
-        let mut header = [0u8; HEADER as usize];
-        header[..8].copy_from_slice(&MAGIC);
-        header[8..].copy_from_slice(&HEADER.to_le_bytes());
-        let mut body = header.to_vec();
+        let mut body = empty_header().to_vec();
         body.extend_from_slice(&records);
         crate::durable::write_atomically(&self.path, &body)?;
         self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
@@ -203,9 +210,7 @@ impl Spool {
         if self.read >= self.tail {
             return Ok(None);
         }
-        let mut head = [0u8; RECORD_HEAD as usize];
-        self.file.read_exact_at(&mut head, self.read)?;
-        let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let (size, _) = self.record_head(self.read)?;
         let mut payload = vec![0u8; size as usize];
         self.file
             .read_exact_at(&mut payload, self.read + RECORD_HEAD)?;
@@ -219,9 +224,7 @@ impl Spool {
         let end = end.0.clamp(self.head, self.tail);
         let mut at = self.head;
         while at < end {
-            let mut size = [0u8; 4];
-            self.file.read_exact_at(&mut size, at)?;
-            at += RECORD_HEAD + u64::from(u32::from_le_bytes(size));
+            at += RECORD_HEAD + u64::from(self.record_head(at)?.0);
             self.records = self.records.saturating_sub(1);
         }
         self.head = end;
