@@ -551,7 +551,7 @@ impl Worker {
         let birth = json!({
             "online": true,
             "boot_id": format_boot_id(&self.boot),
-            "seq_base": self.shared.outbox.oldest_in_memory(),
+            "seq_base": outbox.oldest_in_memory,
             "spooled": outbox.spooled,
             "version": status.version,
             "profile": profile,

@@ -161,6 +161,8 @@ pub struct OutboxStats {
     pub acked: u64,
     /// Sequence number the next report gets.
     pub next_seq: u64,
+    /// Sequence number of the oldest report in memory (`next_seq` if none).
+    pub oldest_in_memory: u64,
     /// Whether reports that do not fit in memory go to a spool file.
     pub spool_enabled: bool,
     /// Reports waiting in the spool file.
@@ -322,12 +324,6 @@ impl Outbox {
         self.lock().next_seq
     }
 
-    /// The sequence number of the oldest report in memory (or the next one).
-    pub fn oldest_in_memory(&self) -> u64 {
-        let inner = self.lock();
-        inner.queue.front().map_or(inner.next_seq, |e| e.seq)
-    }
-
     /// nodus is stopping: the reports still in memory go to the spool, behind
     /// those already there, and the spool is made durable. Returns how many
     /// were kept; without a spool, none are.
@@ -362,6 +358,7 @@ impl Outbox {
             dropped: inner.dropped,
             acked: inner.acked,
             next_seq: inner.next_seq,
+            oldest_in_memory: inner.queue.front().map_or(inner.next_seq, |e| e.seq),
             spool_enabled: inner.spool.is_some(),
             spooled: inner.spool.as_ref().map_or(0, |s| s.spool.records()),
             spool_bytes: inner.spool.as_ref().map_or(0, |s| s.spool.bytes()),
