@@ -18,7 +18,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io,
-    os::unix::fs::{FileExt, OpenOptionsExt},
+    os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -28,6 +28,8 @@ const MAGIC: [u8; 8] = *b"NDSPOOL1";
 const HEADER: u64 = 16;
 /// Length and CRC before each payload.
 const RECORD_HEAD: u64 = 8;
+/// Owner read and write only, also after a compaction replaced the file.
+const SPOOL_MODE: u32 = 0o600;
 /// No report comes near this; a larger length field is damage.
 const MAX_RECORD: u32 = 1 << 20;
 
@@ -74,7 +76,7 @@ impl Spool {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .mode(SPOOL_MODE)
             .open(path)?;
         let mut spool = Spool {
             file,
@@ -198,6 +200,9 @@ impl Spool {
         body.extend_from_slice(&records);
         crate::durable::write_atomically(&self.path, &body)?;
         self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        // The replacement was created with the default mode; keep the spool's.
+        self.file
+            .set_permissions(fs::Permissions::from_mode(SPOOL_MODE))?;
         let shift = self.head - HEADER;
         self.read -= shift;
         self.tail -= shift;

@@ -96,22 +96,36 @@ fn acknowledged_space_is_reused_by_compaction() {
     let mut s = spool_in(&d, 4096);
     while s.append(b"old report, acknowledged").unwrap() {}
     let before = s.records();
-    // The broker acknowledges half: their space comes back on the next append.
+    // The broker acknowledges half: their space comes back on the next
+    // append of the same size, which did not fit before.
     let mut end = None;
     for _ in 0..before / 2 {
         end = s.next_record().unwrap().map(|r| r.0);
     }
     s.consume_to(end.unwrap()).unwrap();
-    assert!(s.append(b"new").unwrap());
-    assert_eq!(s.records(), before - before / 2 + 1);
+    assert!(s.append(b"new report after compact").unwrap());
+    let live = before - before / 2 + 1;
+    assert_eq!(s.records(), live);
+    // Compacted: the live records now start right after the header.
+    let record = RECORD_HEAD + 24;
+    assert_eq!(
+        fs::metadata(s.path()).unwrap().len(),
+        HEADER + live as u64 * record
+    );
     s.rewind();
     let all = drain(&mut s);
-    assert_eq!(all.last().map(String::as_str), Some("new"));
-    assert_eq!(all.len(), before - before / 2 + 1);
+    assert_eq!(
+        all.last().map(String::as_str),
+        Some("new report after compact")
+    );
+    assert_eq!(all.len(), live);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, SPOOL_MODE, "compaction kept the spool's mode");
     drop(s);
     // The compacted file is what a restart finds.
     let mut s = spool_in(&d, 4096);
-    assert_eq!(drain(&mut s).len(), before - before / 2 + 1);
+    assert_eq!(drain(&mut s).len(), live);
 }
 
 #[test]
