@@ -6,7 +6,9 @@
 
 #![deny(missing_docs)]
 
+pub mod board;
 pub mod btf;
+pub mod change;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -20,6 +22,8 @@ pub mod privileges;
 pub mod probe;
 pub mod proccache;
 pub mod profile;
+pub mod status;
 pub mod supervisor;
+pub mod sync;
 pub mod telemetry;
 pub mod tomlfile;

@@ -7,11 +7,70 @@
 use std::{
     io::Write,
     os::unix::net::UnixDatagram,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Mutex, OnceLock},
 };
 
-use crate::config::{LogConfig, LogTarget};
+use serde::{Deserialize, Serialize};
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Where log lines go.
+    pub target: LogTarget,
+    /// The most verbose level written.
+    pub level: LogLevel,
+    /// Where syslog listens.
+    pub syslog_socket: PathBuf,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            target: LogTarget::Auto,
+            level: LogLevel::Info,
+            syslog_socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+/// Log destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// Syslog when its socket accepts us, stderr otherwise.
+    Auto,
+    /// Syslog only (falls back to stderr if its socket is gone, and says so).
+    Syslog,
+    /// Standard error, for the journal or a terminal.
+    Stderr,
+}
+
+/// Log verbosity, the `log` crate's levels by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The matching `log` filter.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
 
 /// LOG_DAEMON facility.
 const FACILITY: u8 = 3;
@@ -34,9 +93,7 @@ pub fn init(config: &LogConfig) {
     let logger = LOGGER.get_or_init(|| Logger {
         sink: Mutex::new(Sink::Stderr),
     });
-    if let Ok(mut s) = logger.sink.lock() {
-        *s = sink;
-    }
+    *crate::sync::lock(&logger.sink) = sink;
     let _ = log::set_logger(logger);
     log::set_max_level(config.level.filter());
 }
@@ -78,9 +135,7 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let Ok(mut sink) = self.sink.lock() else {
-            return;
-        };
+        let mut sink = crate::sync::lock(&self.sink);
         let msg = record.args().to_string();
         if let Sink::Syslog(sock) = &*sink {
             let line = format!(

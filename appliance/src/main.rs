@@ -8,16 +8,17 @@ use std::{
 
 use clap::{Parser, Subcommand};
 use nodus::{
+    board::Topology,
     config::{self, Config, LogConfig, LogTarget},
     control::{self, protocol::Request, protocol::StatusReport},
     daemon::{self, Notifier, RunOptions},
+    fleet::watch::{self, WatchOptions},
     fleet::{config::MqttVersion, document},
     logging,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
-    profile::{self, Topology},
-    telemetry::watch::{self, WatchOptions},
+    profile, supervisor,
 };
 
 /// Exit code for an invalid configuration or command line.
@@ -55,6 +56,13 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Describe every stat each component can report, without asking the
+        /// daemon (with --markdown: the tables of docs/stats.md).
+        #[arg(long)]
+        describe: bool,
+        /// With --describe: Markdown tables.
+        #[arg(long, requires = "describe")]
+        markdown: bool,
         /// Control socket [default: control.socket from the config in use]
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -188,7 +196,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config.as_deref(), started),
         Command::Probe { json } => probe_cmd(json),
-        Command::Status { json, socket } => status(json, socket),
+        Command::Status {
+            describe: true,
+            markdown,
+            json,
+            ..
+        } => describe_stats(json, markdown),
+        Command::Status { json, socket, .. } => status(json, socket),
         Command::Ps {
             json,
             exited,
@@ -462,6 +476,47 @@ fn ps(json: bool, tree: bool, request: Request, socket: Option<PathBuf>) -> Exit
         }
         Err(e) => fail(1, format!("unexpected ps reply: {e}")),
     }
+}
+
+/// `nodus status --describe`: every stat, from the components' declarations.
+fn describe_stats(json: bool, markdown: bool) -> ExitCode {
+    let tables = daemon::stat_tables();
+    if markdown {
+        print!("{}", supervisor::stats_markdown(&tables));
+    } else if json {
+        let described: serde_json::Map<String, serde_json::Value> = tables
+            .iter()
+            .map(|(component, fields)| {
+                let fields: Vec<serde_json::Value> = fields
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "name": f.name,
+                            "kind": f.kind,
+                            "optional": f.optional,
+                            "description": f.description(),
+                        })
+                    })
+                    .collect();
+                (component.to_string(), serde_json::Value::Array(fields))
+            })
+            .collect();
+        println!("{}", serde_json::Value::Object(described));
+    } else {
+        for (component, fields) in &tables {
+            println!("{component}");
+            let width = fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+            for f in *fields {
+                let kind = if f.optional {
+                    format!("{}?", f.kind)
+                } else {
+                    f.kind.to_owned()
+                };
+                println!("  {:width$}  {kind:9} {}", f.name, f.description());
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn status(json: bool, socket: Option<PathBuf>) -> ExitCode {

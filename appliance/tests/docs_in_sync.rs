@@ -40,3 +40,20 @@ fn the_annotated_profile_example_passes_profile_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn docs_stats_md_is_what_the_code_declares() {
+    let out = common::nodus()
+        .args(["status", "--describe", "--markdown"])
+        .output()
+        .expect("nodus status --describe --markdown");
+    assert!(out.status.success());
+    let generated = String::from_utf8_lossy(&out.stdout);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/stats.md");
+    let doc = std::fs::read_to_string(path).expect("docs/stats.md");
+    assert!(
+        doc == generated,
+        "docs/stats.md disagrees with the stats the code declares; regenerate it with \
+         `nodus status --describe --markdown > docs/stats.md`"
+    );
+}

@@ -13,7 +13,7 @@ use std::{
 use nodus::{
     config::Config,
     daemon::{self, Notifier, RunOptions},
-    supervisor::{BoxFuture, Component, ComponentContext, Health, StartError, Stats},
+    supervisor::{BoxFuture, Component, ComponentContext, Health, StartError, StatField, Stats},
 };
 
 /// A component whose loop stops beating while `wedged` is set, the way a
@@ -46,6 +46,9 @@ impl Component for Wedgeable {
     }
     fn stats(&self) -> Stats {
         Stats::new()
+    }
+    fn stat_fields(&self) -> &'static [StatField] {
+        &[]
     }
 }
 

@@ -7,16 +7,10 @@
 //! replace its document without forgetting the file.
 
 use super::{Config, ConfigError, EMBEDDED_DEFAULTS, Source};
-use crate::{fleet::Scope, tomlfile};
-
-/// A fleet document's contribution.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Overlay {
-    /// `group v3`, `device v7`: how errors and logs name it.
-    pub label: String,
-    /// The config sections it sets.
-    pub table: toml::Table,
-}
+use crate::{
+    change::{Overlay, Scope},
+    tomlfile,
+};
 
 /// The layers of the running configuration.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,6 +1,10 @@
 //! The typed configuration model: `/etc/nodus/nodus.toml`, one section per
 //! component, every key defaulted, unknown keys refused.
 //!
+//! Each section's type and checks live with the component that reads it;
+//! this module only composes them into [`Config`] and knows where the text
+//! comes from.
+//!
 //! Errors name the file, the key and the reason on one line, because on a
 //! fleet the only thing an operator may see of a failed boot is one log line.
 
@@ -12,13 +16,17 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 pub mod layers;
-pub use layers::{Layers, Overlay};
+pub use layers::Layers;
 
-pub use crate::fileserver::FileserverConfig;
-pub use crate::fleet::FleetConfig;
-use crate::{
+use crate::tomlfile::{self, TomlError};
+pub use crate::{
+    control::ControlConfig,
+    fileserver::FileserverConfig,
+    fleet::FleetConfig,
+    logging::{LogConfig, LogLevel, LogTarget},
     proccache::ProcCacheConfig,
-    tomlfile::{self, TomlError},
+    profile::ProfileConfig,
+    supervisor::DaemonConfig,
 };
 
 /// Where `nodus run` looks for its configuration when `--config` is not given.
@@ -45,129 +53,6 @@ pub struct Config {
     pub fileserver: FileserverConfig,
     /// The fleet link: MQTT telemetry and signed fleet config.
     pub fleet: FleetConfig,
-}
-
-/// `[profile]`: which board profile to apply (takes effect at start).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProfileConfig {
-    /// `auto`, or a profile name.
-    pub name: String,
-    /// Directory of extra profiles.
-    pub dir: PathBuf,
-    /// One profile file, bypassing matching.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    /// Seconds between drift checks; 0 disables them.
-    pub verify_interval_s: u64,
-}
-
-impl Default for ProfileConfig {
-    fn default() -> Self {
-        ProfileConfig {
-            name: "auto".into(),
-            dir: PathBuf::from("/etc/nodus/board-profiles"),
-            path: None,
-            verify_interval_s: 30,
-        }
-    }
-}
-
-/// `[daemon]`: process-wide settings that need a restart to change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DaemonConfig {
-    /// Async runtime threads; 0 means one per online CPU.
-    pub worker_threads: usize,
-    /// Upper bound on a clean stop, in milliseconds.
-    pub stop_timeout_ms: u64,
-    /// Heartbeat age after which a component counts as wedged, in milliseconds.
-    pub wedge_timeout_ms: u64,
-}
-
-impl Default for DaemonConfig {
-    fn default() -> Self {
-        DaemonConfig {
-            worker_threads: 0,
-            stop_timeout_ms: 2000,
-            wedge_timeout_ms: 5000,
-        }
-    }
-}
-
-/// `[log]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// Where log lines go.
-    pub target: LogTarget,
-    /// The most verbose level written.
-    pub level: LogLevel,
-    /// Where syslog listens.
-    pub syslog_socket: PathBuf,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            target: LogTarget::Auto,
-            level: LogLevel::Info,
-            syslog_socket: PathBuf::from("/dev/log"),
-        }
-    }
-}
-
-/// Log destination.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogTarget {
-    /// Syslog when its socket accepts us, stderr otherwise.
-    Auto,
-    /// Syslog only (falls back to stderr if its socket is gone, and says so).
-    Syslog,
-    /// Standard error, for the journal or a terminal.
-    Stderr,
-}
-
-/// Log verbosity, the `log` crate's levels by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    /// The matching `log` filter.
-    pub fn filter(self) -> log::LevelFilter {
-        match self {
-            LogLevel::Error => log::LevelFilter::Error,
-            LogLevel::Warn => log::LevelFilter::Warn,
-            LogLevel::Info => log::LevelFilter::Info,
-            LogLevel::Debug => log::LevelFilter::Debug,
-            LogLevel::Trace => log::LevelFilter::Trace,
-        }
-    }
-}
-
-/// `[control]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ControlConfig {
-    /// Path of the control socket.
-    pub socket: PathBuf,
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        ControlConfig {
-            socket: PathBuf::from("/run/nodus/control.sock"),
-        }
-    }
 }
 
 /// Where a configuration came from, for status and error messages.
@@ -249,29 +134,10 @@ impl Config {
         Config::parse(EMBEDDED_DEFAULTS, &Source::Embedded).unwrap_or_default()
     }
 
-    /// Cross-field and range checks serde cannot express: `(key, reason)`.
+    /// Each section's own checks, for what serde cannot express: `(key, reason)`.
     fn validate(&self) -> Result<(), (String, String)> {
-        if self.daemon.stop_timeout_ms == 0 || self.daemon.stop_timeout_ms > 60_000 {
-            return Err((
-                "daemon.stop_timeout_ms".into(),
-                "must be between 1 and 60000".into(),
-            ));
-        }
-        if self.daemon.wedge_timeout_ms < 1000 {
-            return Err((
-                "daemon.wedge_timeout_ms".into(),
-                "must be at least 1000 (components beat once a second)".into(),
-            ));
-        }
-        if self.daemon.worker_threads > 1024 {
-            return Err((
-                "daemon.worker_threads".into(),
-                "must be at most 1024".into(),
-            ));
-        }
-        if !self.control.socket.is_absolute() {
-            return Err(("control.socket".into(), "must be an absolute path".into()));
-        }
+        self.daemon.validate()?;
+        self.control.validate()?;
         self.proccache.validate()?;
         self.fileserver.validate()?;
         self.fleet.validate()

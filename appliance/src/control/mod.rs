@@ -2,8 +2,10 @@
 //! running daemon. A Unix socket, mode 0600, newline-delimited JSON.
 
 mod client;
+mod config;
 pub mod protocol;
 mod server;
 
 pub use client::request;
-pub use server::{ControlServer, Query};
+pub use config::ControlConfig;
+pub use server::{ControlServer, ControlStats, Query};

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{probe::ProbeReport, supervisor::ComponentStatus};
+pub use crate::status::StatusReport;
 
 /// Longest request line accepted; anything longer is refused, not buffered.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -64,25 +64,4 @@ impl Response {
             error: Some(msg.into()),
         }
     }
-}
-
-/// What `nodus status` shows.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StatusReport {
-    /// nodus version.
-    pub version: String,
-    /// Daemon pid.
-    pub pid: u32,
-    /// Milliseconds since the process started.
-    pub uptime_ms: u64,
-    /// Milliseconds from process start to READY=1.
-    pub ready_ms: Option<u64>,
-    /// Resident set size, bytes.
-    pub rss_bytes: u64,
-    /// The config file in use, or `<embedded defaults>`.
-    pub config: String,
-    /// The kernel probe taken at start.
-    pub kernel: ProbeReport,
-    /// Every component, in start order.
-    pub components: Vec<ComponentStatus>,
 }

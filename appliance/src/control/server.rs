@@ -20,8 +20,8 @@ use tokio::{
 
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
 use crate::supervisor::{
-    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
-    Stats,
+    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
+    StartError, StatField, StatSet, Stats, Text,
 };
 
 /// Most clients served at once; more wait in the listen backlog.
@@ -37,6 +37,22 @@ pub struct Query {
     pub request: Request,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Response>,
+}
+
+crate::stats! {
+    /// What the control socket reports.
+    pub struct ControlStats {
+        /// The socket's path.
+        socket: Text,
+        /// Clients accepted since start.
+        connections: Counter,
+        /// Requests answered since start.
+        requests: Counter,
+        /// Requests refused as malformed, unknown or too long.
+        bad_requests: Counter,
+        /// Clients connected now.
+        active_clients: Gauge,
+    }
 }
 
 #[derive(Default)]
@@ -153,25 +169,18 @@ impl Component for ControlServer {
 
     fn stats(&self) -> Stats {
         let c = &self.counters;
-        Stats::from([
-            ("socket".into(), Stat::Text(self.path.display().to_string())),
-            (
-                "connections".into(),
-                Stat::Counter(c.connections.load(Ordering::Relaxed)),
-            ),
-            (
-                "requests".into(),
-                Stat::Counter(c.requests.load(Ordering::Relaxed)),
-            ),
-            (
-                "bad_requests".into(),
-                Stat::Counter(c.bad_requests.load(Ordering::Relaxed)),
-            ),
-            (
-                "active_clients".into(),
-                Stat::Gauge(c.active.load(Ordering::Relaxed)),
-            ),
-        ])
+        ControlStats {
+            socket: self.path.display().to_string(),
+            connections: c.connections.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            bad_requests: c.bad_requests.load(Ordering::Relaxed),
+            active_clients: c.active.load(Ordering::Relaxed),
+        }
+        .to_stats()
+    }
+
+    fn stat_fields(&self) -> &'static [StatField] {
+        ControlStats::FIELDS
     }
 }
 

@@ -24,23 +24,22 @@ use tokio::{
 };
 
 pub use notify::Notifier;
-pub use registry::{REGISTRY, Registration, Shared};
-pub use transition::{Change, Outcome, Proposal};
+pub use registry::{REGISTRY, Registration, Shared, stat_tables};
 
 use crate::{
-    config::{
-        Config, Source,
-        layers::{Layers, Overlay},
-    },
+    board::Topology,
+    change::{Outcome, Proposal},
+    config::{Config, Layers, Source},
     control::{
         Query,
-        protocol::{Request, Response, StatusReport},
+        protocol::{Request, Response},
     },
-    fleet::{FleetShared, Scope, lastgood},
+    fleet::{BootDocuments, FleetShared},
     logging,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
-    profile::{self, Chosen, ProfileComponent, ThreadPlacement, Topology},
+    profile::{self, Chosen, ProfileComponent, ThreadPlacement},
+    status::{StatusReport, StatusRequest, StatusSource},
     supervisor::{Component, Health, Supervisor},
 };
 
@@ -142,6 +141,7 @@ struct Daemon {
     supervisor: Supervisor,
     shared: Shared,
     queries: mpsc::Receiver<Query>,
+    status_requests: mpsc::Receiver<StatusRequest>,
     stop: Option<watch::Receiver<bool>>,
 }
 
@@ -160,6 +160,7 @@ impl Daemon {
         log::info!("kernel {}: {}", kernel.kernel, kernel.summary());
         let (tx, queries) = mpsc::channel(64);
         let (proposals_tx, proposals) = mpsc::channel(4);
+        let (status, status_requests) = StatusSource::channel();
         let mut daemon = Daemon {
             layers,
             pending: None,
@@ -179,9 +180,11 @@ impl Daemon {
                 processes: ProcessTable::new(),
                 placement,
                 proposals: proposals_tx,
+                status,
                 fleet,
             },
             queries,
+            status_requests,
             stop: opts.stop,
         };
         let _ = daemon.supervisor.start(Box::new(profile));
@@ -236,6 +239,9 @@ impl Daemon {
                 Some(q) = self.queries.recv() => {
                     let _ = q.reply.send(self.answer(&q.request));
                 }
+                Some(r) = self.status_requests.recv() => {
+                    let _ = r.reply.send(self.status_report());
+                }
                 _ = tick(&mut watchdog) => {
                     let alive = self.supervisor.all_alive();
                     if alive {
@@ -267,18 +273,23 @@ impl Daemon {
         Ok(())
     }
 
+    fn status_report(&self) -> StatusReport {
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            ready_ms: self.ready_ms,
+            rss_bytes: process::rss_bytes(),
+            config: self.layers.describe(),
+            kernel: (*self.kernel).clone(),
+            components: self.supervisor.status(),
+        }
+    }
+
+    /// The control socket's questions: JSON only from here on.
     fn answer(&self, request: &Request) -> Response {
         match request {
-            Request::Status {} => Response::data(StatusReport {
-                version: env!("CARGO_PKG_VERSION").into(),
-                pid: std::process::id(),
-                uptime_ms: self.started.elapsed().as_millis() as u64,
-                ready_ms: self.ready_ms,
-                rss_bytes: process::rss_bytes(),
-                config: self.layers.describe(),
-                kernel: (*self.kernel).clone(),
-                components: self.supervisor.status(),
-            }),
+            Request::Status {} => Response::data(self.status_report()),
             Request::Ps { exited, pid, comm } => {
                 let query = PsQuery {
                     exited: *exited,
@@ -456,10 +467,10 @@ fn answer(reply: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
     }
 }
 
-/// The layers the daemon starts with: the config file, then the last-good
-/// fleet documents if there are any and they still verify and validate
-/// (the board then boots into its last fleet config even with no broker).
-/// Updates `opts.config` to the merged result.
+/// The layers the daemon starts with: the config file, then the fleet's
+/// last-good documents if there are any and the configuration they make
+/// still validates (the board then boots into its last fleet config even
+/// with no broker). Updates `opts.config` to the merged result.
 fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
     // The control socket's directory is nodus's runtime directory (/run/nodus).
     let run_dir = opts
@@ -479,35 +490,19 @@ fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
             toml::to_string(&opts.config).unwrap_or_default(),
         ),
     };
-    if !opts.config.fleet.enabled {
+    let boot = BootDocuments::load(&opts.config.fleet);
+    let changes = boot.changes();
+    if changes.is_empty() {
         return (layers, fleet);
     }
-    let device = match opts.config.fleet.resolve_device_id() {
-        Ok(d) => d,
-        Err(_) => return (layers, fleet),
-    };
-    let loaded = lastgood::load(&opts.config.fleet, &device);
-    for problem in &loaded.problems {
-        log::error!("fleet last-good: not used: {problem}");
-    }
-    if loaded.group.is_none() && loaded.device.is_none() {
-        return (layers, fleet);
-    }
-    let overlay = |d: &crate::fleet::Document| Overlay {
-        label: format!("{} v{}", d.scope, d.version),
-        table: d.overlay.clone(),
-    };
-    let with = layers
-        .with_overlay(Scope::Group, loaded.group.as_ref().map(overlay))
-        .with_overlay(Scope::Device, loaded.device.as_ref().map(overlay));
+    let with = changes
+        .into_iter()
+        .fold(layers.clone(), |l, c| l.with_overlay(c.scope, c.overlay));
     match with.effective() {
         Ok(config) => {
             log::info!("fleet last-good: running {}", with.describe());
             opts.config = config;
-            if let Ok(mut applied) = fleet.applied.lock() {
-                applied.group = loaded.group;
-                applied.device = loaded.device;
-            }
+            fleet.adopt(boot);
             (with, fleet)
         }
         Err(e) => {

@@ -6,14 +6,16 @@
 use tokio::sync::mpsc;
 
 use crate::{
+    change::Proposals,
     config::Config,
+    control::ControlStats,
     control::{ControlServer, Query},
-    daemon::Proposal,
-    fileserver::Fileserver,
-    fleet::{Fleet, FleetShared},
-    proccache::{ProcCache, ProcessTable},
-    profile::ThreadPlacement,
-    supervisor::Component,
+    fileserver::{Fileserver, stats::FileserverStats},
+    fleet::{Fleet, FleetShared, component::FleetStats},
+    proccache::{ProcCache, ProcCacheStats, ProcessTable},
+    profile::{ProfileStats, ThreadPlacement},
+    status::StatusSource,
+    supervisor::{Component, StatField, StatSet},
 };
 
 /// What constructors may need besides the config.
@@ -26,7 +28,9 @@ pub struct Shared {
     /// Where the board profile puts each kind of nodus thread.
     pub placement: ThreadPlacement,
     /// Where fleet documents go to be applied (the daemon's change path).
-    pub proposals: mpsc::Sender<Proposal>,
+    pub proposals: Proposals,
+    /// Asks the daemon for its whole status, typed.
+    pub status: StatusSource,
     /// The telemetry outbox and the fleet documents in effect, kept across
     /// restarts of the fleet component.
     pub fleet: FleetShared,
@@ -40,6 +44,16 @@ pub struct Registration {
     pub section: fn(&Config) -> serde_json::Value,
     /// Builds the component, or `None` when the config disables it.
     pub build: fn(&Config, &Shared) -> Option<Box<dyn Component>>,
+    /// Every stat the component reports, described.
+    pub stats: &'static [StatField],
+}
+
+/// Every component's stats, described, in start order (the board profile
+/// first): what `nodus status --describe` and `docs/stats.md` show.
+pub fn stat_tables() -> Vec<(&'static str, &'static [StatField])> {
+    std::iter::once(("profile", ProfileStats::FIELDS))
+        .chain(REGISTRY.iter().map(|r| (r.name, r.stats)))
+        .collect()
 }
 
 fn section<T: serde::Serialize>(t: &T) -> serde_json::Value {
@@ -51,6 +65,7 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "control",
         section: |c| section(&c.control),
+        stats: ControlStats::FIELDS,
         build: |c, s| {
             Some(Box::new(ControlServer::new(
                 c.control.socket.clone(),
@@ -61,6 +76,7 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "proccache",
         section: |c| section(&c.proccache),
+        stats: ProcCacheStats::FIELDS,
         build: |c, s| {
             c.proccache.enabled.then(|| {
                 Box::new(ProcCache::new(
@@ -74,6 +90,7 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "fileserver",
         section: |c| section(&c.fileserver),
+        stats: FileserverStats::FIELDS,
         build: |c, s| {
             c.fileserver.enabled.then(|| {
                 Box::new(Fileserver::new(
@@ -86,12 +103,13 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "fleet",
         section: |c| section(&c.fleet),
+        stats: FleetStats::FIELDS,
         build: |c, s| {
             c.fleet.enabled.then(|| {
                 Box::new(Fleet::new(
                     c.fleet.clone(),
                     s.fleet.clone(),
-                    s.queries.clone(),
+                    s.status.clone(),
                     s.proposals.clone(),
                 )) as Box<dyn Component>
             })

@@ -6,57 +6,15 @@
 //! added is unavailable. A component that becomes unavailable fails the
 //! change at once; anything else is judged when the grace period ends.
 
-use std::{collections::BTreeMap, fmt, time::Instant};
+use std::{collections::BTreeMap, time::Instant};
 
 use tokio::sync::oneshot;
 
 use crate::{
+    change::Outcome,
     config::{Config, layers::Layers},
     supervisor::Health,
 };
-
-/// A fleet document's change, sent by the fleet component to the daemon.
-pub struct Proposal {
-    /// The layers to run: the running ones with one overlay replaced.
-    pub change: Change,
-    /// How logs and reports name it (`device v7`).
-    pub label: String,
-    /// Where the outcome goes, once known.
-    pub reply: oneshot::Sender<Outcome>,
-}
-
-/// What a proposal changes.
-pub struct Change {
-    /// Whose overlay.
-    pub scope: crate::fleet::Scope,
-    /// The new overlay (`None` removes it).
-    pub overlay: Option<crate::config::layers::Overlay>,
-}
-
-/// How a change ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Applied, healthy for the grace period, now the running config.
-    Committed,
-    /// The merged config equals the running one; nothing was restarted.
-    Unchanged,
-    /// Not applied: the merged config does not validate.
-    Refused(String),
-    /// Applied, then undone: a component failed to start or became less
-    /// healthy during the grace period.
-    RolledBack(String),
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Outcome::Committed => f.write_str("committed"),
-            Outcome::Unchanged => f.write_str("unchanged"),
-            Outcome::Refused(r) => write!(f, "refused: {r}"),
-            Outcome::RolledBack(r) => write!(f, "rolled back: {r}"),
-        }
-    }
-}
 
 /// A change applied and being watched.
 pub struct Pending {

@@ -10,8 +10,8 @@ use aya::{
     programs::{LinkOrder, SchedClassifier, SkReuseport, TcAttach, TcAttachType, tc},
 };
 use nodus_common::fileserver::{
-    MAX_CPUS, METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_CLASSES, PATH_OTHER, REQUEST_COUNTERS,
-    REUSEPORT_FALLBACK, REUSEPORT_SAME_NODE, REUSEPORT_STEERED, SLOT_SAME_NODE, TcConfig,
+    MAX_CPUS, PATH_CLASSES, REUSEPORT_FALLBACK, REUSEPORT_SAME_NODE, REUSEPORT_STEERED,
+    SLOT_SAME_NODE, TcConfig,
 };
 
 use crate::ebpf::{self, error_chain};
@@ -145,25 +145,11 @@ pub struct Classifier {
     pub attached: Vec<String>,
 }
 
-/// Names of the classifier's counters, by array index.
-fn counter_name(i: u32) -> Option<String> {
-    let (method, class) = (i / PATH_CLASSES, i % PATH_CLASSES);
-    let m = match method {
-        METHOD_GET => "get",
-        METHOD_HEAD => "head",
-        METHOD_OTHER if class == PATH_OTHER => return Some("kernel_requests.other_method".into()),
-        _ => return None,
-    };
-    let c = ["index", "html", "asset", "image", "other", "suspicious"][class as usize];
-    Some(format!("kernel_requests.{m}.{c}"))
-}
-
 impl Classifier {
-    /// Kernel-side request counts by name.
-    pub fn counts(&self) -> Vec<(String, u64)> {
-        (0..REQUEST_COUNTERS)
-            .filter_map(|i| Some((counter_name(i)?, sum(&self.requests, i))))
-            .collect()
+    /// Requests counted in the kernel for `method` and path `class` (the
+    /// shared `METHOD_*` and `PATH_*` numbers), since attach.
+    pub fn count(&self, method: u32, class: u32) -> u64 {
+        sum(&self.requests, method * PATH_CLASSES + class)
     }
 }
 

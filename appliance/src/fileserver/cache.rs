@@ -18,7 +18,7 @@ use std::{
     },
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
@@ -33,6 +33,7 @@ use crate::fileserver::{
     resource::{Coding, Resource, Variant},
     status::Status,
 };
+use crate::sync::lock;
 
 /// What the cache needs from the config.
 #[derive(Clone, Debug)]
@@ -115,10 +116,6 @@ impl Drop for FileCache {
     fn drop(&mut self) {
         self.watcher.abort();
     }
-}
-
-fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
-    inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -277,11 +274,7 @@ impl FileCache {
                 counters.loads.fetch_add(1, Ordering::Relaxed);
             }
         });
-        let tx = self
-            .loader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let tx = lock(&self.loader).clone();
         let _ = tx.send((v, deliver));
     }
 

@@ -10,9 +10,14 @@ use std::{
     time::Duration,
 };
 
+use nodus_common::fileserver::{
+    METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_ASSET, PATH_HTML, PATH_IMAGE, PATH_INDEX,
+    PATH_OTHER, PATH_SUSPICIOUS,
+};
 use tokio::sync::watch;
 
 use crate::{
+    board::{CpuList, Topology},
     fileserver::{
         bpf::{self, Classifier, Steering},
         cache::{CacheOptions, FileCache},
@@ -21,13 +26,14 @@ use crate::{
         http::Limits,
         path::Symlinks,
         server,
-        stats::{WorkerStats, summarize},
+        stats::{FileserverStats, WorkerStats, summarize},
     },
     probe::Feature,
-    profile::{CpuList, Topology},
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, Stat, Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, StatField,
+        StatSet, Stats,
     },
+    sync::lock,
 };
 
 /// The embedded demo site: (name, contents).
@@ -285,81 +291,78 @@ impl Component for Fileserver {
     }
 
     fn stats(&self) -> Stats {
-        let mut s = Stats::new();
-        let Some(r) = &self.running else { return s };
+        let Some(r) = &self.running else {
+            return Stats::new();
+        };
         let sum = summarize(&r.shared.workers);
-        for (i, n) in sum.by_class.iter().enumerate() {
-            s.insert(format!("responses_{}xx", i + 1), Stat::Counter(*n));
-        }
-        s.insert("requests".into(), Stat::Counter(sum.by_class.iter().sum()));
-        s.insert("bytes_sent".into(), Stat::Counter(sum.bytes));
-        s.insert("latency_p50_us".into(), Stat::Gauge(sum.p50_us as i64));
-        s.insert("latency_p99_us".into(), Stat::Gauge(sum.p99_us as i64));
+        let [r1, r2, r3, r4, r5] = sum.by_class;
         let conns = &r.shared.conns;
-        s.insert(
-            "connections_open".into(),
-            Stat::Gauge(conns.open.load(Relaxed) as i64),
-        );
-        s.insert(
-            "connections_accepted".into(),
-            Stat::Counter(conns.accepted.load(Relaxed)),
-        );
-        s.insert(
-            "connections_refused".into(),
-            Stat::Counter(conns.refused.load(Relaxed)),
-        );
-        s.insert(
-            "header_timeouts".into(),
-            Stat::Counter(conns.timeouts.load(Relaxed)),
-        );
         let cache = &r.shared.cache;
         let k = &cache.counters;
-        for (name, v) in [
-            ("cache_hits", &k.hits),
-            ("cache_misses", &k.misses),
-            ("hot_hits", &k.hot_hits),
-            ("cache_invalidations", &k.invalidations),
-            ("hot_loads", &k.loads),
-            ("hot_load_failures", &k.load_failures),
-        ] {
-            s.insert(name.into(), Stat::Counter(v.load(Relaxed)));
-        }
         let (hot_bytes, hot_files) = cache.resident();
-        s.insert("hot_bytes".into(), Stat::Gauge(hot_bytes as i64));
-        s.insert("hot_files".into(), Stat::Gauge(hot_files as i64));
-        s.insert("open_files".into(), Stat::Gauge(cache.len() as i64));
-        s.insert("listen".into(), Stat::Text(r.addr.to_string()));
-        s.insert(
-            "docroot".into(),
-            Stat::Text(r.docroot.display().to_string()),
-        );
         let pinned: Vec<String> = r
             .cpus
             .iter()
             .map(|c| c.map_or("-".into(), |c| c.to_string()))
             .collect();
-        s.insert("worker_cpus".into(), Stat::Text(pinned.join(",")));
+        let mut s = FileserverStats {
+            listen: r.addr.to_string(),
+            docroot: r.docroot.display().to_string(),
+            worker_cpus: pinned.join(","),
+            requests: sum.by_class.iter().sum(),
+            responses_1xx: r1,
+            responses_2xx: r2,
+            responses_3xx: r3,
+            responses_4xx: r4,
+            responses_5xx: r5,
+            bytes_sent: sum.bytes,
+            latency_p50_us: sum.p50_us as i64,
+            latency_p99_us: sum.p99_us as i64,
+            connections_open: conns.open.load(Relaxed) as i64,
+            connections_accepted: conns.accepted.load(Relaxed),
+            connections_refused: conns.refused.load(Relaxed),
+            header_timeouts: conns.timeouts.load(Relaxed),
+            cache_hits: k.hits.load(Relaxed),
+            cache_misses: k.misses.load(Relaxed),
+            cache_invalidations: k.invalidations.load(Relaxed),
+            open_files: cache.len() as i64,
+            hot_hits: k.hot_hits.load(Relaxed),
+            hot_loads: k.loads.load(Relaxed),
+            hot_load_failures: k.load_failures.load(Relaxed),
+            hot_bytes: hot_bytes as i64,
+            hot_files: hot_files as i64,
+            ..FileserverStats::default()
+        };
         if let Some(st) = &r.steering {
             let counts = st.counts();
-            s.insert("reuseport_steered".into(), Stat::Counter(counts.same_cpu));
-            s.insert(
-                "reuseport_same_node".into(),
-                Stat::Counter(counts.same_node),
-            );
-            s.insert("reuseport_fallback".into(), Stat::Counter(counts.hash));
+            s.reuseport_steered = Some(counts.same_cpu);
+            s.reuseport_same_node = Some(counts.same_node);
+            s.reuseport_fallback = Some(counts.hash);
         }
         if let Some(cl) = &*lock(&r.classifier) {
-            s.insert("tc_interfaces".into(), Stat::Text(cl.attached.join(", ")));
-            for (name, n) in cl.counts() {
-                s.insert(name, Stat::Counter(n));
-            }
+            s.tc_interfaces = Some(cl.attached.join(", "));
+            let get = |class| Some(cl.count(METHOD_GET, class));
+            let head = |class| Some(cl.count(METHOD_HEAD, class));
+            s.kernel_get_index = get(PATH_INDEX);
+            s.kernel_get_html = get(PATH_HTML);
+            s.kernel_get_asset = get(PATH_ASSET);
+            s.kernel_get_image = get(PATH_IMAGE);
+            s.kernel_get_other = get(PATH_OTHER);
+            s.kernel_get_suspicious = get(PATH_SUSPICIOUS);
+            s.kernel_head_index = head(PATH_INDEX);
+            s.kernel_head_html = head(PATH_HTML);
+            s.kernel_head_asset = head(PATH_ASSET);
+            s.kernel_head_image = head(PATH_IMAGE);
+            s.kernel_head_other = head(PATH_OTHER);
+            s.kernel_head_suspicious = head(PATH_SUSPICIOUS);
+            s.kernel_other_method = Some(cl.count(METHOD_OTHER, PATH_OTHER));
         }
-        s
+        s.to_stats()
     }
-}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn stat_fields(&self) -> &'static [StatField] {
+        FileserverStats::FIELDS
+    }
 }
 
 /// Removes demo sites that daemons killed before they could clean up left

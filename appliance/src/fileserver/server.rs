@@ -20,8 +20,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::{
+    board::CpuList,
     fileserver::conn::{self, ServerShared},
-    profile::CpuList,
 };
 
 /// Binds `n` listening sockets to `addr` in one reuseport group.

@@ -3,7 +3,104 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::histogram::{AtomicHistogram, Histogram};
+use crate::{
+    histogram::{AtomicHistogram, Histogram},
+    supervisor::{Counter, Gauge, Maybe, Text},
+};
+
+crate::stats! {
+    /// What the file server reports. Steering and kernel-side counts are
+    /// absent while their eBPF program is not attached.
+    pub struct FileserverStats {
+        /// The address it listens on.
+        listen: Text,
+        /// The directory it serves.
+        docroot: Text,
+        /// Each worker's CPU, `-` for one left unpinned.
+        worker_cpus: Text,
+        /// Responses sent since start.
+        requests: Counter,
+        /// 1xx responses.
+        responses_1xx: Counter,
+        /// 2xx responses.
+        responses_2xx: Counter,
+        /// 3xx responses (redirects, 304 Not Modified).
+        responses_3xx: Counter,
+        /// 4xx responses.
+        responses_4xx: Counter,
+        /// 5xx responses.
+        responses_5xx: Counter,
+        /// Head and body bytes written.
+        bytes_sent: Counter,
+        /// Median request latency, µs (histogram bucket upper bound).
+        latency_p50_us: Gauge,
+        /// 99th percentile request latency, µs (histogram bucket upper bound).
+        latency_p99_us: Gauge,
+        /// Connections open now.
+        connections_open: Gauge,
+        /// Connections accepted since start.
+        connections_accepted: Counter,
+        /// Connections refused with 503 (over `max_connections`).
+        connections_refused: Counter,
+        /// Connections closed by the header timeout (408).
+        header_timeouts: Counter,
+        /// Requests answered from a cached open file.
+        cache_hits: Counter,
+        /// Requests that had to open the file.
+        cache_misses: Counter,
+        /// Cache entries dropped because inotify saw a change.
+        cache_invalidations: Counter,
+        /// Files held open in the cache now.
+        open_files: Gauge,
+        /// Requests whose body came from the in-memory hot set.
+        hot_hits: Counter,
+        /// Files made resident in the hot set.
+        hot_loads: Counter,
+        /// Hot-set loads that failed (file changed meanwhile, mmap refused).
+        hot_load_failures: Counter,
+        /// Bytes resident in the hot set.
+        hot_bytes: Gauge,
+        /// Files resident in the hot set.
+        hot_files: Gauge,
+        /// Connections the sk_reuseport program gave to the worker on the
+        /// receiving CPU.
+        reuseport_steered: Maybe<Counter>,
+        /// Connections given to another worker on the receiving CPU's node.
+        reuseport_same_node: Maybe<Counter>,
+        /// Connections left to the kernel's hash (no worker on that node).
+        reuseport_fallback: Maybe<Counter>,
+        /// Interfaces the TC request classifier is attached to, with the mode.
+        tc_interfaces: Maybe<Text>,
+        /// GET of a directory index, counted in the kernel.
+        kernel_get_index as "kernel_requests.get.index": Maybe<Counter>,
+        /// GET of an HTML page, counted in the kernel.
+        kernel_get_html as "kernel_requests.get.html": Maybe<Counter>,
+        /// GET of a page asset (`.css`, `.js`, `.json`, `.svg`, `.woff2`), counted in the kernel.
+        kernel_get_asset as "kernel_requests.get.asset": Maybe<Counter>,
+        /// GET of an image, counted in the kernel.
+        kernel_get_image as "kernel_requests.get.image": Maybe<Counter>,
+        /// GET of any other path, counted in the kernel.
+        kernel_get_other as "kernel_requests.get.other": Maybe<Counter>,
+        /// GET of a path containing `..` or `%` (traversal attempts, encoded
+        /// paths), counted in the kernel.
+        kernel_get_suspicious as "kernel_requests.get.suspicious": Maybe<Counter>,
+        /// HEAD of a directory index, counted in the kernel.
+        kernel_head_index as "kernel_requests.head.index": Maybe<Counter>,
+        /// HEAD of an HTML page, counted in the kernel.
+        kernel_head_html as "kernel_requests.head.html": Maybe<Counter>,
+        /// HEAD of a page asset (`.css`, `.js`, `.json`, `.svg`, `.woff2`), counted in the kernel.
+        kernel_head_asset as "kernel_requests.head.asset": Maybe<Counter>,
+        /// HEAD of an image, counted in the kernel.
+        kernel_head_image as "kernel_requests.head.image": Maybe<Counter>,
+        /// HEAD of any other path, counted in the kernel.
+        kernel_head_other as "kernel_requests.head.other": Maybe<Counter>,
+        /// HEAD of a path containing `..` or `%` (traversal attempts, encoded
+        /// paths), counted in the kernel.
+        kernel_head_suspicious as "kernel_requests.head.suspicious": Maybe<Counter>,
+        /// Requests with another method, counted in the kernel.
+        kernel_other_method as "kernel_requests.other_method": Maybe<Counter>,
+    }
+}
 
 /// One worker's counters.
 #[repr(align(128))]

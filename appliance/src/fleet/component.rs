@@ -20,21 +20,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     FleetConfig, FleetShared,
-    document::{self, Document, Refusal, Scope},
+    document::{self, Document, Refusal},
     lastgood,
     link::{self, Backoff, LinkClient, LinkEvent, LinkOptions, Up, stopping},
     topics::Topics,
 };
 use crate::{
-    config::layers::Overlay,
-    control::{
-        Query,
-        protocol::{Request, StatusReport},
-    },
-    daemon::{Change, Outcome, Proposal},
+    change::{Outcome, Proposal, Proposals, Scope},
+    status::{StatusReport, StatusSource},
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
-        Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
+        Maybe, StartError, Stat, StatField, StatSet, Stats, Text,
     },
     telemetry::{collect::Collector, collect::boot_id, envelope::format_boot_id, outbox::Ticket},
 };
@@ -77,29 +73,69 @@ struct LinkState {
     rejected: Option<DocumentResult>,
 }
 
+crate::stats! {
+    /// What the fleet link reports.
+    pub struct FleetStats {
+        /// The broker URL.
+        broker: Text,
+        /// This board's id in topics.
+        device_id: Text,
+        /// 1 while connected to the broker, else 0.
+        connected: Gauge,
+        /// Connections made since start.
+        connects: Counter,
+        /// Reports waiting in memory for the broker.
+        reports_queued: Gauge,
+        /// Reports the in-memory outbox holds at most.
+        reports_capacity: Gauge,
+        /// Reports the broker acknowledged since start.
+        reports_acked: Counter,
+        /// Reports made but not kept (outbox and spool full) this boot.
+        reports_dropped: Counter,
+        /// Sequence number of the next report.
+        next_seq: Counter,
+        /// Reports kept in the spool file.
+        reports_spooled: Gauge,
+        /// Bytes the spool file uses.
+        spool_bytes: Gauge,
+        /// Spool writes or reads that failed.
+        spool_errors: Counter,
+        /// Version of the group config document in effect, 0 for none.
+        config_group_version: Gauge,
+        /// Version of the device config document in effect, 0 for none.
+        config_device_version: Gauge,
+        /// Config documents applied since start.
+        documents_applied: Counter,
+        /// Config documents refused or rolled back since start.
+        documents_refused: Counter,
+        /// The last document refused or rolled back, and why.
+        last_rejected: Maybe<Text>,
+    }
+}
+
 /// The fleet link, as a supervised component.
 pub struct Fleet {
     config: FleetConfig,
     shared: FleetShared,
-    queries: mpsc::Sender<Query>,
-    proposals: mpsc::Sender<Proposal>,
+    status: StatusSource,
+    proposals: Proposals,
     state: Arc<Mutex<LinkState>>,
     main: Option<MainLoop>,
 }
 
 impl Fleet {
-    /// The component for `[fleet]`; `queries` reaches the daemon's status,
+    /// The component for `[fleet]`; `status` reaches the daemon's status,
     /// `proposals` its change path.
     pub fn new(
         config: FleetConfig,
         shared: FleetShared,
-        queries: mpsc::Sender<Query>,
-        proposals: mpsc::Sender<Proposal>,
+        status: StatusSource,
+        proposals: Proposals,
     ) -> Fleet {
         Fleet {
             config,
             shared,
-            queries,
+            status,
             proposals,
             state: Arc::default(),
             main: None,
@@ -107,7 +143,7 @@ impl Fleet {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 
@@ -144,7 +180,7 @@ impl Component for Fleet {
         let worker = Worker {
             config: self.config.clone(),
             shared: self.shared.clone(),
-            queries: self.queries.clone(),
+            status: self.status.clone(),
             proposals: self.proposals.clone(),
             state: self.state.clone(),
             topics,
@@ -199,49 +235,38 @@ impl Component for Fleet {
         let outbox = self.shared.outbox.stats();
         let docs = self.shared.documents();
         let s = self.state();
-        let version = |d: Option<&Document>| Stat::Gauge(d.map_or(0, |d| d.version as i64));
-        let mut stats = Stats::from([
-            ("broker".into(), Stat::Text(self.config.broker.clone())),
-            ("device_id".into(), Stat::Text(s.device_id.clone())),
-            ("connected".into(), Stat::Gauge(i64::from(s.connected))),
-            ("connects".into(), Stat::Counter(s.connects)),
-            ("reports_queued".into(), Stat::Gauge(outbox.queued as i64)),
-            (
-                "reports_capacity".into(),
-                Stat::Gauge(outbox.capacity as i64),
-            ),
-            ("reports_acked".into(), Stat::Counter(outbox.acked)),
-            ("reports_dropped".into(), Stat::Counter(outbox.dropped)),
-            ("next_seq".into(), Stat::Counter(outbox.next_seq)),
-            ("reports_spooled".into(), Stat::Gauge(outbox.spooled as i64)),
-            ("spool_bytes".into(), Stat::Gauge(outbox.spool_bytes as i64)),
-            ("spool_errors".into(), Stat::Counter(outbox.spool_errors)),
-            ("config_group_version".into(), version(docs.group.as_ref())),
-            (
-                "config_device_version".into(),
-                version(docs.device.as_ref()),
-            ),
-            (
-                "documents_applied".into(),
-                Stat::Counter(s.documents_applied),
-            ),
-            (
-                "documents_refused".into(),
-                Stat::Counter(s.documents_refused),
-            ),
-        ]);
-        if let Some(r) = &s.rejected {
-            stats.insert(
-                "last_rejected".into(),
-                Stat::Text(format!(
+        let version = |d: Option<&Document>| d.map_or(0, |d| d.version as i64);
+        FleetStats {
+            broker: self.config.broker.clone(),
+            device_id: s.device_id.clone(),
+            connected: i64::from(s.connected),
+            connects: s.connects,
+            reports_queued: outbox.queued as i64,
+            reports_capacity: outbox.capacity as i64,
+            reports_acked: outbox.acked,
+            reports_dropped: outbox.dropped,
+            next_seq: outbox.next_seq,
+            reports_spooled: outbox.spooled as i64,
+            spool_bytes: outbox.spool_bytes as i64,
+            spool_errors: outbox.spool_errors,
+            config_group_version: version(docs.group.as_ref()),
+            config_device_version: version(docs.device.as_ref()),
+            documents_applied: s.documents_applied,
+            documents_refused: s.documents_refused,
+            last_rejected: s.rejected.as_ref().map(|r| {
+                format!(
                     "{} v{}: {}",
                     r.scope,
                     r.version,
                     r.reason.as_deref().unwrap_or(r.result)
-                )),
-            );
+                )
+            }),
         }
-        stats
+        .to_stats()
+    }
+
+    fn stat_fields(&self) -> &'static [StatField] {
+        FleetStats::FIELDS
     }
 }
 
@@ -255,8 +280,8 @@ struct Deciding {
 struct Worker {
     config: FleetConfig,
     shared: FleetShared,
-    queries: mpsc::Sender<Query>,
-    proposals: mpsc::Sender<Proposal>,
+    status: StatusSource,
+    proposals: Proposals,
     state: Arc<Mutex<LinkState>>,
     topics: Topics,
     device: String,
@@ -287,7 +312,7 @@ struct Worker {
 
 impl Worker {
     fn state(&self) -> std::sync::MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     async fn run(
@@ -482,7 +507,7 @@ impl Worker {
         &self,
         stop: &mut watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = Option<StatusReport>> + Send + 'static {
-        ask_status(self.queries.clone(), stop.clone())
+        ask_status(self.status.clone(), stop.clone())
     }
 
     fn make_report(&mut self, status: &StatusReport) {
@@ -643,17 +668,10 @@ impl Worker {
     }
 
     fn propose(&mut self, doc: Document) {
-        let label = format!("{} v{}", doc.scope, doc.version);
         let (reply, outcome) = oneshot::channel();
         let proposal = Proposal {
-            change: Change {
-                scope: doc.scope,
-                overlay: Some(Overlay {
-                    label: label.clone(),
-                    table: doc.overlay.clone(),
-                }),
-            },
-            label,
+            change: doc.change(),
+            label: doc.label(),
             reply,
         };
         match self.proposals.try_send(proposal) {
@@ -690,11 +708,7 @@ impl Worker {
         let applied = matches!(outcome, Outcome::Committed | Outcome::Unchanged);
         if applied {
             let docs = {
-                let mut applied = self
-                    .shared
-                    .applied
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut applied = crate::sync::lock(&self.shared.applied);
                 applied.set(doc.scope, Some(doc.clone()));
                 applied.clone()
             };
@@ -771,22 +785,9 @@ async fn decided(deciding: &mut Option<Deciding>) -> Result<Outcome, oneshot::er
     }
 }
 
-async fn ask_status(
-    queries: mpsc::Sender<Query>,
-    mut stop: watch::Receiver<bool>,
-) -> Option<StatusReport> {
-    let (reply, answer) = oneshot::channel();
-    let query = Query {
-        request: Request::Status {},
-        reply,
-    };
-    let asked = async {
-        queries.send(query).await.ok()?;
-        let response = answer.await.ok()?;
-        serde_json::from_value(response.data?).ok()
-    };
+async fn ask_status(status: StatusSource, mut stop: watch::Receiver<bool>) -> Option<StatusReport> {
     tokio::select! {
-        r = tokio::time::timeout(ASK_TIMEOUT, asked) => r.ok().flatten(),
+        r = tokio::time::timeout(ASK_TIMEOUT, status.get()) => r.ok().flatten(),
         _ = stopping(&mut stop) => None,
     }
 }

@@ -21,7 +21,9 @@
 //! a remote document could otherwise cut the board off from the fleet or
 //! from its operator.
 
-use std::{fmt, path::Path};
+use std::path::Path;
+
+use crate::change::{Change, Overlay, Scope};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use ed25519_dalek::{
@@ -34,25 +36,6 @@ pub const SIGNATURE_PREFIX: &str = "# nodus-signature: ed25519 ";
 
 /// Config sections a fleet document may not set.
 pub const LOCAL_ONLY: &[&str] = &["fleet", "control"];
-
-/// Whom a document is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Every board of a group (`nodus/v1/group/<group>/config/desired`).
-    Group,
-    /// One board (`nodus/v1/<device>/config/desired`); its keys win.
-    Device,
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scope::Group => "group",
-            Scope::Device => "device",
-        })
-    }
-}
 
 /// A document whose signature checked out and whose payload parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,6 +51,24 @@ pub struct Document {
     /// The document as signed and received, kept to be stored as last-good
     /// (and verified again at the next boot).
     pub text: String,
+}
+
+impl Document {
+    /// How logs and the configuration layers name it: `device v7`.
+    pub fn label(&self) -> String {
+        format!("{} v{}", self.scope, self.version)
+    }
+
+    /// The change that puts this document's overlay in its scope's layer.
+    pub fn change(&self) -> Change {
+        Change {
+            scope: self.scope,
+            overlay: Some(Overlay {
+                label: self.label(),
+                table: self.overlay.clone(),
+            }),
+        }
+    }
 }
 
 /// Why a document was refused. Each is reported on `config/reported`.
@@ -231,7 +232,7 @@ fn parse_payload(payload: &str) -> Result<Document, Refusal> {
         Some(_) => return Err(Refusal::Malformed("target must be a string".into())),
         None => return Err(Refusal::Malformed("no target".into())),
     };
-    let named = |n: &str| super::config::check_topic_name(n).is_ok();
+    let named = |n: &str| super::topics::check_topic_name(n).is_ok();
     let (scope, name) = match target.split_once(':') {
         Some(("device", n)) if named(n) => (Scope::Device, n),
         Some(("group", n)) if named(n) => (Scope::Group, n),

@@ -17,9 +17,11 @@ use std::{
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
+use crate::change::Scope;
+
 use super::{
     FleetConfig,
-    document::{self, Document, Scope},
+    document::{self, Document},
 };
 
 /// The file's name inside `fleet.state_dir`.

@@ -15,6 +15,7 @@ pub mod document;
 pub mod lastgood;
 pub mod link;
 pub mod topics;
+pub mod watch;
 
 use std::{
     path::Path,
@@ -23,7 +24,9 @@ use std::{
 
 pub use component::Fleet;
 pub use config::FleetConfig;
-pub use document::{Document, Refusal, Scope};
+pub use document::{Document, Refusal};
+
+use crate::change::{Change, Scope};
 
 use crate::telemetry::{Outbox, Spool};
 
@@ -69,6 +72,46 @@ impl AppliedDocuments {
     }
 }
 
+/// The last-good documents found at boot, before the daemon decides whether
+/// the configuration they make still validates.
+#[derive(Default)]
+pub struct BootDocuments {
+    /// The documents, verified.
+    pub documents: AppliedDocuments,
+}
+
+impl BootDocuments {
+    /// Reads and verifies the last-good documents for this board (see
+    /// [`lastgood`]); what cannot be used is logged. Nothing when the fleet
+    /// link is off or the board has no device id.
+    pub fn load(config: &FleetConfig) -> BootDocuments {
+        if !config.enabled {
+            return BootDocuments::default();
+        }
+        let Ok(device) = config.resolve_device_id() else {
+            return BootDocuments::default();
+        };
+        let loaded = lastgood::load(config, &device);
+        for problem in &loaded.problems {
+            log::error!("fleet last-good: not used: {problem}");
+        }
+        BootDocuments {
+            documents: AppliedDocuments {
+                group: loaded.group,
+                device: loaded.device,
+            },
+        }
+    }
+
+    /// The changes that put these documents' overlays on the running layers.
+    pub fn changes(&self) -> Vec<Change> {
+        Scope::ALL
+            .into_iter()
+            .filter_map(|s| self.documents.get(s).map(Document::change))
+            .collect()
+    }
+}
+
 impl FleetShared {
     /// Empty state with an outbox of `fleet.outbox_reports`. With the
     /// fleet link on, the outbox also gets its spool under `fleet.state_dir`
@@ -93,12 +136,15 @@ impl FleetShared {
         }
     }
 
+    /// Records the boot documents as the ones in effect: the daemon calls
+    /// this once the configuration they make has validated.
+    pub fn adopt(&self, boot: BootDocuments) {
+        *crate::sync::lock(&self.applied) = boot.documents;
+    }
+
     /// A copy of the documents in effect.
     pub fn documents(&self) -> AppliedDocuments {
-        self.applied
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        crate::sync::lock(&self.applied).clone()
     }
 }
 

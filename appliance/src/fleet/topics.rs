@@ -1,4 +1,4 @@
-//! The MQTT topic tree (DESIGN.md, "Fleet: MQTT"), in one place.
+//! The MQTT topic tree (`docs/fleet.md`), in one place.
 
 /// Every nodus topic starts here; `v1` changes only if the tree does.
 pub const ROOT: &str = "nodus/v1";
@@ -57,4 +57,33 @@ pub fn device_of(topic: &str) -> Option<&str> {
     let rest = topic.strip_prefix(ROOT)?.strip_prefix('/')?;
     let device = rest.split('/').next()?;
     (device != "group").then_some(device)
+}
+
+/// A device or group name usable as one MQTT topic level.
+pub fn check_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err("must be 1 to 128 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "'{c}' is not allowed (letters, digits, '-', '_', '.')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(check_topic_name("0123abcd-board_7.lab").is_ok());
+        for bad in ["", "a/b", "a+b", "#", "a b", &"x".repeat(129)] {
+            assert!(check_topic_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -2,10 +2,7 @@
 //! events into the table, seeds and reconciles it from /proc, and reports.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -16,16 +13,17 @@ use super::{
     cache::{Cache, ProcStat, ReconcileRules, Retention},
     consumer::{Consumer, Sink},
     kernel::KernelEvents,
+    measures::{Measures, Mode},
     process::Origin,
     procfs::{Procfs, now_boot_ns},
 };
 use crate::{
-    histogram::AtomicHistogram,
-    profile::CpuList,
+    board::CpuList,
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
-        Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Float, Gauge, Health,
+        MainLoop, Maybe, StartError, StatField, StatSet, Stats, Text,
     },
+    sync::lock,
 };
 
 /// Processes younger than this at a reconciliation scan are left to their
@@ -34,43 +32,61 @@ const RECONCILE_GRACE: Duration = Duration::from_millis(100);
 /// A ring-buffer overflow keeps the component degraded for this long.
 const DROP_MEMORY: Duration = Duration::from_secs(60);
 
-/// How processes are being learnt of.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Mode {
-    Starting,
-    /// Kernel events, with /proc reconciliation.
-    Events,
-    /// /proc polling, because the kernel refused the programs (the reason).
-    Polling(String),
-}
-
-/// What the loop measures, shared with `stats()` and `health()`.
-pub(super) struct Measures {
-    mode: Mutex<Mode>,
-    pub(super) events: AtomicU64,
-    events_per_s: AtomicU64,
-    drops: AtomicU64,
-    last_drop: Mutex<Option<Instant>>,
-    pub(super) undecodable: AtomicU64,
-    reconciliations: AtomicU64,
-    pub(super) latency_ns: AtomicHistogram,
-    /// How the consumer thread is scheduled (`fifo:1`, or why not).
-    pub(super) scheduling: Mutex<String>,
-}
-
-impl Default for Measures {
-    fn default() -> Self {
-        Measures {
-            mode: Mutex::new(Mode::Starting),
-            events: AtomicU64::default(),
-            events_per_s: AtomicU64::default(),
-            drops: AtomicU64::default(),
-            last_drop: Mutex::default(),
-            undecodable: AtomicU64::default(),
-            reconciliations: AtomicU64::default(),
-            latency_ns: AtomicHistogram::default(),
-            scheduling: Mutex::default(),
-        }
+crate::stats! {
+    /// What the process cache reports. Stats of the table are absent while
+    /// it is not installed (the component starting or stopped).
+    pub struct ProcCacheStats {
+        /// How processes are learnt of: `events` (kernel tracepoints),
+        /// `proc-poll` (the kernel refused the programs) or `starting`.
+        mode: Text,
+        /// How the ring-buffer consumer thread is scheduled (`fifo:1`, or why not).
+        event_thread: Text,
+        /// Processes the table holds at most, live and exited.
+        capacity: Gauge,
+        /// Share of the capacity in use, percent.
+        capacity_used_pct: Maybe<Float>,
+        /// Live processes in the table.
+        live: Maybe<Gauge>,
+        /// Exited processes still retained.
+        exited: Maybe<Gauge>,
+        /// Most entries the table has held at once.
+        peak: Maybe<Gauge>,
+        /// Kernel events consumed since start.
+        events: Counter,
+        /// Kernel events per second over the last interval.
+        events_per_s: Float,
+        /// Events the kernel could not queue (ring buffer full); repaired by
+        /// the next reconciliation.
+        drops: Counter,
+        /// Events that could not be decoded.
+        undecodable: Counter,
+        /// Fork events applied.
+        forks: Maybe<Counter>,
+        /// Exec events applied.
+        execs: Maybe<Counter>,
+        /// Exit events applied.
+        exits: Maybe<Counter>,
+        /// Exited processes dropped to make room before their retention ended.
+        evicted: Maybe<Counter>,
+        /// Exited processes dropped because their retention ended.
+        expired: Maybe<Counter>,
+        /// New live processes not recorded because every slot held a live one.
+        refused: Maybe<Counter>,
+        /// /proc reconciliation scans made.
+        reconciliations: Counter,
+        /// Repairs reconciliation made: `missed_exits` + `missed_processes`.
+        reconcile_fixes: Maybe<Counter>,
+        /// Processes whose exit was never reported, found gone.
+        missed_exits: Maybe<Counter>,
+        /// Live processes /proc showed that no event had reported.
+        missed_processes: Maybe<Counter>,
+        /// Parent changes found by reconciliation (re-parented children).
+        reparented: Maybe<Counter>,
+        /// Median time from the kernel's exec tracepoint to the record being
+        /// visible to queries, µs.
+        exec_latency_p50_us: Maybe<Float>,
+        /// 99th percentile of the same, µs.
+        exec_latency_p99_us: Maybe<Float>,
     }
 }
 
@@ -187,76 +203,47 @@ impl Component for ProcCache {
             Mode::Events => "events",
             Mode::Polling(_) => "proc-poll",
         };
-        let mut s = Stats::from([
-            ("mode".into(), Stat::Text(mode.into())),
-            ("capacity".into(), Stat::Gauge(self.config.capacity as i64)),
-            (
-                "events".into(),
-                Stat::Counter(m.events.load(Ordering::Relaxed)),
-            ),
-            (
-                "events_per_s".into(),
-                Stat::Float(f64::from_bits(m.events_per_s.load(Ordering::Relaxed))),
-            ),
-            (
-                "drops".into(),
-                Stat::Counter(m.drops.load(Ordering::Relaxed)),
-            ),
-            (
-                "undecodable".into(),
-                Stat::Counter(m.undecodable.load(Ordering::Relaxed)),
-            ),
-            (
-                "reconciliations".into(),
-                Stat::Counter(m.reconciliations.load(Ordering::Relaxed)),
-            ),
-            (
-                "event_thread".into(),
-                Stat::Text(lock(&m.scheduling).clone()),
-            ),
-        ]);
+        let latency = m.latency_ns.snapshot();
+        let latency_us = |q| latency.quantile(q).map(|ns| ns as f64 / 1000.0);
+        let mut s = ProcCacheStats {
+            mode: mode.into(),
+            event_thread: lock(&m.scheduling).clone(),
+            capacity: self.config.capacity as i64,
+            events: m.events.load(Ordering::Relaxed),
+            events_per_s: f64::from_bits(m.events_per_s.load(Ordering::Relaxed)),
+            drops: m.drops.load(Ordering::Relaxed),
+            undecodable: m.undecodable.load(Ordering::Relaxed),
+            reconciliations: m.reconciliations.load(Ordering::Relaxed),
+            exec_latency_p50_us: latency_us(0.5),
+            exec_latency_p99_us: latency_us(0.99),
+            ..ProcCacheStats::default()
+        };
         if let Some((live, exited, peak, c)) = self
             .table
             .with(|c| (c.live_len(), c.exited_len(), c.peak(), c.counters()))
         {
-            s.insert(
-                "capacity_used_pct".into(),
-                Stat::Float(100.0 * (live + exited) as f64 / self.config.capacity.max(1) as f64),
-            );
-            for (k, v) in [
-                ("live", live as i64),
-                ("exited", exited as i64),
-                ("peak", peak as i64),
-            ] {
-                s.insert(k.into(), Stat::Gauge(v));
-            }
-            for (k, v) in [
-                ("forks", c.forks),
-                ("execs", c.execs),
-                ("exits", c.exits),
-                ("evicted", c.evicted),
-                ("expired", c.expired),
-                ("refused", c.refused),
-                ("reconcile_fixes", c.missed_exits + c.missed_processes),
-                ("missed_exits", c.missed_exits),
-                ("missed_processes", c.missed_processes),
-                ("reparented", c.reparented),
-            ] {
-                s.insert(k.into(), Stat::Counter(v));
-            }
+            s.capacity_used_pct =
+                Some(100.0 * (live + exited) as f64 / self.config.capacity.max(1) as f64);
+            s.live = Some(live as i64);
+            s.exited = Some(exited as i64);
+            s.peak = Some(peak as i64);
+            s.forks = Some(c.forks);
+            s.execs = Some(c.execs);
+            s.exits = Some(c.exits);
+            s.evicted = Some(c.evicted);
+            s.expired = Some(c.expired);
+            s.refused = Some(c.refused);
+            s.reconcile_fixes = Some(c.missed_exits + c.missed_processes);
+            s.missed_exits = Some(c.missed_exits);
+            s.missed_processes = Some(c.missed_processes);
+            s.reparented = Some(c.reparented);
         }
-        let latency = m.latency_ns.snapshot();
-        for (k, q) in [("exec_latency_p50_us", 0.5), ("exec_latency_p99_us", 0.99)] {
-            if let Some(ns) = latency.quantile(q) {
-                s.insert(k.into(), Stat::Float(ns as f64 / 1000.0));
-            }
-        }
-        s
+        s.to_stats()
     }
-}
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn stat_fields(&self) -> &'static [StatField] {
+        ProcCacheStats::FIELDS
+    }
 }
 
 /// The spawned side: owns the kernel programs, the consumer thread and the

@@ -19,13 +19,8 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 
-use super::{
-    ProcessTable,
-    component::{Measures, lock},
-    event::Event,
-    procfs::now_boot_ns,
-};
-use crate::profile::CpuList;
+use super::{ProcessTable, event::Event, measures::Measures, procfs::now_boot_ns};
+use crate::{board::CpuList, sync::lock};
 
 /// Events applied per hold of the table lock, so queries never wait long.
 const BATCH: usize = 256;

@@ -15,12 +15,13 @@ pub mod config;
 mod consumer;
 pub mod event;
 mod kernel;
+mod measures;
 pub mod process;
 pub mod procfs;
 pub mod render;
 mod table;
 
-pub use component::ProcCache;
+pub use component::{ProcCache, ProcCacheStats};
 pub use config::ProcCacheConfig;
 pub use process::{Exit, Origin, Process};
 pub use table::{ProcessTable, PsQuery, PsReport};

@@ -68,12 +68,7 @@ impl ProcessTable {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Cache>> {
-        // A panic while holding the lock leaves a table that is still
-        // consistent between operations: keep serving it.
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.inner.cache)
     }
 
     /// Starts serving `cache`.

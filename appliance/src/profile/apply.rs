@@ -6,7 +6,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{CpuList, MemPolicyMode, Profile, Topology, WorkPlacement, device_dir};
+use super::{MemPolicyMode, Profile, WorkPlacement};
+use crate::board::{CpuList, Topology};
 
 /// One value nodus changed.
 #[derive(Clone, Debug)]
@@ -230,7 +231,7 @@ pub fn apply(p: &Profile, topo: &Topology, root: &Path) -> Applied {
                 .map(|x| x.cpus.clone()),
             _ => None,
         };
-        let (Some(dir), Some(cpus)) = (device_dir(dev, root), cpus) else {
+        let (Some(dir), Some(cpus)) = (dev.locator().sysfs_dir(root), cpus) else {
             a.warnings.push(format!(
                 "irq placement for {}: device or target not found",
                 dev.name

@@ -4,7 +4,8 @@
 
 use std::{collections::BTreeSet, fmt, path::Path};
 
-use super::{CpuList, Device, Profile, Topology, WorkPlacement};
+use super::{Device, Profile, WorkPlacement};
+use crate::board::{CpuList, Topology};
 
 /// One thing wrong with a profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -395,7 +396,7 @@ pub fn check_against(p: &Profile, topo: &Topology, root: &Path) -> Vec<Problem> 
         }
     }
     for (i, d) in p.devices.iter().enumerate() {
-        match device_dir(d, root) {
+        match d.locator().sysfs_dir(root) {
             None if !d.optional => out.add(
                 format!("device[{i}]"),
                 format!("{} not found ({})", d.name, locator(d)),
@@ -428,31 +429,4 @@ fn locator(d: &Device) -> String {
         (_, _, Some(dr)) => format!("driver {dr}"),
         _ => "no locator".into(),
     }
-}
-
-/// The sysfs directory of a device, if it exists on this machine.
-pub fn device_dir(d: &Device, root: &Path) -> Option<std::path::PathBuf> {
-    if let Some(s) = &d.sysfs {
-        let p = root.join(s.trim_start_matches('/'));
-        return p.exists().then_some(p);
-    }
-    if let Some(i) = &d.interface {
-        let p = root.join("sys/class/net").join(i);
-        return p.exists().then_some(p);
-    }
-    let driver = d.driver.as_ref()?;
-    let buses = std::fs::read_dir(root.join("sys/bus")).ok()?;
-    for bus in buses.flatten() {
-        let dir = bus.path().join("drivers").join(driver);
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            // Bound devices are symlinks into the device tree; the one other
-            // symlink a driver directory has is `module`.
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_symlink()) && e.file_name() != "module" {
-                    return Some(e.path());
-                }
-            }
-        }
-    }
-    None
 }

@@ -12,9 +12,30 @@ use std::{
 
 use super::{Applied, Chosen};
 use crate::supervisor::{
-    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, MainLoop, StartError, Stat,
-    Stats,
+    BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop, Maybe,
+    StartError, StatField, StatSet, Stats, Text,
 };
+
+crate::stats! {
+    /// What the board profile reports.
+    pub struct ProfileStats {
+        /// The board profile in effect.
+        profile: Text,
+        /// Where it came from: built in, a file, or the generic fallback and why.
+        source: Text,
+        /// Settings the profile changed at start (each restored at stop).
+        changes_applied: Gauge,
+        /// Settings found changed behind nodus's back at the last check.
+        drift: Gauge,
+        /// Drift checks made since start.
+        verifications: Counter,
+        /// CPUs the daemon's own threads run on, when the profile places them.
+        runtime_cpus: Maybe<Text>,
+        /// The memory policy the daemon runs under, when the profile sets one.
+        mempolicy: Maybe<Text>,
+    }
+}
+use crate::sync::lock;
 
 /// The supervised face of the applied profile.
 pub struct ProfileComponent {
@@ -42,11 +63,7 @@ impl ProfileComponent {
     /// Puts back every value the profile changed, logging what could not be.
     /// Also used when the daemon fails before the component ever started.
     pub fn restore(&mut self) {
-        let errors = self
-            .applied
-            .lock()
-            .map(|mut a| a.restore())
-            .unwrap_or_default();
+        let errors = lock(&self.applied).restore();
         for e in errors {
             log::error!("profile: {e}");
         }
@@ -76,14 +93,13 @@ impl Component for ProfileComponent {
                     _ = stopped.changed() => break,
                     _ = beat.tick() => ctx.heartbeat.beat(),
                     _ = async { match verify.as_mut() { Some(v) => { v.tick().await; } None => std::future::pending().await } } => {
-                        let found = applied.lock().map(|a| a.verify()).unwrap_or_default();
+                        let found = lock(&applied).verify();
                         checks.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut d) = drift.lock() {
-                            for new in found.iter().filter(|f| !d.contains(f)) {
-                                log::warn!("profile: drift: {new}");
-                            }
-                            *d = found;
+                        let mut d = lock(&drift);
+                        for new in found.iter().filter(|f| !d.contains(f)) {
+                            log::warn!("profile: drift: {new}");
                         }
+                        *d = found;
                     }
                 }
             }
@@ -104,15 +120,11 @@ impl Component for ProfileComponent {
         if let Some(why) = &self.chosen.fallback {
             return Health::Degraded(format!("{why}; running generic"));
         }
-        let drift = self.drift.lock().map(|d| d.clone()).unwrap_or_default();
+        let drift = lock(&self.drift).clone();
         if !drift.is_empty() {
             return Health::Degraded(format!("drift: {}", drift.join("; ")));
         }
-        let warnings = self
-            .applied
-            .lock()
-            .map(|a| a.warnings.clone())
-            .unwrap_or_default();
+        let warnings = lock(&self.applied).warnings.clone();
         if !warnings.is_empty() {
             return Health::Degraded(warnings.join("; "));
         }
@@ -120,32 +132,20 @@ impl Component for ProfileComponent {
     }
 
     fn stats(&self) -> Stats {
-        let a = self.applied.lock().map(|a| a.clone()).unwrap_or_default();
-        let mut s = Stats::from([
-            (
-                "profile".into(),
-                Stat::Text(self.chosen.profile.board.name.clone()),
-            ),
-            ("source".into(), Stat::Text(self.chosen.origin.to_string())),
-            (
-                "changes_applied".into(),
-                Stat::Gauge(a.changes.len() as i64),
-            ),
-            (
-                "drift".into(),
-                Stat::Gauge(self.drift.lock().map(|d| d.len()).unwrap_or(0) as i64),
-            ),
-            (
-                "verifications".into(),
-                Stat::Counter(self.checks.load(Ordering::Relaxed)),
-            ),
-        ]);
-        if let Some(c) = &a.runtime_cpus {
-            s.insert("runtime_cpus".into(), Stat::Text(c.to_string()));
+        let a = lock(&self.applied).clone();
+        ProfileStats {
+            profile: self.chosen.profile.board.name.clone(),
+            source: self.chosen.origin.to_string(),
+            changes_applied: a.changes.len() as i64,
+            drift: lock(&self.drift).len() as i64,
+            verifications: self.checks.load(Ordering::Relaxed),
+            runtime_cpus: a.runtime_cpus.as_ref().map(ToString::to_string),
+            mempolicy: a.mempolicy.clone(),
         }
-        if let Some(m) = &a.mempolicy {
-            s.insert("mempolicy".into(), Stat::Text(m.clone()));
-        }
-        s
+        .to_stats()
+    }
+
+    fn stat_fields(&self) -> &'static [StatField] {
+        ProfileStats::FIELDS
     }
 }

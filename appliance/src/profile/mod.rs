@@ -5,21 +5,19 @@
 mod apply;
 mod check;
 mod component;
-mod cpulist;
+mod config;
 mod load;
 mod schema;
 mod select;
-mod topology;
 
 pub use apply::{Applied, Change, ThreadPlacement, apply, placement_cpus, thread_affinities};
-pub use component::ProfileComponent;
+pub use component::{ProfileComponent, ProfileStats};
+pub use config::ProfileConfig;
 pub use select::{Chosen, choose};
 
-pub use check::{Problem, check_against, check_structure, device_dir};
-pub use cpulist::{CpuList, CpuListError};
+pub use check::{Problem, check_against, check_structure};
 pub use load::{BUILTIN, LoadError, Origin, builtin, load};
 pub use schema::*;
-pub use topology::{CpuGroup, Identity, NumaNode, Topology, TopologyError};
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::CpuList;
+use crate::board::{CpuList, DeviceLocator};
 
 /// A whole profile, after `include` has been resolved.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -171,6 +171,17 @@ pub struct Device {
     /// Whether a board without it is still this board (a removable card).
     #[serde(default)]
     pub optional: bool,
+}
+
+impl Device {
+    /// How to find the device in sysfs.
+    pub fn locator(&self) -> DeviceLocator<'_> {
+        DeviceLocator {
+            sysfs: self.sysfs.as_deref(),
+            interface: self.interface.as_deref(),
+            driver: self.driver.as_deref(),
+        }
+    }
 }
 
 /// Memory policy modes (set_mempolicy(2)).

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Origin, Problem, Profile, Topology, builtin, check_against, check_structure, load};
-use crate::config::ProfileConfig;
+use super::ProfileConfig;
+use super::{Origin, Problem, Profile, builtin, check_against, check_structure, load};
+use crate::board::Topology;
 
 /// The outcome of selection.
 #[derive(Clone, Debug)]

@@ -3,7 +3,10 @@
 use std::{fs, path::Path};
 
 use super::*;
-use crate::{config::ProfileConfig, tomlfile};
+use crate::{
+    board::{CpuList, Topology},
+    tomlfile,
+};
 
 const BASE: &str = r#"
 [board]
@@ -596,12 +599,15 @@ fn a_driver_is_found_by_its_bound_devices_not_its_module_link() {
     let npu: Device =
         toml::from_str("name = \"npu0\"\nkind = \"npu\"\ndriver = \"armchina\"\n").unwrap();
     assert_eq!(
-        device_dir(&npu, t.path()),
+        npu.locator().sysfs_dir(t.path()),
         None,
         "loaded driver, no device bound"
     );
     let dev = t.path().join("sys/devices/platform/14260000.aipu");
     fs::create_dir_all(&dev).unwrap();
     std::os::unix::fs::symlink(&dev, drv.join("14260000.aipu")).unwrap();
-    assert_eq!(device_dir(&npu, t.path()), Some(drv.join("14260000.aipu")));
+    assert_eq!(
+        npu.locator().sysfs_dir(t.path()),
+        Some(drv.join("14260000.aipu"))
+    );
 }

@@ -6,8 +6,10 @@
 //! component failing (a start error, a panic, a wedged loop) never stops the
 //! others, and is always visible in status, telemetry and the watchdog.
 
+mod config;
 mod health;
 mod heartbeat;
+mod stats;
 
 use std::{
     future::Future,
@@ -19,8 +21,12 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use config::DaemonConfig;
 pub use health::{Health, Stat, Stats};
 pub use heartbeat::{BEAT_INTERVAL, Heartbeat};
+pub use stats::{
+    Counter, Float, Gauge, Maybe, StatField, StatKind, StatSet, Text, markdown as stats_markdown,
+};
 
 use crate::probe::ProbeReport;
 
@@ -60,8 +66,13 @@ pub trait Component: Send {
     /// What the component reports about itself. Must not block.
     fn health(&self) -> Health;
 
-    /// Counters and gauges for status and telemetry. Must not block.
+    /// Counters and gauges for status and telemetry, from the component's
+    /// [`stats!`](crate::stats) struct. Must not block.
     fn stats(&self) -> Stats;
+
+    /// Every stat [`Component::stats`] may report, with its description:
+    /// the component's [`StatSet::FIELDS`].
+    fn stat_fields(&self) -> &'static [StatField];
 }
 
 /// A component's spawned main loop and the means to stop it: the loop gets

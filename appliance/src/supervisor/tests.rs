@@ -61,8 +61,55 @@ impl Component for Scripted {
         Health::Healthy
     }
     fn stats(&self) -> Stats {
-        Stats::from([("ticks".into(), Stat::Counter(1))])
+        ScriptedStats {
+            ticks: 1,
+            ..ScriptedStats::default()
+        }
+        .to_stats()
     }
+    fn stat_fields(&self) -> &'static [StatField] {
+        ScriptedStats::FIELDS
+    }
+}
+
+crate::stats! {
+    /// What a scripted component reports.
+    struct ScriptedStats {
+        /// Ticks so far.
+        ticks: Counter,
+        /// A label with a name that is
+        /// not an identifier; absent unless set.
+        label as "the.label": Maybe<Text>,
+    }
+}
+
+#[test]
+fn declared_stats_carry_their_names_kinds_and_descriptions() {
+    let f = ScriptedStats::FIELDS;
+    assert_eq!(f.len(), 2);
+    assert_eq!(
+        (f[0].name, f[0].kind, f[0].optional),
+        ("ticks", "counter", false)
+    );
+    assert_eq!(f[0].description(), "Ticks so far.");
+    assert_eq!(
+        (f[1].name, f[1].kind, f[1].optional),
+        ("the.label", "text", true)
+    );
+    assert_eq!(
+        f[1].description(),
+        "A label with a name that is not an identifier; absent unless set."
+    );
+    let absent = ScriptedStats::default().to_stats();
+    assert_eq!(absent, Stats::from([("ticks".into(), Stat::Counter(0))]));
+    let present = ScriptedStats {
+        ticks: 3,
+        label: Some("x".into()),
+    }
+    .to_stats();
+    assert_eq!(present.get("the.label"), Some(&Stat::Text("x".into())));
+    let md = stats_markdown(&[("scripted", f)]);
+    assert!(md.contains("| `the.label` | text, optional | A label with a name that is not an identifier; absent unless set. |"), "{md}");
 }
 
 fn supervisor(wedge_ms: u64) -> Supervisor {

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::envelope::{ComponentSample, Report, Schema, Value, health_code, parse_boot_id};
-use crate::control::protocol::StatusReport;
+use crate::status::StatusReport;
 
 /// The kernel's boot id, or zeros where /proc does not say (sequence numbers
 /// then still order reports within the run).

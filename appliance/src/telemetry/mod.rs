@@ -5,14 +5,13 @@
 //! fraction of the same report as JSON); [`collect`] turns the supervisor's
 //! status into a report; [`outbox`] keeps reports, in order and bounded, until
 //! the broker acknowledged them, with [`spool`] on disk for what memory
-//! cannot hold and what a restart would lose; [`watch`] is `nodus telemetry watch`, the
-//! operator's decoder. The MQTT link itself lives in [`crate::fleet`].
+//! cannot hold and what a restart would lose. The MQTT link that carries them,
+//! and `nodus telemetry watch` that decodes them, live in `fleet`.
 
 pub mod collect;
 pub mod envelope;
 pub mod outbox;
 pub mod spool;
-pub mod watch;
 
 pub use envelope::{ComponentSample, DecodeError, Message, Report, Schema, Value};
 pub use outbox::{Outbox, OutboxStats, Ticket};

@@ -228,9 +228,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves plain data consistent
-        // (every method changes it in one step), so keep using it.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Adds a report. `make(seq, dropped_total)` builds its bytes, so the

@@ -5,7 +5,7 @@
 //! `method * PATH_CLASSES + path_class`, so nodus reads request counters
 //! without touching the data path, and both sides agree on the index here.
 
-use crate::abi::Fnv;
+use crate::layout::Fnv;
 
 /// Request methods the classifier tells apart.
 pub const METHOD_GET: u32 = 0;

@@ -10,5 +10,6 @@
 
 pub mod abi;
 pub mod fileserver;
+pub mod layout;
 pub mod probe;
 pub mod proccache;

@@ -1,6 +1,6 @@
 //! Types of the kernel-feature probe programs (`nodus probe`).
 
-use crate::abi::Fnv;
+use crate::layout::Fnv;
 
 /// Written by the ring-buffer probe program; its presence proves that the
 /// kernel accepted a program that reserves and submits ring-buffer records.

@@ -6,7 +6,7 @@
 //! in the running kernel's BTF by userspace and written into [`TaskLayout`]
 //! before the programs load: one binary works on every kernel version.
 
-use crate::abi::Fnv;
+use crate::layout::Fnv;
 
 /// A process (not a thread) was forked.
 pub const EVENT_FORK: u32 = 1;

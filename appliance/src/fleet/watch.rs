@@ -7,12 +7,12 @@ use std::{collections::HashMap, io::Write, time::Duration};
 
 use tokio::sync::{mpsc, watch};
 
-use super::envelope::{self, Message, NamedReport, Schema};
-use crate::fleet::{
+use super::{
     config::{BrokerUrl, MqttVersion},
     link::{self, Backoff, LinkEvent, LinkOptions, Up},
     topics::{self, ROOT},
 };
+use crate::telemetry::envelope::{self, Message, NamedReport, Schema};
 
 /// What to watch and how to print it.
 pub struct WatchOptions {
