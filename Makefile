@@ -57,8 +57,9 @@ lint: ebpf
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) xtask clippy-ebpf
 
+# As root, with every root-only test required to run (not skipped).
 unit: ebpf
-	$(CARGO) test --workspace
+	NODUS_REQUIRE_ROOT=1 $(CARGO) test --workspace
 
 test: lint unit hil
 

@@ -29,10 +29,10 @@ fn run() -> Result<(), String> {
             ebpf::check_objects(&dir)
                 .map_err(|e| format!("{}={}: {e}", ebpf::PREBUILT_DIR_ENV, dir.display()))?;
             fs::create_dir_all(&objects).map_err(|e| e.to_string())?;
-            for name in nodus_common::abi::OBJECTS {
-                let from = dir.join(name);
+            for object in nodus_common::objects::ALL {
+                let from = dir.join(object.name);
                 println!("cargo::rerun-if-changed={}", from.display());
-                ebpf::copy_if_changed(&from, &objects.join(name))?;
+                ebpf::copy_if_changed(&from, &objects.join(object.name))?;
             }
         }
         None => {
@@ -52,5 +52,23 @@ fn run() -> Result<(), String> {
             )?;
         }
     }
-    Ok(())
+    embed(&out_dir)
+}
+
+/// Writes `embedded.rs`: every object of `nodus_common::objects::ALL`,
+/// included aligned, so the list of objects is written down once.
+fn embed(out_dir: &std::path::Path) -> Result<(), String> {
+    let mut code = String::from(
+        "/// Every embedded object's bytes, by name, in `objects::ALL` order.\n\
+         static EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
+    for object in nodus_common::objects::ALL {
+        code.push_str(&format!(
+            "    ({name:?}, aya::include_bytes_aligned!(concat!(env!(\"OUT_DIR\"), \"/ebpf/{name}\"))),\n",
+            name = object.name
+        ));
+    }
+    code.push_str("];\n");
+    let path = out_dir.join("embedded.rs");
+    fs::write(&path, code).map_err(|e| format!("{}: {e}", path.display()))
 }

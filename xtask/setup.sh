@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Bring this machine to what nodus builds and tests with (see ../shared/TOOLCHAIN.md,
-# summarised in docs/toolchain.md). Idempotent: each step checks first and does
-# nothing when its result is already present, so a second run takes seconds.
+# Bring this machine to what nodus builds and tests with (see docs/toolchain.md).
+# Idempotent: each step checks first and does nothing when its result is
+# already present, so a second run takes seconds.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,5 +1,5 @@
 //! The file server against nginx, tuned, on the same machine in the same run
-//! (DESIGN.md: at least 1.1x nginx requests/s on a 4 KiB file with p99 no
+//! (docs/design.md: at least 1.1x nginx requests/s on a 4 KiB file with p99 no
 //! worse; at least 1.0x MiB/s on a 64 MiB file). Both serve the same directory on
 //! loopback; wrk, with the same threads and connections, alternates between
 //! them; each figure is the median over rounds. Run with `make bench`.

@@ -1,4 +1,4 @@
-//! Footprint of the release binary, as DESIGN.md's targets state it: binary
+//! Footprint of the release binary, as docs/design.md's targets state it: binary
 //! size, start-to-READY time and idle RSS. There is no peer for these; each is
 //! printed beside its target. Run with `make bench` (it builds
 //! target/release/nodus first, the binary measured here).

@@ -1,5 +1,5 @@
 //! Process-cache capture benchmark, side by side with the /proc poller a
-//! user would otherwise run (DESIGN.md: proccache targets).
+//! user would otherwise run (docs/design.md: proccache targets).
 //!
 //! Spawns N short-lived `/bin/true` processes with distinct argv as fast as
 //! the machine allows (one spawner per CPU) while nodus runs and, in the same

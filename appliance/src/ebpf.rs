@@ -1,30 +1,20 @@
-//! The eBPF objects embedded in the binary, one per program binary of
-//! `ebpf/programs`. `build.rs` either compiled them or took them, checked,
-//! from a prebuilt directory (`NODUS_EBPF_DIR`).
+//! The eBPF objects embedded in the binary: those `nodus_common::objects`
+//! lists, one per program binary of `ebpf/programs`. `build.rs` either
+//! compiled them or took them, checked, from a prebuilt directory
+//! (`NODUS_EBPF_DIR`).
 
-/// Tiny map-less programs of each type `nodus probe` checks.
-pub static PROBE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/probe"));
+use nodus_common::objects::Object;
 
-/// Ring-buffer probe: a RINGBUF map and a program writing to it.
-pub static PROBE_RINGBUF: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/probe_ringbuf"));
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
-/// Socket-map probe: a SOCKHASH map and an sk_skb stream verdict program.
-pub static PROBE_SOCKHASH: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/probe_sockhash"));
-
-/// Process cache: fork/exec/exit raw tracepoints feeding a ring buffer.
-pub static PROCCACHE: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/proccache"));
-/// File-server connection steering: an sk_reuseport program choosing the
-/// listening socket of the worker on the CPU that received the connection.
-pub static FILESERVER_REUSEPORT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/fileserver_reuseport"));
-
-/// File-server request classifier: a TC ingress program counting requests by
-/// method and path class.
-pub static FILESERVER_TC: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ebpf/fileserver_tc"));
+/// The bytes of `object`, one of `nodus_common::objects::ALL` (all of which
+/// the build embedded and checked).
+pub fn bytes(object: &Object) -> &'static [u8] {
+    EMBEDDED
+        .iter()
+        .find(|(name, _)| *name == object.name)
+        .map_or(&[], |(_, b)| *b)
+}
 
 /// Renders an error with its whole `source()` chain on one line, because aya's
 /// top-level errors ("the BPF_PROG_LOAD syscall failed") hide the kernel's

@@ -88,7 +88,7 @@ fn config_check_accepts_the_embedded_defaults() {
 
 #[test]
 fn unprivileged_run_names_the_missing_capabilities() {
-    common::require_root();
+    require_root!();
     let dir = tempdir();
     let path = dir.path().join("nodus.toml");
     fs::write(&path, "[control]\nsocket = \"/tmp/nodus-unpriv.sock\"\n").expect("write");

@@ -11,12 +11,12 @@ use std::{
 
 use common::{
     daemon::{TempDaemon, component},
-    nodus, require_root, wait_for,
+    nodus, wait_for,
 };
 
 #[test]
 fn ready_status_and_clean_stop() {
-    require_root();
+    require_root!();
     let mut d = TempDaemon::start("", &[]);
     let mode = std::fs::metadata(&d.socket)
         .expect("socket exists")
@@ -59,7 +59,7 @@ fn ready_status_and_clean_stop() {
 
 #[test]
 fn sigint_also_stops_cleanly() {
-    require_root();
+    require_root!();
     let mut d = TempDaemon::start("", &[]);
     d.signal(libc::SIGINT);
     let status = wait_for("exit after SIGINT", Duration::from_secs(3), || {
@@ -70,7 +70,7 @@ fn sigint_also_stops_cleanly() {
 
 #[test]
 fn watchdog_keepalives_are_sent_while_healthy() {
-    require_root();
+    require_root!();
     // 400 ms watchdog: keep-alives every 200 ms.
     let mut d = TempDaemon::start("", &[("WATCHDOG_USEC", "400000")]);
     for _ in 0..3 {
@@ -80,7 +80,7 @@ fn watchdog_keepalives_are_sent_while_healthy() {
 
 #[test]
 fn a_second_daemon_on_the_same_socket_is_refused() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("", &[]);
     let second = nodus()
         .args(["run", "--config"])
@@ -103,7 +103,7 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
 
 #[test]
 fn malformed_control_requests_get_errors_and_the_daemon_keeps_serving() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("", &[]);
     let mut s = UnixStream::connect(&d.socket).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -146,7 +146,7 @@ fn malformed_control_requests_get_errors_and_the_daemon_keeps_serving() {
 
 #[test]
 fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
-    require_root();
+    require_root!();
     let mut d = TempDaemon::start("", &[]);
     // Bad file: daemon keeps running on the old config and old socket.
     std::fs::write(&d.config, "[control]\nsockett = 1\n").unwrap();
@@ -191,7 +191,7 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
 
 #[test]
 fn logs_go_to_syslog_as_rfc3164_datagrams() {
-    require_root();
+    require_root!();
     let dir = common::tempdir();
     let log_path = dir.path().join("log.sock");
     let syslog = std::os::unix::net::UnixDatagram::bind(&log_path).expect("bind syslog socket");

@@ -22,7 +22,7 @@ fn attached_status(d: &FsDaemon) -> serde_json::Value {
 
 #[test]
 fn steering_and_kernel_counters() {
-    common::require_root();
+    require_root!();
     let d = FsDaemon::start(
         |r| {
             fs::write(r.join("index.html"), "home\n").unwrap();
@@ -60,6 +60,7 @@ fn steering_and_kernel_counters() {
 
 #[test]
 fn without_pinning_steering_degrades_visibly() {
+    require_root!();
     let d = FsDaemon::start(
         |r| fs::write(r.join("index.html"), "home\n").unwrap(),
         "pin_workers = false\ntc_interfaces = [\"lo\", \"nodus-no-such-if\"]",

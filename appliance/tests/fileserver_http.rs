@@ -27,6 +27,7 @@ fn site(root: &std::path::Path) {
 
 #[test]
 fn get_head_and_headers() {
+    require_root!();
     let d = FsDaemon::start(site, "small_file_max = 65536");
     let g = d.get("/", &[]);
     assert_eq!(g.status, 200, "{g:?}");
@@ -72,6 +73,7 @@ fn get_head_and_headers() {
 
 #[test]
 fn index_redirect_and_not_found() {
+    require_root!();
     let d = FsDaemon::start(site, "");
     let g = d.get("/docs/", &[]);
     assert_eq!((g.status, g.body.as_slice()), (200, &b"docs\n"[..]));
@@ -87,6 +89,7 @@ fn index_redirect_and_not_found() {
 
 #[test]
 fn ranges() {
+    require_root!();
     let d = FsDaemon::start(site, "");
     let want = fs::read(d.file("data.bin")).unwrap();
     let g = d.get("/data.bin", &["-r", "100-199"]);
@@ -112,6 +115,7 @@ fn ranges() {
 
 #[test]
 fn conditional_requests() {
+    require_root!();
     let d = FsDaemon::start(site, "");
     let first = d.get("/style.css", &[]);
     let etag = first.header("etag").unwrap();
@@ -148,6 +152,7 @@ fn conditional_requests() {
 
 #[test]
 fn precompressed_siblings() {
+    require_root!();
     let d = FsDaemon::start(site, "");
     let g = d.get("/app.js", &["-H", "Accept-Encoding: gzip, br"]);
     assert_eq!((g.status, g.body.as_slice()), (200, &b"BROTLI-BYTES"[..]));
@@ -174,6 +179,7 @@ fn precompressed_siblings() {
 
 #[test]
 fn every_refusal_status_with_curl() {
+    require_root!();
     let d = FsDaemon::start(
         site,
         "max_request_line = 1024\nmax_header_bytes = 2048\nmax_headers = 20",
@@ -211,6 +217,7 @@ fn every_refusal_status_with_curl() {
 
 #[test]
 fn header_timeout_is_408_and_idle_connections_close() {
+    require_root!();
     let d = FsDaemon::start(site, "header_timeout_ms = 300\nidle_timeout_ms = 300");
     // A slowloris head that never completes.
     let got = d.raw(
@@ -227,6 +234,7 @@ fn header_timeout_is_408_and_idle_connections_close() {
 
 #[test]
 fn connection_limit_is_503_and_recovers() {
+    require_root!();
     let d = FsDaemon::start(site, "max_connections = 1");
     let holder = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -243,6 +251,7 @@ fn connection_limit_is_503_and_recovers() {
 
 #[test]
 fn pipelining_and_http10() {
+    require_root!();
     let d = FsDaemon::start(site, "");
     let got = d.raw(
         b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\nHEAD /docs/ HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

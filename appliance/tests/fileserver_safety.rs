@@ -60,6 +60,7 @@ const CORPUS: &[&str] = &[
 
 #[test]
 fn traversal_corpus_never_escapes() {
+    require_root!();
     let outside = common::tempdir();
     let d = FsDaemon::start(layout(outside.path()), "");
     for path in CORPUS {
@@ -97,6 +98,7 @@ fn traversal_corpus_never_escapes() {
 
 #[test]
 fn symlinks_outside_only_when_allowed() {
+    require_root!();
     let outside = common::tempdir();
     let d = FsDaemon::start(layout(outside.path()), "symlinks_outside = true");
     let g = d.get("/leak.txt", &[]);
@@ -113,6 +115,7 @@ fn symlinks_outside_only_when_allowed() {
 
 #[test]
 fn edited_file_is_never_stale() {
+    require_root!();
     let d = FsDaemon::start(
         |r| fs::write(r.join("f.txt"), "version one, long text\n").unwrap(),
         "",
@@ -138,6 +141,7 @@ fn edited_file_is_never_stale() {
 
 #[test]
 fn file_replaced_while_being_served_is_never_mixed_or_truncated() {
+    require_root!();
     let a: Vec<u8> = vec![b'a'; 300_000];
     let b: Vec<u8> = vec![b'b'; 120_000];
     let d = FsDaemon::start(

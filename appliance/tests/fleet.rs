@@ -16,7 +16,7 @@ use std::{
 use common::{
     broker::{Broker, TlsFiles},
     daemon::{TempDaemon, component},
-    nodus, require_root, tempdir, tool, unique, wait_for,
+    nodus, tempdir, tool, unique, wait_for,
 };
 use serde_json::Value;
 
@@ -172,7 +172,7 @@ fn watch(url: &str, device: &str, version: &str, count: u32) -> Vec<Value> {
 
 #[test]
 fn birth_telemetry_and_last_will_on_mqtt_5_and_3_1_1() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     for version in ["5", "3.1.1"] {
         let mut board = Board::start(&broker.url(), &format!("mqtt_version = \"{version}\"\n"));
@@ -310,7 +310,7 @@ fn missing_once_caught_up(out: &Path, device: &str, last: u64) -> Vec<u64> {
 
 #[test]
 fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not() {
-    require_root();
+    require_root!();
     let mut broker = Broker::start_persistent();
     let dir = tempdir();
     let seen = dir.path().join("telemetry.txt");
@@ -376,7 +376,7 @@ fn a_30_s_broker_outage_loses_nothing_that_fits_and_counts_exactly_what_does_not
 
 #[test]
 fn a_restart_during_an_outage_loses_nothing_the_spool_can_hold() {
-    require_root();
+    require_root!();
     let mut broker = Broker::start_persistent();
     let dir = tempdir();
     let seen = dir.path().join("telemetry.txt");
@@ -472,7 +472,7 @@ fn running_config(board: &Board) -> String {
 
 #[test]
 fn signed_documents_are_applied_bad_ones_refused_and_unhealthy_ones_rolled_back() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     let dir = tempdir();
     let key = SigningKey::generate(dir.path(), "fleet");
@@ -634,7 +634,7 @@ fn signed_documents_are_applied_bad_ones_refused_and_unhealthy_ones_rolled_back(
 
 #[test]
 fn kill_9_during_commit_leaves_the_old_or_the_new_last_good_never_a_torn_one() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     let dir = tempdir();
     let key = SigningKey::generate(dir.path(), "fleet");
@@ -702,7 +702,7 @@ fn kill_9_during_commit_leaves_the_old_or_the_new_last_good_never_a_torn_one() {
 
 #[test]
 fn tls_with_a_client_certificate() {
-    require_root();
+    require_root!();
     let dir = tempdir();
     let tls = TlsFiles::generate(dir.path());
     let plain_port = common::free_port();
@@ -777,7 +777,7 @@ fn tls_with_a_client_certificate() {
 
 #[test]
 fn a_retained_document_too_big_for_mqtt_cannot_cut_the_board_off() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     for version in ["3.1.1", "5"] {
         let device = unique("board");
@@ -822,7 +822,7 @@ fn a_retained_document_too_big_for_mqtt_cannot_cut_the_board_off() {
 
 #[test]
 fn a_full_disk_keeps_the_applied_config_and_says_the_last_good_file_was_not_written() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     let dir = tempdir();
     let key = SigningKey::generate(dir.path(), "fleet");
@@ -875,7 +875,7 @@ fn a_full_disk_keeps_the_applied_config_and_says_the_last_good_file_was_not_writ
 
 #[test]
 fn sighup_rereads_the_file_and_keeps_the_fleet_documents_on_top() {
-    require_root();
+    require_root!();
     let broker = Broker::start();
     let dir = tempdir();
     let key = SigningKey::generate(dir.path(), "fleet");

@@ -22,6 +22,7 @@ impl Drop for Reap {
 
 #[test]
 fn namespace_pair_carries_tcp_over_veth() {
+    require_root!();
     let pair = NetPair::new();
     let _server = Reap(
         pair.cmd(&pair.b, "python3")

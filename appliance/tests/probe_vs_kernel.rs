@@ -6,7 +6,7 @@ mod common;
 
 use std::{path::Path, process::Command};
 
-use common::{nodus, require_root, tool};
+use common::{nodus, tool};
 
 fn nodus_probe() -> serde_json::Value {
     let out = nodus()
@@ -28,7 +28,7 @@ fn bpftool_probe() -> serde_json::Value {
 
 #[test]
 fn probe_agrees_with_bpftool_and_the_kernel() {
-    require_root();
+    require_root!();
     let ours = nodus_probe();
     let theirs = bpftool_probe();
     let feat = |name: &str| -> bool {
@@ -88,7 +88,7 @@ fn probe_agrees_with_bpftool_and_the_kernel() {
 
 #[test]
 fn probe_table_lists_every_feature() {
-    require_root();
+    require_root!();
     let out = nodus().arg("probe").output().expect("run nodus probe");
     let text = String::from_utf8_lossy(&out.stdout);
     for f in [
@@ -112,7 +112,7 @@ fn probe_table_lists_every_feature() {
 
 #[test]
 fn probing_leaves_no_programs_or_links_behind() {
-    require_root();
+    require_root!();
     let count = |what: &str| -> usize {
         let out = Command::new(tool("bpftool"))
             .args(["-j", what, "show"])

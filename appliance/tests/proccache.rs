@@ -11,7 +11,7 @@ use std::{
 
 use common::{
     daemon::{TempDaemon, component},
-    require_root, tool, unique, wait_for,
+    tool, unique, wait_for,
 };
 use serde_json::Value;
 
@@ -71,7 +71,7 @@ fn argv(p: &Value) -> Vec<String> {
 
 #[test]
 fn a_process_that_lives_under_a_millisecond_is_queryable_with_argv_and_exit_code() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("", &[]);
     assert_eq!(
         proccache(&d)["health"]["state"],
@@ -107,7 +107,7 @@ fn a_process_that_lives_under_a_millisecond_is_queryable_with_argv_and_exit_code
 
 #[test]
 fn a_killed_process_reports_its_signal() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("", &[]);
     let marker = unique("killed-");
     let mut child: Child = sleeper(&marker);
@@ -130,7 +130,7 @@ fn a_killed_process_reports_its_signal() {
 
 #[test]
 fn a_reused_pid_never_merges_two_processes() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("", &[]);
     let first = unique("first-");
     let mut c = busybox();
@@ -166,7 +166,7 @@ fn a_reused_pid_never_merges_two_processes() {
 
 #[test]
 fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start(
         "[proccache]\nring_buffer_kib = 4\nreconcile_interval_s = 1\n",
         &[],
@@ -237,7 +237,7 @@ fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
 
 #[test]
 fn capacity_is_never_exceeded_under_100k_forks() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start("[proccache]\ncapacity = 256\n", &[]);
     let forks_before = stat(&d, "forks");
     let forker = |n: usize| {
@@ -282,7 +282,7 @@ fn capacity_is_never_exceeded_under_100k_forks() {
 
 #[test]
 fn without_kernel_btf_it_polls_proc_and_says_so() {
-    require_root();
+    require_root!();
     let d = TempDaemon::start_in_mount_ns(
         "[proccache]\npoll_interval_ms = 50\n",
         "mount --bind /dev/null /sys/kernel/btf/vmlinux",
@@ -324,7 +324,7 @@ fn other_components_get_exec_events_and_lookups_through_the_table() {
         supervisor::{Component, ComponentContext, Heartbeat},
     };
 
-    require_root();
+    require_root!();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,7 +9,7 @@ use std::{fs, time::Duration};
 
 use common::{
     daemon::{TempDaemon, component},
-    nodus, require_root, wait_for,
+    nodus, wait_for,
 };
 
 fn online_cpus() -> String {
@@ -38,7 +38,7 @@ fn profile_component(status: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn profile_is_applied_verified_and_restored() {
-    require_root();
+    require_root!();
     let dir = common::tempdir();
     let original = sysctl("vm.stat_interval");
     let desired = (original.parse::<u32>().unwrap() + 6).to_string();
@@ -113,7 +113,7 @@ fn profile_is_applied_verified_and_restored() {
 
 #[test]
 fn a_profile_for_another_board_is_never_applied() {
-    require_root();
+    require_root!();
     let dir = common::tempdir();
     let before = sysctl("vm.dirty_writeback_centisecs");
     let path = dir.path().join("other.toml");

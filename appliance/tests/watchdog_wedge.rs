@@ -1,6 +1,8 @@
 //! WATCHDOG=1 stops while a component is wedged and resumes when it recovers,
 //! so systemd restarts a daemon whose component hung, not a healthy one.
 
+mod common;
+
 use std::{
     os::unix::net::UnixDatagram,
     sync::{
@@ -87,6 +89,7 @@ fn drain(sock: &UnixDatagram) -> String {
 
 #[test]
 fn watchdog_is_withheld_while_a_component_is_wedged() {
+    require_root!();
     assert_eq!(unsafe { libc::geteuid() }, 0, "run as root (`make test`)");
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");

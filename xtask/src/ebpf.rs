@@ -13,7 +13,10 @@ use std::{
     process::Command,
 };
 
-use nodus_common::abi;
+use nodus_common::{
+    abi,
+    objects::{self, Object},
+};
 
 use crate::elf;
 
@@ -80,7 +83,7 @@ pub fn clippy(programs_dir: &Path, target_dir: &Path) -> Result<(), String> {
 }
 
 /// Compiles every program binary of the crate at `programs_dir` and copies the
-/// objects listed in [`abi::OBJECTS`] into `out_dir`.
+/// objects listed in [`objects::ALL`] into `out_dir`.
 pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let status = nightly_cargo(programs_dir, target_dir, &["build"])
         .status()
@@ -92,8 +95,8 @@ pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(
     }
     fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let built = target_dir.join(TARGET).join("release");
-    for name in abi::OBJECTS {
-        copy_if_changed(&built.join(name), &out_dir.join(name))?;
+    for object in objects::ALL {
+        copy_if_changed(&built.join(object.name), &out_dir.join(object.name))?;
     }
     check_objects(out_dir)
 }
@@ -108,17 +111,19 @@ pub fn copy_if_changed(from: &Path, to: &Path) -> Result<(), String> {
     fs::write(to, new).map_err(|e| format!("{}: {e}", to.display()))
 }
 
-/// Checks that `dir` holds every object in [`abi::OBJECTS`], each an eBPF ELF
-/// built against the same shared types as this tree.
+/// Checks that `dir` holds every object in [`objects::ALL`], each an eBPF ELF
+/// built against the same shared types as this tree, with the programs and
+/// maps the list gives it.
 pub fn check_objects(dir: &Path) -> Result<(), String> {
-    for name in abi::OBJECTS {
-        check_object(&dir.join(name))?;
+    for object in objects::ALL {
+        check_object(&dir.join(object.name), object)?;
     }
     Ok(())
 }
 
-/// Checks one object; the error names the file and what is wrong with it.
-pub fn check_object(path: &Path) -> Result<(), String> {
+/// Checks one object against its entry in [`objects::ALL`]; the error names
+/// the file and what is wrong with it.
+pub fn check_object(path: &Path, object: &Object) -> Result<(), String> {
     let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let stamp =
         elf::bpf_section(&bytes, abi::SECTION).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -129,6 +134,22 @@ pub fn check_object(path: &Path) -> Result<(), String> {
             path.display(),
             hex(stamp),
             abi::LAYOUT_FINGERPRINT
+        ));
+    }
+    let symbols = elf::symbol_names(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let missing: Vec<&str> = object
+        .programs
+        .iter()
+        .chain(object.maps)
+        .filter(|name| !symbols.iter().any(|s| s == *name))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{}: lacks {} that nodus_common::objects lists for `{}`; the list and ebpf/programs disagree",
+            path.display(),
+            missing.join(", "),
+            object.name
         ));
     }
     Ok(())

@@ -84,6 +84,40 @@ pub fn bpf_section<'a>(elf: &'a [u8], name: &str) -> Result<&'a [u8], ElfError> 
     Err(ElfError::MissingSection(name.to_owned()))
 }
 
+/// The names of every symbol in the object's symbol table: its programs
+/// and maps, among others. Call after [`bpf_section`] accepted the file.
+pub fn symbol_names(elf: &[u8]) -> Result<Vec<String>, ElfError> {
+    const SHT_SYMTAB: u32 = 2;
+    const SYM_SIZE: usize = 24;
+    let shoff = u64_at(elf, 40)?;
+    let shentsize = usize::from(u16_at(elf, 58)?);
+    let shnum = usize::from(u16_at(elf, 60)?);
+    let mut names = Vec::new();
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        if u32_at(elf, h + 4)? != SHT_SYMTAB {
+            continue;
+        }
+        let (off, size) = (u64_at(elf, h + 24)?, u64_at(elf, h + 32)?);
+        let link = u32_at(elf, h + 40)? as usize;
+        let sh = shoff + link * shentsize;
+        let (str_off, str_size) = (u64_at(elf, sh + 24)?, u64_at(elf, sh + 32)?);
+        let strtab = elf
+            .get(str_off..str_off + str_size)
+            .ok_or(ElfError::Truncated)?;
+        let table = elf.get(off..off + size).ok_or(ElfError::Truncated)?;
+        for sym in table.as_chunks::<SYM_SIZE>().0 {
+            let name_off = u32_at(sym, 0)? as usize;
+            let rest = strtab.get(name_off..).ok_or(ElfError::Truncated)?;
+            let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+            if end > 0 {
+                names.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nodus_common::abi;
+use nodus_common::{
+    abi,
+    objects::{self, fileserver_tc},
+};
 use xtask::ebpf::{self, check_objects};
 
 fn built_objects() -> PathBuf {
@@ -17,7 +20,7 @@ fn built_objects() -> PathBuf {
             ebpf::workspace_root(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))).join("target/ebpf")
         });
     assert!(
-        dir.join(abi::OBJECTS[0]).exists(),
+        dir.join(objects::ALL[0].name).exists(),
         "no eBPF objects in {}: run `make ebpf` (or `make test`)",
         dir.display()
     );
@@ -26,8 +29,8 @@ fn built_objects() -> PathBuf {
 
 fn copy_of(dir: &Path) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for name in abi::OBJECTS {
-        fs::copy(dir.join(name), tmp.path().join(name)).expect("copy object");
+    for o in objects::ALL {
+        fs::copy(dir.join(o.name), tmp.path().join(o.name)).expect("copy object");
     }
     tmp
 }
@@ -40,7 +43,7 @@ fn freshly_built_objects_are_accepted() {
 #[test]
 fn an_object_built_against_other_shared_types_is_refused() {
     let tmp = copy_of(&built_objects());
-    let victim = tmp.path().join(abi::OBJECTS[0]);
+    let victim = tmp.path().join(objects::ALL[0].name);
     let mut bytes = fs::read(&victim).unwrap();
     let stamp = abi::LAYOUT_FINGERPRINT.to_le_bytes();
     let at = bytes
@@ -57,7 +60,7 @@ fn an_object_built_against_other_shared_types_is_refused() {
 #[test]
 fn a_host_binary_in_place_of_an_object_is_refused() {
     let tmp = copy_of(&built_objects());
-    let victim = tmp.path().join(abi::OBJECTS[1]);
+    let victim = tmp.path().join(objects::ALL[1].name);
     fs::copy("/bin/true", &victim).unwrap();
     let err = check_objects(tmp.path()).unwrap_err();
     assert!(err.contains("expected 247 (eBPF)"), "{err}");
@@ -66,16 +69,16 @@ fn a_host_binary_in_place_of_an_object_is_refused() {
 #[test]
 fn a_missing_object_is_named() {
     let tmp = copy_of(&built_objects());
-    let victim = tmp.path().join(abi::OBJECTS[2]);
+    let victim = tmp.path().join(objects::ALL[2].name);
     fs::remove_file(&victim).unwrap();
     let err = check_objects(tmp.path()).unwrap_err();
-    assert!(err.contains(abi::OBJECTS[2]), "{err}");
+    assert!(err.contains(objects::ALL[2].name), "{err}");
 }
 
 #[test]
 fn an_object_without_the_stamp_is_refused() {
     let tmp = copy_of(&built_objects());
-    let victim = tmp.path().join(abi::OBJECTS[0]);
+    let victim = tmp.path().join(objects::ALL[0].name);
     let mut bytes = fs::read(&victim).unwrap();
     // Rename the section wherever its name appears: same size, different name.
     let name = abi::SECTION.as_bytes();
@@ -90,4 +93,20 @@ fn an_object_without_the_stamp_is_refused() {
     fs::write(&victim, bytes).unwrap();
     let err = check_objects(tmp.path()).unwrap_err();
     assert!(err.contains("no `nodus_abi` section"), "{err}");
+}
+
+#[test]
+fn an_object_without_a_listed_map_is_refused() {
+    // The classifier object in the place of the steering one: eBPF, the
+    // right fingerprint, but not the maps the list gives the steering object.
+    let tmp = copy_of(&built_objects());
+    let steering = objects::fileserver_reuseport::OBJECT;
+    fs::copy(
+        tmp.path().join(fileserver_tc::OBJECT.name),
+        tmp.path().join(steering.name),
+    )
+    .expect("copy");
+    let err = check_objects(tmp.path()).unwrap_err();
+    assert!(err.contains(steering.name), "{err}");
+    assert!(err.contains("FS_SOCKETS"), "{err}");
 }

@@ -1,4 +1,4 @@
-//! `nodus run`: boot, serve, reload and stop, in the order DESIGN.md gives.
+//! `nodus run`: boot, serve, reload and stop, in the order docs/design.md gives.
 //!
 //! 1. config (already parsed by the caller: a bad file never gets here);
 //! 2. kernel probe (after mounting tracefs/bpffs if absent);

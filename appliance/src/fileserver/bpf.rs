@@ -14,6 +14,8 @@ use nodus_common::fileserver::{
     SLOT_SAME_NODE, TcConfig,
 };
 
+use nodus_common::objects::{fileserver_reuseport as steering, fileserver_tc as classifier};
+
 use crate::ebpf::{self, error_chain};
 
 fn chain(e: impl std::error::Error) -> String {
@@ -110,24 +112,26 @@ pub fn steer(
     if cpus.iter().all(Option::is_none) {
         return Err("workers are not pinned (fileserver.pin_workers = false)".into());
     }
-    let mut obj = Ebpf::load(ebpf::FILESERVER_REUSEPORT).map_err(chain)?;
+    let mut obj = Ebpf::load(ebpf::bytes(&steering::OBJECT)).map_err(chain)?;
     {
         let mut table: Array<&mut MapData, u32> =
-            Array::try_from(map(&mut obj, "FS_CPU_SLOT")?).map_err(chain)?;
+            Array::try_from(map(&mut obj, steering::maps::FS_CPU_SLOT)?).map_err(chain)?;
         for (cpu, slot) in cpu_slots(cpus, online, node_of) {
             table.set(cpu, &slot, 0).map_err(chain)?;
         }
     }
     {
         let mut socks: ReusePortSockArray<&mut MapData> =
-            ReusePortSockArray::try_from(map(&mut obj, "FS_SOCKETS")?).map_err(chain)?;
+            ReusePortSockArray::try_from(map(&mut obj, steering::maps::FS_SOCKETS)?)
+                .map_err(chain)?;
         for (i, l) in listeners.iter().enumerate() {
             socks.set(i as u32, l, 0).map_err(chain)?;
         }
     }
-    let stats = PerCpuArray::try_from(take(&mut obj, "FS_STEER_STATS")?).map_err(chain)?;
+    let stats =
+        PerCpuArray::try_from(take(&mut obj, steering::maps::FS_STEER_STATS)?).map_err(chain)?;
     let prog: &mut SkReuseport = obj
-        .program_mut("fileserver_reuseport")
+        .program_mut(steering::programs::fileserver_reuseport)
         .ok_or("program fileserver_reuseport missing")?
         .try_into()
         .map_err(chain)?;
@@ -159,19 +163,20 @@ impl Classifier {
 pub fn classify(interfaces: &[String], port: u16) -> (Option<Classifier>, Vec<String>) {
     let mut errors = Vec::new();
     let result = (|| -> Result<Classifier, String> {
-        let mut obj = Ebpf::load(ebpf::FILESERVER_TC).map_err(chain)?;
+        let mut obj = Ebpf::load(ebpf::bytes(&classifier::OBJECT)).map_err(chain)?;
         {
             let mut cfg: Array<&mut MapData, TcConfig> =
-                Array::try_from(map(&mut obj, "FS_TC_CONFIG")?).map_err(chain)?;
+                Array::try_from(map(&mut obj, classifier::maps::FS_TC_CONFIG)?).map_err(chain)?;
             let value = TcConfig {
                 port: u32::from(port),
                 enabled: 1,
             };
             cfg.set(0, &value, 0).map_err(chain)?;
         }
-        let requests = PerCpuArray::try_from(take(&mut obj, "FS_REQUESTS")?).map_err(chain)?;
+        let requests =
+            PerCpuArray::try_from(take(&mut obj, classifier::maps::FS_REQUESTS)?).map_err(chain)?;
         let prog: &mut SchedClassifier = obj
-            .program_mut("fileserver_tc")
+            .program_mut(classifier::programs::fileserver_tc)
             .ok_or("program fileserver_tc missing")?
             .try_into()
             .map_err(chain)?;

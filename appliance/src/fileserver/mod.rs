@@ -1,4 +1,4 @@
-//! The static file server (issue 7): HTTP/1.1 GET and HEAD from a document
+//! The static file server: HTTP/1.1 GET and HEAD from a document
 //! root, faster than a tuned nginx on the same board.
 //!
 //! One job per module: [`http`] parses request heads, [`path`] turns targets

@@ -1,4 +1,4 @@
-//! The fleet link (issue 6): the board's MQTT connection to its fleet.
+//! The fleet link: the board's MQTT connection to its fleet.
 //!
 //! [`link`] is the MQTT connection (rumqttc, 3.1.1 or 5, TLS on rustls with
 //! the ring provider); [`topics`] names the topic tree; [`document`] signs and

@@ -14,6 +14,8 @@ use aya::{
 use aya_obj::btf::BtfKind;
 
 use super::{Feature, FeatureStatus, netns::in_private_netns};
+use nodus_common::objects::{probe, probe_ringbuf, probe_sockhash};
+
 use crate::ebpf::{self, error_chain};
 
 type Probed = Result<Option<&'static str>, String>;
@@ -88,7 +90,7 @@ fn load(bytes: &[u8]) -> Result<Ebpf, String> {
 }
 
 fn with_probe_object(f: impl FnOnce(&mut Ebpf) -> Probed) -> Probed {
-    let mut obj = load(ebpf::PROBE)?;
+    let mut obj = load(ebpf::bytes(&probe::OBJECT))?;
     f(&mut obj)
 }
 
@@ -116,7 +118,7 @@ fn btf(vmlinux: &Result<Btf, String>) -> Probed {
 }
 
 fn tracepoint(obj: &mut Ebpf) -> Probed {
-    let p: &mut TracePoint = program(obj, "probe_tracepoint")?;
+    let p: &mut TracePoint = program(obj, probe::programs::probe_tracepoint)?;
     p.load().map_err(err)?;
     let link = p.attach("sched", "sched_process_exec").map_err(err)?;
     p.detach(link).map_err(err)?;
@@ -124,14 +126,14 @@ fn tracepoint(obj: &mut Ebpf) -> Probed {
 }
 
 fn ringbuf() -> Probed {
-    let mut obj = load(ebpf::PROBE_RINGBUF)?;
-    let p: &mut TracePoint = program(&mut obj, "probe_ringbuf")?;
+    let mut obj = load(ebpf::bytes(&probe_ringbuf::OBJECT))?;
+    let p: &mut TracePoint = program(&mut obj, probe_ringbuf::programs::probe_ringbuf)?;
     p.load().map_err(err)?;
     Ok(None)
 }
 
 fn tc(obj: &mut Ebpf) -> Probed {
-    let p: &mut SchedClassifier = program(obj, "probe_tc")?;
+    let p: &mut SchedClassifier = program(obj, probe::programs::probe_tc)?;
     p.load().map_err(err)?;
     let tcx = TcAttach::Tcx {
         attach_type: TcAttachType::Ingress,
@@ -162,7 +164,7 @@ fn tc(obj: &mut Ebpf) -> Probed {
 }
 
 fn xdp(obj: &mut Ebpf) -> Probed {
-    let p: &mut Xdp = program(obj, "probe_xdp")?;
+    let p: &mut Xdp = program(obj, probe::programs::probe_xdp)?;
     p.load().map_err(err)?;
     let link = p.attach(c"lo", XdpMode::Skb).map_err(err)?;
     p.detach(link).map_err(err)?;
@@ -170,12 +172,12 @@ fn xdp(obj: &mut Ebpf) -> Probed {
 }
 
 fn sockhash() -> Probed {
-    let mut obj = load(ebpf::PROBE_SOCKHASH)?;
+    let mut obj = load(ebpf::bytes(&probe_sockhash::OBJECT))?;
     let map = obj
-        .take_map("PROBE_SOCKS")
+        .take_map(probe_sockhash::maps::PROBE_SOCKS)
         .ok_or("map PROBE_SOCKS missing from the probe object")?;
     let socks: SockHash<_, u32> = SockHash::try_from(map).map_err(err)?;
-    let p: &mut SkSkb = program(&mut obj, "probe_verdict")?;
+    let p: &mut SkSkb = program(&mut obj, probe_sockhash::programs::probe_verdict)?;
     p.load().map_err(err)?;
     let link = p.attach(socks.fd()).map_err(err)?;
     p.detach(link).map_err(err)?;
@@ -183,7 +185,7 @@ fn sockhash() -> Probed {
 }
 
 fn reuseport(obj: &mut Ebpf) -> Probed {
-    let p: &mut SkReuseport = program(obj, "probe_reuseport")?;
+    let p: &mut SkReuseport = program(obj, probe::programs::probe_reuseport)?;
     p.load().map_err(err)?;
     let sock = reuseport_listener().map_err(|e| format!("loopback listener: {e}"))?;
     p.attach(&sock).map_err(err)?;
@@ -231,7 +233,7 @@ fn fentry(obj: &mut Ebpf, vmlinux: &Result<Btf, String>) -> Probed {
     let btf = vmlinux
         .as_ref()
         .map_err(|e| format!("needs kernel BTF: {e}"))?;
-    let p: &mut FEntry = program(obj, "probe_fentry")?;
+    let p: &mut FEntry = program(obj, probe::programs::probe_fentry)?;
     p.load("bpf_fentry_test1", btf).map_err(err)?;
     let link = p.attach().map_err(err)?;
     p.detach(link).map_err(err)?;

@@ -11,7 +11,10 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::RawTracePoint,
 };
-use nodus_common::proccache::TaskLayout;
+use nodus_common::{
+    objects::proccache::{OBJECT, maps, programs},
+    proccache::TaskLayout,
+};
 
 use crate::{
     btf::{Btf, BtfError},
@@ -20,9 +23,9 @@ use crate::{
 
 /// The three scheduler tracepoints and the program attached to each.
 const ATTACH: [(&str, &str); 3] = [
-    ("proccache_fork", "sched_process_fork"),
-    ("proccache_exec", "sched_process_exec"),
-    ("proccache_exit", "sched_process_exit"),
+    (programs::proccache_fork, "sched_process_fork"),
+    (programs::proccache_exec, "sched_process_exec"),
+    (programs::proccache_exit, "sched_process_exit"),
 ];
 
 /// The attached programs and the maps they write.
@@ -63,8 +66,8 @@ impl KernelEvents {
         let layout = task_layout(&btf).map_err(|e| e.to_string())?;
         let mut bpf = EbpfLoader::new()
             .override_global("TASK_LAYOUT", &layout, true)
-            .map_max_entries("PROC_EVENTS", ring_bytes)
-            .load(ebpf::PROCCACHE)
+            .map_max_entries(maps::PROC_EVENTS, ring_bytes)
+            .load(ebpf::bytes(&OBJECT))
             .map_err(|e| format!("loading the proccache programs: {}", error_chain(&e)))?;
         for (name, tracepoint) in ATTACH {
             let program: &mut RawTracePoint = bpf
@@ -83,8 +86,8 @@ impl KernelEvents {
             bpf.take_map(name)
                 .ok_or_else(|| format!("map {name} missing from the object"))
         };
-        let ring = RingBuf::try_from(map("PROC_EVENTS")?).map_err(|e| error_chain(&e))?;
-        let drops = PerCpuArray::try_from(map("PROC_DROPS")?).map_err(|e| error_chain(&e))?;
+        let ring = RingBuf::try_from(map(maps::PROC_EVENTS)?).map_err(|e| error_chain(&e))?;
+        let drops = PerCpuArray::try_from(map(maps::PROC_DROPS)?).map_err(|e| error_chain(&e))?;
         Ok(KernelEvents {
             _ebpf: bpf,
             ring_fd: ring.as_raw_fd(),

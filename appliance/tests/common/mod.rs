@@ -1,9 +1,10 @@
 //! Helpers for nodus's integration tests: a temporary daemon, network
 //! namespaces joined by veth, and a mosquitto broker on loopback.
 //!
-//! Tests that load eBPF or create namespaces run as root (as `make test` does);
-//! they fail, not skip, when they are not, so a green run always means the
-//! kernel paths were exercised.
+//! Tests that load eBPF, create namespaces or run the daemon need root. Under
+//! a plain `cargo test` as another user they say `SKIPPED <test>: needs root`
+//! and pass; `make test` sets `NODUS_REQUIRE_ROOT`, so there a missing root
+//! fails them, and a green `make test` always means the kernel paths ran.
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod broker;
@@ -12,6 +13,7 @@ pub mod fileserver;
 pub mod netns;
 
 use std::{
+    io::Write as _,
     path::PathBuf,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
@@ -23,14 +25,54 @@ pub fn nodus() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nodus"))
 }
 
-/// Panics with a clear message unless running as root.
+/// Panics with a clear message unless running as root: for helpers that
+/// cannot go on without it. Tests start with [`require_root!`] instead.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+    assert!(
+        is_root(),
         "this test loads eBPF or creates namespaces: run it as root (`make test`)"
     );
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// True when running as root. Otherwise says on stderr that the calling test
+/// was skipped and why, and returns false; unless `NODUS_REQUIRE_ROOT` is
+/// set (as `make test` does), where running without root is a failure.
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    assert!(
+        std::env::var_os("NODUS_REQUIRE_ROOT").is_none(),
+        "{test} needs root (it loads eBPF, creates namespaces or runs the daemon): run `make test` as root"
+    );
+    // Straight to stderr, past the test harness's capture, so a plain
+    // `cargo test` shows what it did not run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs root (eBPF, namespaces or the daemon); `make test` runs it as root"
+    );
+    false
+}
+
+/// Returns from the calling test, skipped, unless running as root (see
+/// [`root_or_skip`]).
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::root_or_skip() {
+            return;
+        }
+    };
 }
 
 /// A name unique to this test process and call, for namespaces and files.

@@ -9,17 +9,6 @@
 /// ELF section holding the 8-byte little-endian layout fingerprint.
 pub const SECTION: &str = "nodus_abi";
 
-/// Names of the eBPF objects the appliance embeds, one per program binary in
-/// `ebpf/programs`. A prebuilt-object directory must hold each of them.
-pub const OBJECTS: &[&str] = &[
-    "probe",
-    "probe_ringbuf",
-    "probe_sockhash",
-    "proccache",
-    "fileserver_reuseport",
-    "fileserver_tc",
-];
-
 /// FNV-1a over the layout facts of every shared type (name, size, alignment and
 /// field offsets). Any change to a shared type changes it.
 pub const LAYOUT_FINGERPRINT: u64 = {

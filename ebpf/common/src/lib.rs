@@ -11,5 +11,6 @@
 pub mod abi;
 pub mod fileserver;
 pub mod layout;
+pub mod objects;
 pub mod probe;
 pub mod proccache;

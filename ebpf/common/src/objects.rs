@@ -1,0 +1,94 @@
+//! Every eBPF object nodus embeds, once: its name (the program binary in
+//! `ebpf/programs` that builds it), the programs it must contain and the
+//! maps userspace opens by name.
+//!
+//! The build checks every object against this list (each listed program and
+//! map must be a symbol of the object), and userspace names programs and
+//! maps only through these constants, so a renamed map is a build error,
+//! not a runtime "map missing".
+
+/// One embedded object, as the build checks it.
+#[derive(Clone, Copy, Debug)]
+pub struct Object {
+    /// The file name (and the program binary's name).
+    pub name: &'static str,
+    /// Programs userspace loads from it.
+    pub programs: &'static [&'static str],
+    /// Maps userspace opens by name.
+    pub maps: &'static [&'static str],
+}
+
+macro_rules! objects {
+    ($(
+        $(#[doc = $doc:literal])+
+        $module:ident {
+            programs: [$($program:ident),* $(,)?],
+            maps: [$($map:ident),* $(,)?] $(,)?
+        }
+    )*) => {
+        $(
+            $(#[doc = $doc])+
+            pub mod $module {
+                /// The object, as the build checks it.
+                pub const OBJECT: super::Object = super::Object {
+                    name: stringify!($module),
+                    programs: &[$(stringify!($program)),*],
+                    maps: &[$(stringify!($map)),*],
+                };
+                /// Its programs' names.
+                #[allow(non_upper_case_globals)]
+                pub mod programs {
+                    $(
+                        #[doc = concat!("`", stringify!($program), "`.")]
+                        pub const $program: &str = stringify!($program);
+                    )*
+                }
+                /// Its maps' names.
+                pub mod maps {
+                    $(
+                        #[doc = concat!("`", stringify!($map), "`.")]
+                        pub const $map: &str = stringify!($map);
+                    )*
+                }
+            }
+        )*
+
+        /// Every object, in build order.
+        pub const ALL: &[Object] = &[$($module::OBJECT),*];
+    };
+}
+
+objects! {
+    /// Tiny map-less programs of each type `nodus probe` checks.
+    probe {
+        programs: [probe_tracepoint, probe_tc, probe_xdp, probe_reuseport, probe_fentry],
+        maps: [],
+    }
+    /// Ring-buffer probe: a RINGBUF map and a program writing to it.
+    probe_ringbuf {
+        programs: [probe_ringbuf],
+        maps: [PROBE_EVENTS],
+    }
+    /// Socket-map probe: a SOCKHASH map and an sk_skb stream verdict program.
+    probe_sockhash {
+        programs: [probe_verdict],
+        maps: [PROBE_SOCKS],
+    }
+    /// Process cache: fork/exec/exit raw tracepoints feeding a ring buffer.
+    proccache {
+        programs: [proccache_fork, proccache_exec, proccache_exit],
+        maps: [PROC_EVENTS, PROC_DROPS],
+    }
+    /// File-server connection steering: an sk_reuseport program choosing the
+    /// listening socket of the worker on the CPU that received the connection.
+    fileserver_reuseport {
+        programs: [fileserver_reuseport],
+        maps: [FS_SOCKETS, FS_CPU_SLOT, FS_STEER_STATS],
+    }
+    /// File-server request classifier: a TC ingress program counting requests
+    /// by method and path class.
+    fileserver_tc {
+        programs: [fileserver_tc],
+        maps: [FS_TC_CONFIG, FS_REQUESTS],
+    }
+}
