@@ -22,7 +22,7 @@ use super::{
     FleetConfig, FleetShared,
     document::{self, Document, Refusal},
     lastgood,
-    link::{self, Backoff, LinkClient, LinkEvent, LinkOptions, Up, stopping},
+    link::{self, Backoff, LinkClient, LinkError, LinkEvent, LinkOptions, Up, stopping},
     topics::Topics,
 };
 use crate::{
@@ -44,8 +44,6 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long config topics stay unsubscribed after the broker sent a packet
 /// too large for the link (see [`Worker::config_paused_until`]).
 const OVERSIZED_PAUSE: Duration = Duration::from_secs(600);
-/// What rumqttc says when a packet exceeds the incoming limit.
-const OVERSIZED_ERROR: &str = "payload size limit exceeded";
 
 /// The last thing that happened to a document, for `config/reported`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -402,10 +400,11 @@ impl Worker {
                 // (and so the status line and its log) should not.
                 log::debug!("fleet: next attempt in {retry_in:.1?}");
                 self.client = None;
-                if reason.contains(OVERSIZED_ERROR) {
-                    self.pause_config_topics(&reason);
+                let reason_text = reason.to_string();
+                if matches!(reason, LinkError::Oversized(_)) {
+                    self.pause_config_topics(&reason_text);
                 }
-                self.state().last_error = Some(reason);
+                self.state().last_error = Some(reason_text);
                 self.shared.outbox.requeue_in_flight();
                 self.sent.clear();
                 self.pkids.clear();

@@ -240,14 +240,51 @@ pub fn open(o: &LinkOptions) -> (LinkClient, LinkEvents) {
     )
 }
 
+/// Why the connection went down.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// The broker sent a packet over the link's incoming size limit. MQTT
+    /// 3.1.1 has no way to refuse one, so the connection dies on it, and on
+    /// every redelivery of a retained message.
+    #[error("{0}")]
+    Oversized(String),
+    /// Anything else: the network, TLS, the broker refusing us, a timeout.
+    #[error("{0}")]
+    Connection(String),
+}
+
+impl From<rumqttc::ConnectionError> for LinkError {
+    fn from(e: rumqttc::ConnectionError) -> Self {
+        use rumqttc::{ConnectionError, Error, StateError};
+        match &e {
+            ConnectionError::MqttState(StateError::Deserialization(
+                Error::PayloadSizeLimitExceeded(_),
+            )) => LinkError::Oversized(e.to_string()),
+            _ => LinkError::Connection(e.to_string()),
+        }
+    }
+}
+
+impl From<rumqttc::v5::ConnectionError> for LinkError {
+    fn from(e: rumqttc::v5::ConnectionError) -> Self {
+        use rumqttc::v5::{ConnectionError, StateError, mqttbytes::Error};
+        match &e {
+            ConnectionError::MqttState(StateError::Deserialization(
+                Error::PayloadSizeLimitExceeded { .. },
+            )) => LinkError::Oversized(e.to_string()),
+            _ => LinkError::Connection(e.to_string()),
+        }
+    }
+}
+
 impl LinkEvents {
     /// The next event; connects first when not connected. An error means the
     /// connection is gone.
-    pub async fn poll(&mut self) -> Result<LinkEvent, String> {
+    pub async fn poll(&mut self) -> Result<LinkEvent, LinkError> {
         match &mut self.events {
             Events::V311(e) => {
                 use rumqttc::{Event, Packet};
-                match e.poll().await.map_err(|e| e.to_string())? {
+                match e.poll().await? {
                     Event::Incoming(Packet::ConnAck(_)) => Ok(LinkEvent::Connected),
                     Event::Incoming(Packet::PubAck(a)) => Ok(LinkEvent::Acked(a.pkid)),
                     Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
@@ -261,7 +298,7 @@ impl LinkEvents {
             }
             Events::V5(e) => {
                 use rumqttc::v5::{Event, mqttbytes::v5::Packet};
-                match e.poll().await.map_err(|e| e.to_string())? {
+                match e.poll().await? {
                     Event::Incoming(Packet::ConnAck(_)) => Ok(LinkEvent::Connected),
                     Event::Incoming(Packet::PubAck(a)) => Ok(LinkEvent::Acked(a.pkid)),
                     Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
@@ -341,7 +378,7 @@ pub enum Up {
     /// after the delay given.
     Down {
         /// Why.
-        reason: String,
+        reason: LinkError,
         /// When the next attempt is.
         retry_in: Duration,
     },
