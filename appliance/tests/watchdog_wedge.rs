@@ -15,7 +15,7 @@ use std::{
 use nodus::{
     config::Config,
     daemon::{self, Notifier, RunOptions},
-    supervisor::{BoxFuture, Component, ComponentContext, Health, StartError, StatField, Stats},
+    supervisor::{BoxFuture, Component, ComponentContext, Health, StartError, Stats},
 };
 
 /// A component whose loop stops beating while `wedged` is set, the way a
@@ -48,9 +48,6 @@ impl Component for Wedgeable {
     }
     fn stats(&self) -> Stats {
         Stats::new()
-    }
-    fn stat_fields(&self) -> &'static [StatField] {
-        &[]
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::{
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
 use crate::supervisor::{
     BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
-    StartError, StatField, StatSet, Stats, Text,
+    StartError, StatSet, Stats, Text,
 };
 
 /// Most clients served at once; more wait in the listen backlog.
@@ -177,10 +177,6 @@ impl Component for ControlServer {
             active_clients: c.active.load(Ordering::Relaxed),
         }
         .to_stats()
-    }
-
-    fn stat_fields(&self) -> &'static [StatField] {
-        ControlStats::FIELDS
     }
 }
 

@@ -8,8 +8,7 @@ use tokio::sync::mpsc;
 use crate::{
     change::Proposals,
     config::Config,
-    control::ControlStats,
-    control::{ControlServer, Query},
+    control::{ControlServer, ControlStats, Query},
     fileserver::{Fileserver, stats::FileserverStats},
     fleet::{Fleet, FleetShared, component::FleetStats},
     proccache::{ProcCache, ProcCacheStats, ProcessTable},

@@ -30,8 +30,7 @@ use crate::{
     },
     probe::Feature,
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, StatField,
-        StatSet, Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, StatSet, Stats,
     },
     sync::lock,
 };
@@ -358,10 +357,6 @@ impl Component for Fileserver {
             s.kernel_other_method = Some(cl.count(METHOD_OTHER, PATH_OTHER));
         }
         s.to_stats()
-    }
-
-    fn stat_fields(&self) -> &'static [StatField] {
-        FileserverStats::FIELDS
     }
 }
 

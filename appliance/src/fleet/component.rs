@@ -30,7 +30,7 @@ use crate::{
     status::{StatusReport, StatusSource},
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
-        Maybe, StartError, Stat, StatField, StatSet, Stats, Text,
+        Maybe, StartError, Stat, StatSet, Stats, Text,
     },
     telemetry::{collect::Collector, collect::boot_id, envelope::format_boot_id, outbox::Ticket},
 };
@@ -261,10 +261,6 @@ impl Component for Fleet {
             }),
         }
         .to_stats()
-    }
-
-    fn stat_fields(&self) -> &'static [StatField] {
-        FleetStats::FIELDS
     }
 }
 

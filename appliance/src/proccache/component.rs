@@ -21,7 +21,7 @@ use crate::{
     board::CpuList,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Float, Gauge, Health,
-        MainLoop, Maybe, StartError, StatField, StatSet, Stats, Text,
+        MainLoop, Maybe, StartError, StatSet, Stats, Text,
     },
     sync::lock,
 };
@@ -239,10 +239,6 @@ impl Component for ProcCache {
             s.reparented = Some(c.reparented);
         }
         s.to_stats()
-    }
-
-    fn stat_fields(&self) -> &'static [StatField] {
-        ProcCacheStats::FIELDS
     }
 }
 

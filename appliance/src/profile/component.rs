@@ -13,7 +13,7 @@ use std::{
 use super::{Applied, Chosen};
 use crate::supervisor::{
     BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop, Maybe,
-    StartError, StatField, StatSet, Stats, Text,
+    StartError, StatSet, Stats, Text,
 };
 
 crate::stats! {
@@ -143,9 +143,5 @@ impl Component for ProfileComponent {
             mempolicy: a.mempolicy.clone(),
         }
         .to_stats()
-    }
-
-    fn stat_fields(&self) -> &'static [StatField] {
-        ProfileStats::FIELDS
     }
 }

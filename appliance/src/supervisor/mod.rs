@@ -67,12 +67,9 @@ pub trait Component: Send {
     fn health(&self) -> Health;
 
     /// Counters and gauges for status and telemetry, from the component's
-    /// [`stats!`](crate::stats) struct. Must not block.
+    /// [`stats!`](crate::stats) struct, whose [`StatSet::FIELDS`] its
+    /// registration in the daemon lists. Must not block.
     fn stats(&self) -> Stats;
-
-    /// Every stat [`Component::stats`] may report, with its description:
-    /// the component's [`StatSet::FIELDS`].
-    fn stat_fields(&self) -> &'static [StatField];
 }
 
 /// A component's spawned main loop and the means to stop it: the loop gets

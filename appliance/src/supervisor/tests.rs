@@ -67,9 +67,6 @@ impl Component for Scripted {
         }
         .to_stats()
     }
-    fn stat_fields(&self) -> &'static [StatField] {
-        ScriptedStats::FIELDS
-    }
 }
 
 crate::stats! {
