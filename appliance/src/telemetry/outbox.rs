@@ -5,7 +5,10 @@
 //! report leaves only when the broker's PUBACK for it arrives; a disconnect
 //! puts every report in flight back in line, so a broker that vanishes loses
 //! nothing that fits. When a new report finds the outbox full, the oldest
-//! moves to the [`Spool`] on disk if there is one and it has room; otherwise
+//! one the link does not hold moves to the [`Spool`] on disk if there is one
+//! and it has room (so a report is not sent twice, nor counted as dropped
+//! while it arrives; only with every report in flight does the oldest of
+//! those move); otherwise
 //! it is dropped and counted: the count travels in every later report
 //! ([`super::Report::dropped_total`]) and the gap shows in the sequence
 //! numbers, so loss is exact and visible, never silent. Spooled reports are
@@ -104,7 +107,20 @@ impl Inner {
     /// The spool's next record, now in flight; `None` when it has none.
     fn next_from_spool(&mut self) -> Option<(Ticket, Vec<u8>)> {
         let s = self.spool.as_mut().filter(|s| s.spool.has_unsent())?;
-        match s.spool.next_record() {
+        let next = s.spool.next_record();
+        // Records found damaged were cut away: they are lost, and counted.
+        let damaged = s.spool.take_lost();
+        if damaged > 0 {
+            s.failed(
+                "damaged records cut from",
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{damaged} record(s) failed their check"),
+                ),
+            );
+        }
+        self.dropped += damaged;
+        match next {
             Ok(Some((end, bytes))) => {
                 let ticket = self.ticket();
                 let s = self.spool.as_mut()?;
@@ -115,6 +131,7 @@ impl Inner {
             Err(e) => {
                 // An unreadable spool would block every report behind it:
                 // give up on what it holds, and say how much.
+                let s = self.spool.as_mut()?;
                 let lost = s.spool.records() as u64;
                 s.failed("cannot read", e);
                 s.in_flight.clear();
@@ -236,11 +253,17 @@ impl Outbox {
     /// including the report this push may drop to make room.
     pub fn push(&self, make: impl FnOnce(u64, u64) -> Vec<u8>) -> u64 {
         let mut inner = self.lock();
-        if inner.queue.len() >= inner.capacity
-            && let Some(oldest) = inner.queue.pop_front()
-            && !inner.spill(&oldest.bytes)
-        {
-            inner.dropped += 1;
+        if inner.queue.len() >= inner.capacity {
+            // Make room with the oldest report the link does not hold: one
+            // in flight may be arriving right now, and moving it would send
+            // it twice (or count a report as dropped that arrived). Only
+            // when the link holds every one does the oldest go.
+            let at = inner.queue.iter().position(|e| !e.in_flight).unwrap_or(0);
+            if let Some(oldest) = inner.queue.remove(at)
+                && !inner.spill(&oldest.bytes)
+            {
+                inner.dropped += 1;
+            }
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -497,6 +520,105 @@ mod tests {
         // A reconnect resends only what was not acknowledged.
         o.requeue_in_flight();
         assert_eq!(drain(&o), ["2/0", "3/0"]);
+    }
+
+    /// A full spool drains over a slow link while new reports keep
+    /// spilling into it, so compactions move records the broker holds:
+    /// every report either arrives or is counted as dropped, never both,
+    /// never neither.
+    #[test]
+    fn a_spool_compacted_while_reports_are_in_flight_loses_nothing_silently() {
+        use std::{collections::BTreeSet, os::unix::fs::MetadataExt};
+        let d = tempfile::tempdir().unwrap();
+        // Fixed-size reports; the spool holds about six of them.
+        let o = with_spool(4, &d, 16 + 6 * (8 + 13) + 4);
+        let path = d.path().join("t.spool");
+        let make = |seq: u64, dropped: u64| format!("{seq:06}/{dropped:06}").into_bytes();
+        let mut in_flight: VecDeque<(Ticket, u64)> = VecDeque::new();
+        let mut arrived = BTreeSet::new();
+        let mut compactions = 0;
+        let mut inode = None;
+        let mut pushed = 0u64;
+        for step in 0..400u64 {
+            o.push(make);
+            pushed += 1;
+            // The link takes up to three reports at a time...
+            while in_flight.len() < 3 {
+                let Some((ticket, bytes)) = o.next_unsent() else {
+                    break;
+                };
+                let text = String::from_utf8(bytes).unwrap();
+                let seq: u64 = text[..6].parse().unwrap();
+                in_flight.push_back((ticket, seq));
+            }
+            // ...and the broker acknowledges one every third step, sometimes
+            // the second in line before the first.
+            if step % 3 == 0 && !in_flight.is_empty() {
+                let i = if step % 2 == 0 && in_flight.len() > 1 {
+                    1
+                } else {
+                    0
+                };
+                let (ticket, seq) = in_flight.remove(i).unwrap();
+                o.ack(ticket);
+                assert!(arrived.insert(seq), "report {seq} arrived twice");
+            }
+            let now = fs::metadata(&path).map(|m| m.ino()).ok();
+            if inode.is_some() && now != inode {
+                compactions += 1;
+            }
+            inode = now;
+        }
+        // The link catches up: everything still waiting goes out.
+        loop {
+            while let Some((ticket, bytes)) = o.next_unsent() {
+                let seq: u64 = String::from_utf8(bytes).unwrap()[..6].parse().unwrap();
+                in_flight.push_back((ticket, seq));
+            }
+            let Some((ticket, seq)) = in_flight.pop_front() else {
+                break;
+            };
+            o.ack(ticket);
+            assert!(arrived.insert(seq), "report {seq} arrived twice");
+        }
+        assert!(
+            compactions > 5,
+            "the spool was compacted {compactions} times"
+        );
+        let s = o.stats();
+        assert!(s.dropped > 0, "the test overfilled the spool");
+        assert_eq!(
+            arrived.len() as u64 + s.dropped,
+            pushed,
+            "{} arrived, {} counted as dropped",
+            arrived.len(),
+            s.dropped
+        );
+        assert_eq!((s.queued, s.spooled), (0, 0));
+    }
+
+    /// A record damaged on flash after the spool was opened is not trusted:
+    /// it and what follows it are cut away and counted as dropped.
+    #[test]
+    fn a_record_damaged_after_opening_is_counted_not_sent() {
+        use std::os::unix::fs::FileExt;
+        let d = tempfile::tempdir().unwrap();
+        let o = with_spool(1, &d, 1 << 16);
+        for _ in 0..5 {
+            push(&o);
+        }
+        assert_eq!(o.stats().spooled, 4);
+        // Report 1's length field now claims more than any record may hold.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join("t.spool"))
+            .unwrap();
+        f.write_all_at(&u32::MAX.to_le_bytes(), 16 + 8 + 3).unwrap();
+        let got = drain(&o);
+        assert_eq!(got, ["0/0", "4/0"]);
+        let s = o.stats();
+        assert_eq!(s.dropped, 3, "reports 1, 2 and 3 are counted as lost");
+        assert!(s.spool_errors > 0);
     }
 
     #[test]

@@ -10,10 +10,18 @@
 //! not yet acknowledged) and records appended after it, each a little-endian
 //! `u32` length, a CRC-32 of the payload, and the payload. A record cut short
 //! by a power cut, or damaged, ends the spool where it starts: the rest is
-//! truncated away and counted, never sent half-read. Acknowledged records
-//! are skipped by moving the header's offset; the file shrinks back to its
-//! header once everything in it was acknowledged, and is compacted when an
-//! append would not fit behind an acknowledged prefix.
+//! truncated away and counted, never sent half-read; the same check runs
+//! on every record read while running (length bound, CRC, not empty), so a
+//! record damaged on flash after the open is cut away and counted too
+//! ([`Spool::take_lost`]), never trusted. Acknowledged records are skipped
+//! by moving the header's offset; the file shrinks back to its header once
+//! everything in it was acknowledged, and is compacted when an append would
+//! not fit behind an acknowledged prefix.
+//!
+//! Records handed out are named by their place in the spool's order
+//! ([`RecordEnd`] counts records, not bytes), so a compaction that moves
+//! records while the broker still holds some of them changes no name: an
+//! acknowledgement after it frees exactly the records it covers.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -52,16 +60,29 @@ pub struct Spool {
     read: u64,
     /// End of the last record.
     tail: u64,
-    /// Records between `head` and `tail`.
-    records: usize,
+    /// Number (in the spool's order since it was opened) of the record at
+    /// `head`, at `read`, and of the next one appended. Compaction moves
+    /// offsets, never these.
+    head_no: u64,
+    read_no: u64,
+    tail_no: u64,
+    /// Records cut away as damaged while running, not yet reported.
+    lost: u64,
     /// Bytes cut away when the spool was opened (torn or damaged records).
     pub discarded_bytes: u64,
 }
 
-/// Where a record handed out by [`Spool::next_record`] ends: acknowledging it
-/// means everything before this offset may go.
+/// Names the end of a record handed out by [`Spool::next_record`]:
+/// acknowledging it means every record up to and including that one may go.
+/// It counts records, so it stays true when a compaction moves them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordEnd(u64);
+
+/// Whether a record's length field can be trusted: records are never
+/// empty and never larger than [`MAX_RECORD`].
+fn check_record(size: u32) -> bool {
+    size != 0 && size <= MAX_RECORD
+}
 
 impl Spool {
     /// Opens (or creates) the spool at `path`, holding at most `max_bytes`
@@ -85,7 +106,10 @@ impl Spool {
             head: HEADER,
             read: HEADER,
             tail: HEADER,
-            records: 0,
+            head_no: 0,
+            read_no: 0,
+            tail_no: 0,
+            lost: 0,
             discarded_bytes: 0,
         };
         spool.recover()?;
@@ -112,7 +136,7 @@ impl Spool {
         };
         self.head = at;
         while let Some(end) = self.record_end(at, len)? {
-            self.records += 1;
+            self.tail_no += 1;
             at = end;
         }
         if at < len {
@@ -121,7 +145,7 @@ impl Spool {
         }
         self.tail = at;
         self.read = self.head;
-        if self.records == 0 && self.tail > HEADER {
+        if self.tail_no == 0 && self.tail > HEADER {
             self.clear()?;
         }
         Ok(())
@@ -140,14 +164,23 @@ impl Spool {
         if at + RECORD_HEAD > len {
             return Ok(None);
         }
+        Ok(self.read_record(at, len)?.map(|(end, _)| end))
+    }
+
+    /// The whole, intact record at `at` (ending at or before `len`): where it
+    /// ends and its payload. `None` if what is there is torn or damaged.
+    fn read_record(&self, at: u64, len: u64) -> io::Result<Option<(u64, Vec<u8>)>> {
+        if at + RECORD_HEAD > len {
+            return Ok(None);
+        }
         let (size, crc) = self.record_head(at)?;
         let end = at + RECORD_HEAD + u64::from(size);
-        if size > MAX_RECORD || end > len {
+        if !check_record(size) || end > len {
             return Ok(None);
         }
         let mut payload = vec![0u8; size as usize];
         self.file.read_exact_at(&mut payload, at + RECORD_HEAD)?;
-        Ok((crc32fast::hash(&payload) == crc).then_some(end))
+        Ok((crc32fast::hash(&payload) == crc).then_some((end, payload)))
     }
 
     /// Empties the file down to a fresh header; what it held is gone.
@@ -157,15 +190,18 @@ impl Spool {
         self.head = HEADER;
         self.read = HEADER;
         self.tail = HEADER;
-        self.records = 0;
+        // Numbers only grow: a name handed out before stays unambiguous.
+        self.head_no = self.tail_no;
+        self.read_no = self.tail_no;
         Ok(())
     }
 
     /// Appends `payload` behind every record already here. `Ok(false)`: it
-    /// does not fit under the size cap (the caller counts it as dropped).
+    /// does not fit under the size cap, or is empty or larger than any
+    /// record may be (the caller counts it as dropped).
     pub fn append(&mut self, payload: &[u8]) -> io::Result<bool> {
         let need = RECORD_HEAD + payload.len() as u64;
-        if payload.len() as u64 > u64::from(MAX_RECORD) {
+        if !u32::try_from(payload.len()).is_ok_and(check_record) {
             return Ok(false);
         }
         if self.tail + need > self.max_bytes && self.head > HEADER {
@@ -185,7 +221,7 @@ impl Spool {
             return Err(e);
         }
         self.tail += need;
-        self.records += 1;
+        self.tail_no += 1;
         Ok(true)
     }
 
@@ -210,30 +246,50 @@ impl Spool {
         Ok(())
     }
 
-    /// The next record not yet handed out, oldest first, and where it ends.
+    /// The next record not yet handed out, oldest first, and its name.
+    ///
+    /// Each record is checked again before it is trusted (the flash may have
+    /// changed under us): one that fails ends the spool where it starts, and
+    /// the records cut away with it are counted in [`Spool::take_lost`].
     pub fn next_record(&mut self) -> io::Result<Option<(RecordEnd, Vec<u8>)>> {
         if self.read >= self.tail {
             return Ok(None);
         }
-        let (size, _) = self.record_head(self.read)?;
-        let mut payload = vec![0u8; size as usize];
-        self.file
-            .read_exact_at(&mut payload, self.read + RECORD_HEAD)?;
-        self.read += RECORD_HEAD + u64::from(size);
-        Ok(Some((RecordEnd(self.read), payload)))
+        let Some((end, payload)) = self.read_record(self.read, self.tail)? else {
+            self.lost += self.tail_no - self.read_no;
+            self.discarded_bytes += self.tail - self.read;
+            self.file.set_len(self.read)?;
+            self.tail = self.read;
+            self.tail_no = self.read_no;
+            return Ok(None);
+        };
+        self.read = end;
+        self.read_no += 1;
+        Ok(Some((RecordEnd(self.read_no), payload)))
+    }
+
+    /// Records cut away as damaged since the last call (they are gone; the
+    /// caller counts them as dropped).
+    pub fn take_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
     }
 
     /// Every record up to `end` was acknowledged: they will not be sent
     /// again, not even after a restart. Empties the file once nothing is left.
     pub fn consume_to(&mut self, end: RecordEnd) -> io::Result<()> {
-        let end = end.0.clamp(self.head, self.tail);
-        let mut at = self.head;
-        while at < end {
-            at += RECORD_HEAD + u64::from(self.record_head(at)?.0);
-            self.records = self.records.saturating_sub(1);
+        // Only records handed out can be acknowledged; they were checked
+        // when they were read, so their lengths are known to be sound.
+        let end = end.0.clamp(self.head_no, self.read_no);
+        while self.head_no < end {
+            let (size, _) = self.record_head(self.head)?;
+            self.head += RECORD_HEAD + u64::from(size);
+            self.head_no += 1;
         }
-        self.head = end;
-        self.read = self.read.max(end);
+        if self.head > self.read {
+            // Only if the file changed under us: never skip past what was read.
+            self.head = self.read;
+            self.head_no = self.read_no;
+        }
         if self.head == self.tail {
             return self.clear();
         }
@@ -244,6 +300,7 @@ impl Spool {
     /// handed out again, from the oldest.
     pub fn rewind(&mut self) {
         self.read = self.head;
+        self.read_no = self.head_no;
     }
 
     /// Makes every append so far durable.
@@ -258,7 +315,7 @@ impl Spool {
 
     /// Records not yet acknowledged.
     pub fn records(&self) -> usize {
-        self.records
+        usize::try_from(self.tail_no - self.head_no).unwrap_or(usize::MAX)
     }
 
     /// Bytes the file holds.

@@ -180,3 +180,23 @@ fn a_file_that_is_not_a_spool_is_replaced_and_counted() {
     assert!(s.append(b"fresh").unwrap());
     assert_eq!(drain(&mut s), ["fresh"]);
 }
+
+#[test]
+fn an_empty_record_is_never_written_nor_trusted() {
+    let d = dir();
+    let mut s = spool_in(&d, 1 << 16);
+    assert!(!s.append(b"").unwrap(), "an empty payload is refused");
+    s.append(b"kept").unwrap();
+    let path = s.path().to_owned();
+    drop(s);
+    // A zeroed length (a block of flash that reads back as zeros) with a
+    // matching CRC of nothing is damage, not an empty report.
+    let f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut zero = 0u32.to_le_bytes().to_vec();
+    zero.extend_from_slice(&crc32fast::hash(b"").to_le_bytes());
+    f.write_all_at(&zero, len).unwrap();
+    let mut s = spool_in(&d, 1 << 16);
+    assert_eq!(s.discarded_bytes, RECORD_HEAD);
+    assert_eq!(drain(&mut s), ["kept"]);
+}
