@@ -534,7 +534,7 @@ fn signed_documents_are_applied_bad_ones_refused_and_unhealthy_ones_rolled_back(
         (doc(3, "[proccache]\ncapacity = 1\n"), 0, "unsigned"),
         (tampered, 0, "bad signature"),
         (untrusted, 0, "bad signature"),
-        (v1.clone(), 1, "not newer than the applied version 2"),
+        (v1.clone(), 1, "not newer than version 2"),
         (
             key.sign(&doc(2, "[proccache]\ncapacity = 3\n")),
             2,
@@ -921,4 +921,81 @@ fn sighup_rereads_the_file_and_keeps_the_fleet_documents_on_top() {
             .contains("SIGHUP: committed")
             .then_some(())
     });
+}
+
+/// The replay guard outlives the last-good file: after a restart that could
+/// not use it (damaged here; missing, a rotated key or a lowered size limit
+/// are the same to the guard), an older validly signed document is refused,
+/// a document that was rolled back is not tried again because the broker
+/// still retains it, and the committed one is taken back.
+#[test]
+fn replays_are_refused_after_a_restart_that_lost_the_last_good_file() {
+    require_root!();
+    let broker = Broker::start();
+    let dir = tempdir();
+    let key = SigningKey::generate(dir.path(), "fleet");
+    let mut board = Board::start(
+        &broker.url(),
+        &format!("trusted_keys = [\"{}\"]\ngrace_ms = 500\n", key.public),
+    );
+    board.wait_connected();
+    let desired = board.topic("config/desired");
+    let doc = |version: u64, body: &str| {
+        key.sign(&format!(
+            "version = {version}\ntarget = \"device:{}\"\n{body}",
+            board.device
+        ))
+    };
+    let v1 = doc(1, "[proccache]\ncapacity = 6001\n");
+    let v2 = doc(2, "[proccache]\ncapacity = 6002\n");
+    broker.publish_retained(&desired, v1.as_bytes());
+    reported(&broker, &board, 1, "committed");
+    broker.publish_retained(&desired, v2.as_bytes());
+    reported(&broker, &board, 2, "committed");
+    let breaking = doc(3, "[fileserver]\nlisten = \"192.0.2.1:80\"\n");
+    broker.publish_retained(&desired, breaking.as_bytes());
+    reported(&broker, &board, 3, "rolled_back");
+
+    // Restart with the last-good file damaged on flash; the broker still
+    // retains v3.
+    assert_eq!(board.daemon.stop(Duration::from_secs(10)).code(), Some(0));
+    let last_good = board.state.path().join("fleet-last-good.json");
+    fs::write(&last_good, b"{\"device\": \"garbage").unwrap();
+    board.daemon.restart();
+    board.wait_connected();
+    let r = reported(&broker, &board, 3, "refused");
+    assert!(
+        r["rejected"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not newer than version 3"),
+        "{r}"
+    );
+    assert_eq!(
+        component(&board.daemon.status_json(), "fleet")["stats"]["documents_applied"],
+        0,
+        "the rolled-back document was not applied again"
+    );
+
+    // An older document, validly signed, is a replay.
+    broker.publish_retained(&desired, v1.as_bytes());
+    let r = reported(&broker, &board, 1, "refused");
+    assert!(
+        r["rejected"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not newer"),
+        "{r}"
+    );
+    assert_ne!(
+        component(&board.daemon.status_json(), "proccache")["stats"]["capacity"],
+        6001
+    );
+    // The committed one is taken back.
+    broker.publish_retained(&desired, v2.as_bytes());
+    reported(&broker, &board, 2, "committed");
+    assert_eq!(
+        component(&board.daemon.status_json(), "proccache")["stats"]["capacity"],
+        6002
+    );
 }

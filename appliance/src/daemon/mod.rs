@@ -490,7 +490,7 @@ fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
             toml::to_string(&opts.config).unwrap_or_default(),
         ),
     };
-    let boot = BootDocuments::load(&opts.config.fleet);
+    let boot = BootDocuments::load(&opts.config.fleet, &fleet.versions);
     let changes = boot.changes();
     if changes.is_empty() {
         return (layers, fleet);

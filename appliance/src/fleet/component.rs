@@ -645,20 +645,12 @@ impl Worker {
             ));
         }
         let running = self.shared.documents();
-        if let Some(applied) = running.get(scope) {
-            if applied.text == doc.text {
-                return Ok(None);
-            }
-            if doc.version <= applied.version {
-                return Err((
-                    doc.version,
-                    Refusal::NotNewer {
-                        version: doc.version,
-                        applied: applied.version,
-                    },
-                ));
-            }
+        if running.get(scope).is_some_and(|a| a.text == doc.text) {
+            return Ok(None);
         }
+        crate::sync::lock(&self.shared.versions)
+            .admits(&doc)
+            .map_err(|r| (doc.version, r))?;
         Ok(Some(doc))
     }
 
@@ -690,6 +682,7 @@ impl Worker {
         let Some(Deciding { doc, .. }) = self.deciding.take() else {
             return false;
         };
+        let decided = outcome.is_ok();
         let outcome = outcome
             .unwrap_or_else(|_| Outcome::RolledBack("the daemon stopped before deciding".into()));
         let (result, reason) = match &outcome {
@@ -721,6 +714,11 @@ impl Worker {
             }
             self.state().documents_applied += 1;
         }
+        // Decided, whichever way: no document of this version or older is
+        // tried again (except the committed one), not even after a restart.
+        if decided {
+            self.remember_decided(&doc, applied);
+        }
         self.record(DocumentResult {
             scope: doc.scope,
             version: doc.version,
@@ -728,6 +726,21 @@ impl Worker {
             reason,
         });
         applied
+    }
+
+    /// Raises the replay guard's mark for `doc` and stores it. Called after
+    /// the last-good file was written, so a power cut between the two leaves
+    /// a last-good document the guard admits (newer than its mark).
+    fn remember_decided(&mut self, doc: &Document, committed: bool) {
+        let mut versions = crate::sync::lock(&self.shared.versions);
+        if versions.decided(doc, committed)
+            && let Err(e) = versions.store(&self.config.state_dir)
+        {
+            log::error!(
+                "fleet: cannot store the replay guard in {}: {e}",
+                self.config.state_dir.display()
+            );
+        }
     }
 
     /// Remembers a result and republishes `config/reported`.

@@ -59,6 +59,17 @@ impl Document {
         format!("{} v{}", self.scope, self.version)
     }
 
+    /// Its base64 signature: unique to its bytes, so it names this
+    /// document and no other of the same version.
+    pub fn signature(&self) -> &str {
+        self.text
+            .trim_end()
+            .rsplit('\n')
+            .next()
+            .and_then(|l| l.strip_prefix(SIGNATURE_PREFIX))
+            .unwrap_or_default()
+    }
+
     /// The change that puts this document's overlay in its scope's layer.
     pub fn change(&self) -> Change {
         Change {
@@ -99,13 +110,17 @@ pub enum Refusal {
         /// What the document names.
         got: String,
     },
-    /// A replay or an older document.
-    #[error("version {version} is not newer than the applied version {applied}")]
+    /// A replay or an older document: not above the highest version this
+    /// board already decided on (committed, refused or rolled back), and
+    /// not the committed document itself.
+    #[error(
+        "version {version} is not newer than version {highest}, the highest this board has decided on"
+    )]
     NotNewer {
         /// The document's version.
         version: u64,
-        /// What this board runs.
-        applied: u64,
+        /// The scope's high-water mark.
+        highest: u64,
     },
     /// It sets `[fleet]` or `[control]`.
     #[error("[{0}] is local-only: a fleet document may not change it")]

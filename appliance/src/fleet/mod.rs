@@ -3,7 +3,7 @@
 //! [`link`] is the MQTT connection (rumqttc, 3.1.1 or 5, TLS on rustls with
 //! the ring provider); [`topics`] names the topic tree; [`document`] signs and
 //! verifies config documents; [`lastgood`] keeps the last verified ones on
-//! disk; [`component`] is what the supervisor runs: birth and death
+//! disk; [`versions`] is the replay guard that outlives them; [`component`] is what the supervisor runs: birth and death
 //! messages, telemetry out of the [`crate::telemetry`] outbox, and config
 //! documents in, each applied through the daemon's one change path
 //! (validate, apply, verify for a grace period, commit or roll back).
@@ -15,6 +15,7 @@ pub mod document;
 pub mod lastgood;
 pub mod link;
 pub mod topics;
+pub mod versions;
 pub mod watch;
 
 use std::{
@@ -30,6 +31,8 @@ use crate::change::{Change, Scope};
 
 use crate::telemetry::{Outbox, Spool};
 
+pub use versions::Versions;
+
 /// The spool's file name inside `fleet.state_dir`.
 pub const SPOOL_FILE: &str = "telemetry.spool";
 /// The sequence resume file's name in nodus's runtime directory.
@@ -43,6 +46,8 @@ pub struct FleetShared {
     pub outbox: Outbox,
     /// The fleet documents in effect.
     pub applied: Arc<Mutex<AppliedDocuments>>,
+    /// The replay guard, as stored under `fleet.state_dir`.
+    pub versions: Arc<Mutex<Versions>>,
 }
 
 /// The fleet documents the running configuration includes.
@@ -82,9 +87,11 @@ pub struct BootDocuments {
 
 impl BootDocuments {
     /// Reads and verifies the last-good documents for this board (see
-    /// [`lastgood`]); what cannot be used is logged. Nothing when the fleet
-    /// link is off or the board has no device id.
-    pub fn load(config: &FleetConfig) -> BootDocuments {
+    /// [`lastgood`]) and checks each against the replay guard (a last-good
+    /// document is the committed one, or newer than the guard if the guard
+    /// was lost, which then learns it back); what cannot be used is logged.
+    /// Nothing when the fleet link is off or the board has no device id.
+    pub fn load(config: &FleetConfig, versions: &Mutex<Versions>) -> BootDocuments {
         if !config.enabled {
             return BootDocuments::default();
         }
@@ -95,12 +102,32 @@ impl BootDocuments {
         for problem in &loaded.problems {
             log::error!("fleet last-good: not used: {problem}");
         }
-        BootDocuments {
-            documents: AppliedDocuments {
-                group: loaded.group,
-                device: loaded.device,
-            },
+        let mut guard = crate::sync::lock(versions);
+        let mut learned = false;
+        let mut admit = |doc: Option<Document>| {
+            let doc = doc?;
+            match guard.admits(&doc) {
+                Ok(()) => {
+                    learned |= guard.decided(&doc, true);
+                    Some(doc)
+                }
+                Err(e) => {
+                    log::error!("fleet last-good: {} not used: {e}", doc.label());
+                    None
+                }
+            }
+        };
+        let documents = AppliedDocuments {
+            group: admit(loaded.group),
+            device: admit(loaded.device),
+        };
+        if learned && let Err(e) = guard.store(&config.state_dir) {
+            log::error!(
+                "fleet: cannot store the replay guard in {}: {e}",
+                config.state_dir.display()
+            );
         }
+        BootDocuments { documents }
     }
 
     /// The changes that put these documents' overlays on the running layers.
@@ -130,9 +157,18 @@ impl FleetShared {
                 outbox = outbox.with_spool(spool);
             }
         }
+        let mut versions = Versions::default();
+        if fleet.enabled {
+            let problems;
+            (versions, problems) = Versions::load(&fleet.state_dir);
+            for p in problems {
+                log::warn!("fleet replay guard: {p}");
+            }
+        }
         FleetShared {
             outbox,
             applied: Arc::default(),
+            versions: Arc::new(Mutex::new(versions)),
         }
     }
 
