@@ -551,6 +551,23 @@ fn signed_documents_are_applied_bad_ones_refused_and_unhealthy_ones_rolled_back(
             0,
             "local-only",
         ),
+        // What a leaked key could use to read files as root is not in
+        // fleet.document_keys; restart-only sections are local-only.
+        (
+            key.sign(&doc(7, "[fileserver]\ndocroot = \"/\"\n")),
+            7,
+            "'fileserver.docroot' is not in fleet.document_keys",
+        ),
+        (
+            key.sign(&doc(7, "[fileserver]\nsymlinks_outside = true\n")),
+            7,
+            "fileserver.symlinks_outside",
+        ),
+        (
+            key.sign_raw(&doc(7, "[daemon]\nworker_threads = 1\n")),
+            0,
+            "[daemon] is local-only",
+        ),
         (
             key.sign(&doc(8, "[proccache]\ncapacityy = 1\n")),
             8,

@@ -140,7 +140,31 @@ impl Config {
         self.control.validate()?;
         self.proccache.validate()?;
         self.fileserver.validate()?;
-        self.fleet.validate()
+        self.fleet.validate()?;
+        self.check_document_keys()
+    }
+
+    /// Every `fleet.document_keys` entry names a section (and key) that
+    /// exists: a misspelt entry would silently allow nothing.
+    fn check_document_keys(&self) -> Result<(), (String, String)> {
+        let known = toml::Table::try_from(Config::default()).unwrap_or_default();
+        for (i, entry) in self.fleet.document_keys.iter().enumerate() {
+            let (section, key) = match entry.split_once('.') {
+                Some((s, k)) => (s, Some(k)),
+                None => (entry.as_str(), None),
+            };
+            let found = known
+                .get(section)
+                .and_then(toml::Value::as_table)
+                .is_some_and(|t| key.is_none_or(|k| t.contains_key(k)));
+            if !found {
+                return Err((
+                    format!("fleet.document_keys[{i}]"),
+                    format!("'{entry}' names no config section or key"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -72,3 +72,40 @@ fn missing_explicit_file_is_an_error() {
     let err = Config::resolve(Some(Path::new("/nonexistent/nodus.toml"))).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/nodus.toml"));
 }
+
+#[test]
+fn document_keys_name_real_keys_and_never_a_local_only_section() {
+    for (entry, why) in [
+        ("daemon", "local-only"),
+        ("profile.name", "local-only"),
+        ("fleet", "local-only"),
+        ("fileserver.docroott", "names no config section or key"),
+        ("nosuch", "names no config section or key"),
+    ] {
+        let err = parse(&format!(
+            "[fleet]\ndocument_keys = [\"log\", \"{entry}\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("key fleet.document_keys[1]") && err.contains(why),
+            "{entry}: {err}"
+        );
+    }
+    let c = parse("[fleet]\ndocument_keys = [\"fileserver\", \"log.level\"]\n").unwrap();
+    assert!(c.fleet.document_may_set("fileserver", "docroot"));
+    assert!(c.fleet.document_may_set("log", "level"));
+    assert!(!c.fleet.document_may_set("log", "target"));
+    assert!(!c.fleet.document_may_set("proccache", "capacity"));
+    // The defaults tune, they do not widen what the board reads or serves.
+    let d = Config::default().fleet;
+    assert!(d.document_may_set("fileserver", "max_connections"));
+    assert!(d.document_may_set("proccache", "capacity"));
+    for (section, key) in [
+        ("fileserver", "docroot"),
+        ("fileserver", "symlinks_outside"),
+        ("log", "syslog_socket"),
+        ("daemon", "worker_threads"),
+    ] {
+        assert!(!d.document_may_set(section, key), "{section}.{key}");
+    }
+}

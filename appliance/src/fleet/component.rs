@@ -644,6 +644,14 @@ impl Worker {
                 },
             ));
         }
+        for (section, table) in &doc.overlay {
+            let keys = table.as_table().into_iter().flat_map(|t| t.keys());
+            for key in keys {
+                if !self.config.document_may_set(section, key) {
+                    return Err((doc.version, Refusal::NotAllowed(format!("{section}.{key}"))));
+                }
+            }
+        }
         let running = self.shared.documents();
         if running.get(scope).is_some_and(|a| a.text == doc.text) {
             return Ok(None);

@@ -60,6 +60,45 @@ pub struct FleetConfig {
     pub grace_ms: u64,
     /// Where the last-good config documents are kept.
     pub state_dir: PathBuf,
+    /// What a fleet document may set: `"section"` (every key of it) or
+    /// `"section.key"`. Anything else in a document refuses it, so a leaked
+    /// signing key cannot point the file server at `/` or follow symlinks
+    /// out of its docroot unless the board's own file allows that.
+    pub document_keys: Vec<String>,
+}
+
+/// The default `document_keys`: what tunes a component without widening
+/// what the board exposes or reads.
+pub const DEFAULT_DOCUMENT_KEYS: &[&str] = &[
+    "proccache",
+    "fileserver.enabled",
+    "fileserver.listen",
+    "fileserver.index",
+    "fileserver.workers",
+    "fileserver.pin_workers",
+    "fileserver.max_connections",
+    "fileserver.max_request_line",
+    "fileserver.max_header_bytes",
+    "fileserver.max_headers",
+    "fileserver.header_timeout_ms",
+    "fileserver.idle_timeout_ms",
+    "fileserver.small_file_max",
+    "fileserver.hot_bytes",
+    "fileserver.open_files",
+    "fileserver.backlog",
+    "fileserver.reuseport_steering",
+    "log.level",
+];
+
+impl FleetConfig {
+    /// Whether a document may set `key` of `[section]`.
+    pub fn document_may_set(&self, section: &str, key: &str) -> bool {
+        !super::document::LOCAL_ONLY.contains(&section)
+            && self.document_keys.iter().any(|k| match k.split_once('.') {
+                Some((s, k)) => s == section && k == key,
+                None => k == section,
+            })
+    }
 }
 
 impl Default for FleetConfig {
@@ -85,6 +124,10 @@ impl Default for FleetConfig {
             max_document_bytes: 65_536,
             grace_ms: 10_000,
             state_dir: PathBuf::from("/var/lib/nodus"),
+            document_keys: DEFAULT_DOCUMENT_KEYS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
         }
     }
 }
@@ -233,6 +276,15 @@ impl FleetConfig {
         for (i, key) in self.trusted_keys.iter().enumerate() {
             if let Err(e) = super::document::parse_public_key(key) {
                 return Err((format!("fleet.trusted_keys[{i}]"), e));
+            }
+        }
+        for (i, entry) in self.document_keys.iter().enumerate() {
+            let section = entry.split_once('.').map_or(entry.as_str(), |(s, _)| s);
+            if super::document::LOCAL_ONLY.contains(&section) {
+                return Err((
+                    format!("fleet.document_keys[{i}]"),
+                    format!("[{section}] is local-only and can never be set by a fleet document"),
+                ));
             }
         }
         if !self.state_dir.is_absolute() {

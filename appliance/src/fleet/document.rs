@@ -17,9 +17,9 @@
 //! The signature line is a TOML comment, so the document stays readable and
 //! parseable as it is; and it is plain Ed25519 over the payload bytes, so a
 //! fleet backend can sign with `nodus config sign`, `openssl pkeyutl -sign
-//! -rawin` or any Ed25519 library. `[fleet]` and `[control]` are local-only:
-//! a remote document could otherwise cut the board off from the fleet or
-//! from its operator.
+//! -rawin` or any Ed25519 library. Sections in [`LOCAL_ONLY`] are refused
+//! here; which other keys a document may set is the board's policy
+//! (`fleet.document_keys`), checked by the fleet component.
 
 use std::path::Path;
 
@@ -34,8 +34,12 @@ use ed25519_dalek::{
 /// What precedes the base64 signature on the last line.
 pub const SIGNATURE_PREFIX: &str = "# nodus-signature: ed25519 ";
 
-/// Config sections a fleet document may not set.
-pub const LOCAL_ONLY: &[&str] = &["fleet", "control"];
+/// Sections no fleet document may set, whatever `fleet.document_keys`
+/// says: `[fleet]` and `[control]` keep the board reachable by its fleet and
+/// its operator; `[daemon]` and `[profile]` take effect only at the next
+/// start, so the grace period could not verify them before they were
+/// committed as last-good.
+pub const LOCAL_ONLY: &[&str] = &["fleet", "control", "daemon", "profile"];
 
 /// A document whose signature checked out and whose payload parsed.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,9 +126,14 @@ pub enum Refusal {
         /// The scope's high-water mark.
         highest: u64,
     },
-    /// It sets `[fleet]` or `[control]`.
-    #[error("[{0}] is local-only: a fleet document may not change it")]
+    /// It sets `[fleet]`, `[control]`, `[daemon]` or `[profile]`.
+    #[error(
+        "[{0}] is local-only: a fleet document may not change it ([fleet] and [control] keep the board reachable; [daemon] and [profile] take effect only at start, so they could not be verified)"
+    )]
     LocalOnly(String),
+    /// It sets a key `fleet.document_keys` does not list.
+    #[error("'{0}' is not in fleet.document_keys: this board does not let fleet documents set it")]
+    NotAllowed(String),
     /// The merged configuration does not validate.
     #[error("invalid config: {0}")]
     Invalid(String),
