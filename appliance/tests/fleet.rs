@@ -1016,3 +1016,47 @@ fn replays_are_refused_after_a_restart_that_lost_the_last_good_file() {
         6002
     );
 }
+
+/// A change is judged by the components it restarted: the fleet link
+/// losing its broker during the grace period of a process-cache change is
+/// not the change's fault, so the change is committed, not rolled back.
+#[test]
+fn a_broker_outage_during_the_grace_period_does_not_roll_back_an_unrelated_change() {
+    require_root!();
+    let mut broker = Broker::start_persistent();
+    let dir = tempdir();
+    let key = SigningKey::generate(dir.path(), "fleet");
+    let board = Board::start(
+        &broker.url(),
+        &format!("trusted_keys = [\"{}\"]\ngrace_ms = 3000\n", key.public),
+    );
+    board.wait_connected();
+    let v1 = key.sign(&format!(
+        "version = 1\ntarget = \"device:{}\"\n[proccache]\ncapacity = 6100\n",
+        board.device
+    ));
+    broker.publish_retained(&board.topic("config/desired"), v1.as_bytes());
+    wait_for("v1 applied", Duration::from_secs(10), || {
+        let s = board.daemon.status_json();
+        (component(&s, "proccache")["stats"]["capacity"] == 6100).then_some(())
+    });
+    broker.stop();
+    wait_for("the fleet link to notice", Duration::from_secs(10), || {
+        (board.fleet()["health"]["state"] == "degraded").then_some(())
+    });
+    // Past the grace period, with the fleet link still degraded.
+    wait_for("the change to be decided", Duration::from_secs(10), || {
+        let log = board.daemon.log_text();
+        (log.contains("device v1: committed") || log.contains("device v1: rolled back"))
+            .then_some(())
+    });
+    broker.restart();
+    board.wait_connected();
+    reported(&broker, &board, 1, "committed");
+    let status = board.daemon.status_json();
+    assert!(
+        status["config"].as_str().unwrap().ends_with("+ device v1"),
+        "{status}"
+    );
+    assert_eq!(component(&status, "proccache")["stats"]["capacity"], 6100);
+}

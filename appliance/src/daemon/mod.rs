@@ -386,6 +386,7 @@ impl Daemon {
                 self.pending = Some(transition::Pending {
                     previous,
                     baseline,
+                    restarted: changed,
                     deadline: Instant::now() + grace,
                     label,
                     reply,
@@ -408,7 +409,7 @@ impl Daemon {
         let Some(p) = &self.pending else { return };
         let final_check = decide_now || Instant::now() >= p.deadline;
         let now = self.supervisor.health();
-        let regression = transition::regression(&p.baseline, &now, final_check);
+        let regression = transition::regression(&p.baseline, &now, &p.restarted, final_check);
         if regression.is_none() && !final_check {
             return;
         }
