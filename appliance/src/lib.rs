@@ -22,6 +22,7 @@ pub mod privileges;
 pub mod probe;
 pub mod proccache;
 pub mod profile;
+pub mod ratelimit;
 pub mod status;
 pub mod supervisor;
 pub mod sync;

@@ -1060,3 +1060,78 @@ fn a_broker_outage_during_the_grace_period_does_not_roll_back_an_unrelated_chang
     );
     assert_eq!(component(&status, "proccache")["stats"]["capacity"], 6100);
 }
+
+/// A flood on the config topic (no key needed to publish garbage) is
+/// counted, but logged and published at most about once a second, and
+/// the board still takes the next good document.
+#[test]
+fn a_flood_of_bad_documents_is_counted_not_logged_or_published_each_time() {
+    require_root!();
+    let broker = Broker::start();
+    let dir = tempdir();
+    let key = SigningKey::generate(dir.path(), "fleet");
+    let board = Board::start(
+        &broker.url(),
+        &format!("trusted_keys = [\"{}\"]\ngrace_ms = 200\n", key.public),
+    );
+    board.wait_connected();
+    let reported_log = dir.path().join("reported.txt");
+    let mut watcher = broker
+        .client("mosquitto_sub")
+        .args(["-q", "1", "-t", &board.topic("config/reported")])
+        .stdout(fs::File::create(&reported_log).unwrap())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    let flood: String = (0..3000).map(|i| format!("garbage {i}\n")).collect();
+    let file = dir.path().join("flood.txt");
+    fs::write(&file, flood).unwrap();
+    let started = std::time::Instant::now();
+    let ok = broker
+        .client("mosquitto_pub")
+        .args(["-q", "1", "-t", &board.topic("config/desired"), "-l"])
+        .stdin(fs::File::open(&file).unwrap())
+        .status()
+        .expect("mosquitto_pub");
+    assert!(ok.success());
+    let count = || {
+        board.fleet()["stats"]["documents_refused"]
+            .as_u64()
+            .unwrap()
+    };
+    wait_for("the flood to be counted", Duration::from_secs(30), || {
+        (count() >= 1000).then_some(())
+    });
+    // Let the counter settle and the last summary go out.
+    std::thread::sleep(Duration::from_millis(1500));
+    let refused = count();
+    let seconds = started.elapsed().as_secs() + 2;
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let logged = board
+        .daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("refused"))
+        .count() as u64;
+    let published = fs::read_to_string(&reported_log).unwrap().lines().count() as u64;
+    assert!(
+        logged <= 2 * seconds && published <= 2 * seconds + 2,
+        "{refused} refusals: {logged} log lines and {published} publishes in about {seconds} s"
+    );
+    assert!(
+        board.daemon.log_text().contains("more refused")
+            || board.daemon.log_text().contains("more documents refused"),
+        "held-back refusals are summed in the log"
+    );
+    // The board is unharmed and takes the next good document.
+    broker.publish_retained(
+        &board.topic("config/desired"),
+        key.sign(&format!(
+            "version = 1\ntarget = \"device:{}\"\n[proccache]\ncapacity = 6200\n",
+            board.device
+        ))
+        .as_bytes(),
+    );
+    reported(&broker, &board, 1, "committed");
+}

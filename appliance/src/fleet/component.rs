@@ -21,12 +21,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     FleetConfig, FleetShared,
     document::{self, Document, Refusal},
+    inbox::Inbox,
     lastgood,
     link::{self, Backoff, LinkClient, LinkError, LinkEvent, LinkOptions, Up, stopping},
     topics::Topics,
 };
 use crate::{
     change::{Outcome, Proposal, Proposals, Scope},
+    ratelimit::RateLimit,
     status::{StatusReport, StatusSource},
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
@@ -44,6 +46,17 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long config topics stay unsubscribed after the broker sent a packet
 /// too large for the link (see [`Worker::config_paused_until`]).
 const OVERSIZED_PAUSE: Duration = Duration::from_secs(600);
+/// At most one refusal logged and published per this long.
+const REFUSAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a log line that stands for held-back others adds.
+fn held_back_note(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} more refused since the last one logged)")
+    }
+}
 
 /// The last thing that happened to a document, for `config/reported`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -190,9 +203,9 @@ impl Component for Fleet {
             sent: VecDeque::new(),
             pkids: HashMap::new(),
             unacked: 0,
-            queue: VecDeque::new(),
+            inbox: Inbox::default(),
             deciding: None,
-            last_seen: HashMap::new(),
+            refusals: RateLimit::new(REFUSAL_INTERVAL),
             config_paused_until: None,
         };
         let backoff = Backoff::new(
@@ -292,11 +305,11 @@ struct Worker {
     /// Reports handed to the link and not yet acknowledged.
     unacked: usize,
     /// Documents waiting for the one being decided.
-    queue: VecDeque<(Scope, Vec<u8>)>,
+    inbox: Inbox,
     deciding: Option<Deciding>,
-    /// The last payload seen per scope, so a retained document delivered
-    /// again on every reconnect is decided once.
-    last_seen: HashMap<Scope, Vec<u8>>,
+    /// Refusals are logged and published at most once a second: anyone who
+    /// can publish on the config topics can send them faster than that.
+    refusals: RateLimit,
     /// A retained config message too large for the MQTT layer kills the
     /// connection on every delivery (MQTT 3.1.1 has no way to refuse it),
     /// which would cut telemetry off for good. After that happens, config
@@ -333,6 +346,7 @@ impl Worker {
                 _ = stopping(&mut stop) => break,
                 _ = beat.tick() => ctx.heartbeat.beat(),
                 _ = report.tick() => {
+                    self.flush_refusals();
                     if let Some(status) = self.ask_status(&mut asking).await {
                         self.make_report(&status);
                     }
@@ -430,12 +444,9 @@ impl Worker {
                     log::info!("fleet: {topic} cleared; keeping the running config");
                     return;
                 }
-                if self.last_seen.get(&scope) == Some(&payload) {
-                    return;
+                if self.inbox.offer(scope, payload) {
+                    self.next_document();
                 }
-                self.last_seen.insert(scope, payload.clone());
-                self.queue.push_back((scope, payload));
-                self.next_document();
             }
             Up::Event(_) => {}
         }
@@ -607,14 +618,13 @@ impl Worker {
     /// Starts deciding the next queued document, unless one is being decided.
     fn next_document(&mut self) {
         while self.deciding.is_none() {
-            let Some((scope, payload)) = self.queue.pop_front() else {
+            let Some((scope, payload)) = self.inbox.take_next() else {
                 return;
             };
             match self.check(scope, &payload) {
                 Ok(None) => {}
                 Ok(Some(doc)) => self.propose(doc),
                 Err((version, refusal)) => {
-                    log::warn!("fleet: {scope} document v{version} refused: {refusal}");
                     self.record(DocumentResult {
                         scope,
                         version,
@@ -679,7 +689,7 @@ impl Worker {
                     result: "refused",
                     reason: Some("the daemon is busy; will retry on the next delivery".into()),
                 });
-                self.last_seen.remove(&doc.scope);
+                self.inbox.forget(doc.scope);
             }
         }
     }
@@ -751,8 +761,26 @@ impl Worker {
         }
     }
 
-    /// Remembers a result and republishes `config/reported`.
+    /// Remembers a result and republishes `config/reported`. A refusal is
+    /// logged and published at most once per [`REFUSAL_INTERVAL`] (counted
+    /// always); the ones held back are summed in the next, or by
+    /// [`Worker::flush_refusals`].
     fn record(&mut self, r: DocumentResult) {
+        let refused = r.result == "refused";
+        let said = if refused {
+            self.refusals.allow()
+        } else {
+            Some(0)
+        };
+        if refused && let Some(held_back) = said {
+            log::warn!(
+                "fleet: {} document v{} refused: {}{}",
+                r.scope,
+                r.version,
+                r.reason.as_deref().unwrap_or_default(),
+                held_back_note(held_back)
+            );
+        }
         {
             let mut s = self.state();
             if matches!(r.result, "refused" | "rolled_back") {
@@ -761,7 +789,25 @@ impl Worker {
             }
             s.last = Some(r);
         }
-        self.publish_reported();
+        if said.is_some() {
+            self.publish_reported();
+        }
+    }
+
+    /// Says what [`Worker::record`] held back, once its interval is over.
+    fn flush_refusals(&mut self) {
+        if let Some(n) = self.refusals.overdue() {
+            let last = self.state().rejected.clone();
+            if let Some(r) = last {
+                log::warn!(
+                    "fleet: {n} more documents refused; the last, {} v{}: {}",
+                    r.scope,
+                    r.version,
+                    r.reason.as_deref().unwrap_or_default()
+                );
+            }
+            self.publish_reported();
+        }
     }
 
     /// Clean stop: the retained offline message, then DISCONNECT (so the

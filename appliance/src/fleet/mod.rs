@@ -12,6 +12,7 @@
 pub mod component;
 pub mod config;
 pub mod document;
+pub mod inbox;
 pub mod lastgood;
 pub mod link;
 pub mod topics;
