@@ -103,6 +103,10 @@ enum Command {
         #[command(subcommand)]
         command: TelemetryCommand,
     },
+    /// Check that this build keeps a panicking component from stopping the
+    /// others (a build with panic=abort dies here instead; run it on the
+    /// binary a firmware image ships).
+    Selftest,
 }
 
 #[derive(Subcommand)]
@@ -229,6 +233,13 @@ fn main() -> ExitCode {
             }
             ConfigCommand::Sign { key, file } => config_sign(&key, &file),
             ConfigCommand::PublicKey { key } => config_public_key(&key),
+        },
+        Command::Selftest => match nodus::supervisor::selftest::panic_containment() {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, e),
         },
         Command::Telemetry { command } => match command {
             TelemetryCommand::Watch {

@@ -9,6 +9,7 @@
 mod config;
 mod health;
 mod heartbeat;
+pub mod selftest;
 mod stats;
 
 use std::{
