@@ -6,15 +6,8 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, Mutex, atomic::Ordering::Relaxed},
-    thread::JoinHandle,
     time::Duration,
 };
-
-use nodus_common::fileserver::{
-    METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_ASSET, PATH_HTML, PATH_IMAGE, PATH_INDEX,
-    PATH_OTHER, PATH_SUSPICIOUS,
-};
-use tokio::sync::watch;
 
 use crate::{
     board::{CpuList, Topology},
@@ -30,9 +23,14 @@ use crate::{
     },
     probe::Feature,
     supervisor::{
-        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, StartError, StatSet, Stats,
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Health, Heartbeat, StartError,
+        StatSet, Stats,
     },
     sync::lock,
+};
+use nodus_common::fileserver::{
+    METHOD_GET, METHOD_HEAD, METHOD_OTHER, PATH_ASSET, PATH_HTML, PATH_IMAGE, PATH_INDEX,
+    PATH_OTHER, PATH_SUSPICIOUS,
 };
 
 /// The embedded demo site: (name, contents).
@@ -51,8 +49,7 @@ pub struct Fileserver {
 }
 
 struct Running {
-    stop: watch::Sender<bool>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<server::Worker>,
     beat: tokio::task::JoinHandle<()>,
     shared: Arc<ServerShared>,
     steering: Option<Steering>,
@@ -176,6 +173,7 @@ impl Component for Fileserver {
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             max_connections: c.max_connections as u64,
             workers: (0..cpus.len()).map(|_| WorkerStats::default()).collect(),
+            alive: (0..cpus.len()).map(|_| Heartbeat::new()).collect(),
             conns: Default::default(),
         });
         let steering = if !c.reuseport_steering {
@@ -215,21 +213,20 @@ impl Component for Fileserver {
                 *lock(&errors) = problems;
             });
         }
-        let (stop, stopped) = watch::channel(false);
-        let workers = server::spawn(listeners, &cpus, shared.clone(), stopped).map_err(|e| {
-            let _ = stop.send(true);
+        let workers = server::spawn(listeners, &cpus, shared.clone()).map_err(|e| {
             cleanup(&demo);
             StartError(format!("worker threads: {e}"))
         })?;
         let ticks = shared.clone();
         let heartbeat = ctx.heartbeat.clone();
         let beat = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(BEAT_INTERVAL);
+            let mut tick = tokio::time::interval(BEAT_INTERVAL / 2);
             loop {
                 tick.tick().await;
-                // Alive while the workers' sockets are still served: the
-                // shared state is only dropped by a worker that ended.
-                if Arc::strong_count(&ticks) > 1 {
+                // The component is alive only while every worker is: each
+                // proves it by beating from its own loop. One that died or
+                // is stuck withholds the beat (and so WATCHDOG=1).
+                if ticks.alive.iter().all(|w| w.age() <= WORKER_SILENCE) {
                     heartbeat.beat();
                 }
             }
@@ -240,7 +237,6 @@ impl Component for Fileserver {
             docroot.display()
         );
         self.running = Some(Running {
-            stop,
             workers,
             beat,
             shared,
@@ -259,12 +255,14 @@ impl Component for Fileserver {
         let running = self.running.take();
         Box::pin(async move {
             let Some(r) = running else { return };
-            let _ = r.stop.send(true);
+            for w in &r.workers {
+                let _ = w.stop.send(true);
+            }
             r.beat.abort();
             let workers = r.workers;
             let _ = tokio::task::spawn_blocking(move || {
                 for w in workers {
-                    let _ = w.join();
+                    let _ = w.thread.join();
                 }
             })
             .await;
@@ -280,6 +278,9 @@ impl Component for Fileserver {
         let Some(r) = &self.running else {
             return Health::Unavailable("not running".into());
         };
+        if let Some(why) = worker_failure(&r.workers, &r.shared.alive) {
+            return Health::Unavailable(why);
+        }
         let mut reasons = self.degraded.clone();
         reasons.extend(lock(&r.classifier_errors).iter().cloned());
         if reasons.is_empty() {
@@ -382,9 +383,78 @@ fn remove_stale_demo_sites(run_dir: &std::path::Path) {
     }
 }
 
+/// How long a worker may go without beating before it counts as stuck.
+const WORKER_SILENCE: Duration = Duration::from_secs(3);
+
+/// Why the workers no longer serve, if they do not: one ended (its share of
+/// new connections would go unanswered), or one has not beaten for
+/// [`WORKER_SILENCE`].
+fn worker_failure(workers: &[server::Worker], alive: &[Heartbeat]) -> Option<String> {
+    for (i, (w, beat)) in workers.iter().zip(alive).enumerate() {
+        if w.thread.is_finished() {
+            return Some(format!(
+                "worker {i} (thread nodus-fs-{i}) ended; connections the kernel gives its socket go unanswered"
+            ));
+        }
+        if beat.age() > WORKER_SILENCE {
+            return Some(format!(
+                "worker {i} (thread nodus-fs-{i}) stuck: no heartbeat for {:.1} s",
+                beat.age().as_secs_f64()
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::remove_stale_demo_sites;
+    use super::*;
+
+    /// A worker that ends takes the component down with it: unavailable,
+    /// and its heartbeat (so WATCHDOG=1) withheld, while the others still run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_worker_makes_the_file_server_unavailable_and_silent() {
+        let docroot = tempfile::tempdir().expect("temp dir");
+        std::fs::write(docroot.path().join("index.html"), "hi").expect("write");
+        let config = FileserverConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            docroot: docroot.path().to_owned(),
+            workers: 2,
+            pin_workers: false,
+            reuseport_steering: false,
+            tc_interfaces: Vec::new(),
+            ..FileserverConfig::default()
+        };
+        let mut fs = Fileserver::new(config, None);
+        let heartbeat = Heartbeat::new();
+        let ctx = ComponentContext {
+            heartbeat: heartbeat.clone(),
+            kernel: Default::default(),
+        };
+        fs.start(ctx).expect("start");
+        tokio::time::sleep(BEAT_INTERVAL * 2).await;
+        assert_eq!(fs.health(), Health::Healthy);
+        assert!(heartbeat.age() < BEAT_INTERVAL);
+
+        // Worker 0 ends; worker 1 goes on.
+        let r = fs.running.as_ref().expect("running");
+        let _ = r.workers[0].stop.send(true);
+        while !r.workers[0].thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!r.workers[1].thread.is_finished());
+        match fs.health() {
+            Health::Unavailable(why) => assert!(why.contains("worker 0"), "{why}"),
+            other => panic!("health is {other}"),
+        }
+        tokio::time::sleep(WORKER_SILENCE + BEAT_INTERVAL * 2).await;
+        assert!(
+            heartbeat.age() > BEAT_INTERVAL * 2,
+            "the component stopped beating ({:?} ago)",
+            heartbeat.age()
+        );
+        fs.stop().await;
+    }
 
     #[test]
     fn demo_sites_of_dead_daemons_are_removed_and_live_ones_kept() {

@@ -17,6 +17,8 @@ use std::{
 
 use tokio::{io::Interest, net::TcpStream, time::timeout};
 
+use crate::supervisor::Heartbeat;
+
 use crate::fileserver::{
     cache::{FileCache, Miss},
     http::{self, Limits, Method, Request},
@@ -41,6 +43,9 @@ pub struct ServerShared {
     pub max_connections: u64,
     /// Per-worker counters.
     pub workers: Box<[WorkerStats]>,
+    /// Per-worker liveness: each worker's own loop beats its entry, so a
+    /// worker that died or is stuck stops beating while the others go on.
+    pub alive: Box<[Heartbeat]>,
     /// Connection counters.
     pub conns: ConnStats,
 }

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::{
     board::CpuList,
     fileserver::conn::{self, ServerShared},
+    supervisor::BEAT_INTERVAL,
 };
 
 /// Binds `n` listening sockets to `addr` in one reuseport group.
@@ -53,24 +54,40 @@ pub fn bind(addr: SocketAddr, n: usize, backlog: u32) -> io::Result<Vec<TcpListe
     Ok(out)
 }
 
+/// A running worker thread and what stops it.
+pub struct Worker {
+    /// The thread.
+    pub thread: JoinHandle<()>,
+    /// Set to true to stop it.
+    pub stop: watch::Sender<bool>,
+}
+
 /// Starts one worker thread per listener; `cpus[i]` pins worker `i`.
+/// Each has its own stop, so one can end without the others.
 pub fn spawn(
     listeners: Vec<TcpListener>,
     cpus: &[Option<u32>],
     shared: Arc<ServerShared>,
-    stop: watch::Receiver<bool>,
-) -> io::Result<Vec<JoinHandle<()>>> {
-    let mut handles = Vec::new();
+) -> io::Result<Vec<Worker>> {
+    let mut workers = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         let cpu = cpus.get(i).copied().flatten();
         let shared = shared.clone();
-        let stop = stop.clone();
-        let h = std::thread::Builder::new()
+        let (stop, stopped) = watch::channel(false);
+        let spawned = std::thread::Builder::new()
             .name(format!("nodus-fs-{i}"))
-            .spawn(move || worker(i, l, cpu, shared, stop))?;
-        handles.push(h);
+            .spawn(move || worker(i, l, cpu, shared, stopped));
+        match spawned {
+            Ok(thread) => workers.push(Worker { thread, stop }),
+            Err(e) => {
+                for w in workers {
+                    let _ = w.stop.send(true);
+                }
+                return Err(e);
+            }
+        }
     }
-    Ok(handles)
+    Ok(workers)
 }
 
 fn worker(
@@ -103,9 +120,13 @@ fn worker(
                 return;
             }
         };
+        let mut beat = tokio::time::interval(BEAT_INTERVAL / 4);
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
+                // Proves this worker's runtime still turns: a worker stuck in
+                // a blocking call, or gone, stops beating.
+                _ = beat.tick() => shared.alive[index].beat(),
                 r = listener.accept() => match r {
                     Ok((stream, _)) => accept(stream, &shared, index),
                     Err(e) => {
