@@ -111,6 +111,43 @@ fn profile_is_applied_verified_and_restored() {
     );
 }
 
+/// nodus killed with SIGKILL (an OOM kill, a watchdog kill) leaves the
+/// sysctl modified; the next start must still know the true original and
+/// restore it on its clean stop.
+#[test]
+fn originals_survive_a_kill_9_and_are_restored_by_the_next_run() {
+    require_root!();
+    let dir = common::tempdir();
+    let original = sysctl("vm.dirty_expire_centisecs");
+    let desired = (original.parse::<u32>().unwrap() + 7).to_string();
+    let path = dir.path().join("host.toml");
+    fs::write(
+        &path,
+        format!(
+            "[board]\nname = \"host-test\"\n[[node]]\nid = 0\ncpus = \"{}\"\n\
+             [sysctl]\n\"vm.dirty_expire_centisecs\" = \"{desired}\"\n",
+            online_cpus()
+        ),
+    )
+    .unwrap();
+    let mut d = TempDaemon::start(&format!("[profile]\npath = \"{}\"\n", path.display()), &[]);
+    assert_eq!(sysctl("vm.dirty_expire_centisecs"), desired);
+    d.signal(libc::SIGKILL);
+    d.child.take().map(|mut c| c.wait());
+    assert_eq!(
+        sysctl("vm.dirty_expire_centisecs"),
+        desired,
+        "nobody restored it"
+    );
+    d.restart();
+    assert_eq!(d.stop(Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(
+        sysctl("vm.dirty_expire_centisecs"),
+        original,
+        "the original from before the killed run is back"
+    );
+}
+
 #[test]
 fn a_profile_for_another_board_is_never_applied() {
     require_root!();

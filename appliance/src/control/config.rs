@@ -21,6 +21,15 @@ impl Default for ControlConfig {
 }
 
 impl ControlConfig {
+    /// nodus's runtime directory (tmpfs, `/run/nodus`): the socket's
+    /// directory. State that must outlive a crash but not the boot lives here.
+    pub fn run_dir(&self) -> PathBuf {
+        self.socket
+            .parent()
+            .unwrap_or(std::path::Path::new("/run"))
+            .to_owned()
+    }
+
     /// Checks: `(key, reason)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if !self.socket.is_absolute() {

@@ -38,7 +38,10 @@ use crate::{
     logging,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
-    profile::{self, Chosen, ProfileComponent, ThreadPlacement},
+    profile::{
+        self, Chosen, ProfileComponent, ThreadPlacement,
+        journal::{self, Journal},
+    },
     status::{StatusReport, StatusRequest, StatusSource},
     supervisor::{Component, Health, Supervisor},
 };
@@ -473,14 +476,7 @@ fn answer(reply: Option<oneshot::Sender<Outcome>>, outcome: Outcome) {
 /// still validates (the board then boots into its last fleet config even
 /// with no broker). Updates `opts.config` to the merged result.
 fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
-    // The control socket's directory is nodus's runtime directory (/run/nodus).
-    let run_dir = opts
-        .config
-        .control
-        .socket
-        .parent()
-        .unwrap_or(std::path::Path::new("/run"))
-        .to_owned();
+    let run_dir = opts.config.control.run_dir();
     let fleet = FleetShared::new(&opts.config.fleet, &run_dir);
     let layers = match Layers::read(&opts.source) {
         Ok(l) if matches!(l.effective(), Ok(c) if c == opts.config) => l,
@@ -522,7 +518,12 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
     match Topology::discover() {
         Ok(topo) => {
             let chosen = profile::choose(&config.profile, &topo, root);
-            let applied = profile::apply(&chosen.profile, &topo, root);
+            let (journal, problem) =
+                Journal::open(&config.control.run_dir().join(journal::FILE_NAME));
+            if let Some(p) = problem {
+                log::warn!("profile journal: {p}");
+            }
+            let applied = profile::apply(&chosen.profile, &topo, root, journal);
             log::info!(
                 "profile {} ({}): {} changes; topology {}",
                 chosen.profile.board.name,

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{MemPolicyMode, Profile, WorkPlacement};
+use super::{MemPolicyMode, Profile, WorkPlacement, journal::Journal};
 use crate::board::{CpuList, Topology};
 
 /// One value nodus changed.
@@ -35,6 +35,8 @@ pub struct Applied {
     pub runtime_cpus: Option<CpuList>,
     /// The memory policy set for nodus's threads.
     pub mempolicy: Option<String>,
+    /// Where the originals are kept until they are restored.
+    pub journal: Journal,
 }
 
 /// The CPUs a placement names.
@@ -102,7 +104,7 @@ fn write_value(path: &Path, value: &str) -> std::io::Result<()> {
 
 impl Applied {
     fn change(&mut self, what: String, path: PathBuf, desired: String, cpus: bool) {
-        let original = match fs::read_to_string(&path) {
+        let current = match fs::read_to_string(&path) {
             Ok(v) => v.trim().to_owned(),
             Err(e) => {
                 self.warnings
@@ -110,7 +112,28 @@ impl Applied {
                 return;
             }
         };
-        if same(&original, &desired, cpus) {
+        // After a crash the value may already be ours: the original is the
+        // one the journal kept, not what the file holds now.
+        let original = self
+            .journal
+            .original(&path)
+            .map_or_else(|| current.clone(), str::to_owned);
+        if same(&current, &desired, cpus) {
+            if !same(&original, &desired, cpus) {
+                self.changes.push(Change {
+                    what,
+                    path,
+                    original,
+                    desired,
+                    cpus,
+                });
+            }
+            return;
+        }
+        if let Err(e) = self.journal.record(&what, &path, &original) {
+            self.warnings.push(format!(
+                "{what}: left at {current}: cannot journal its original ({e}), so a crash would lose it"
+            ));
             return;
         }
         match write_value(&path, &desired) {
@@ -133,9 +156,35 @@ impl Applied {
         while let Some(c) = self.changes.pop() {
             if let Err(e) = write_value(&c.path, &c.original) {
                 errors.push(format!("{}: cannot restore {}: {e}", c.what, c.original));
+            } else if let Err(e) = self.journal.restored(&c.path) {
+                errors.push(format!("{}: restored, but the journal: {e}", c.what));
             }
         }
         errors
+    }
+
+    /// Puts back what an earlier run of this boot changed and this profile
+    /// does not (the profile changed between the runs).
+    fn restore_others(&mut self) {
+        let keep: Vec<&Path> = self.changes.iter().map(|c| c.path.as_path()).collect();
+        for o in self.journal.take_others(&keep) {
+            match write_value(&o.path, &o.value) {
+                Ok(()) => log::info!(
+                    "profile: {} restored to {} (left by a crashed run)",
+                    o.what,
+                    o.value
+                ),
+                Err(e) => {
+                    self.warnings.push(format!(
+                        "{}: cannot restore {} left by a crashed run: {e}",
+                        o.what, o.value
+                    ));
+                    if let Err(e) = self.journal.keep(o) {
+                        self.warnings.push(format!("profile journal: {e}"));
+                    }
+                }
+            }
+        }
     }
 
     /// What differs now from what was applied.
@@ -208,11 +257,16 @@ fn device_irqs(dir: &Path) -> Vec<u32> {
     Vec::new()
 }
 
-/// Applies `p` on a machine whose files are under `root` (`/`). The current
-/// thread's CPU affinity and memory policy are set here, so call it before
-/// spawning the threads that should inherit them.
-pub fn apply(p: &Profile, topo: &Topology, root: &Path) -> Applied {
-    let mut a = Applied::default();
+/// Applies `p` on a machine whose files are under `root` (`/`), keeping
+/// each original in `journal` before its first write (and taking originals
+/// an earlier run of this boot left there). The current thread's CPU
+/// affinity and memory policy are set here, so call it before spawning the
+/// threads that should inherit them.
+pub fn apply(p: &Profile, topo: &Topology, root: &Path, journal: Journal) -> Applied {
+    let mut a = Applied {
+        journal,
+        ..Applied::default()
+    };
     set_limits(p, &mut a);
     for (name, value) in &p.sysctl {
         let path = root.join("proc/sys").join(name.replace('.', "/"));
@@ -283,6 +337,7 @@ pub fn apply(p: &Profile, topo: &Topology, root: &Path) -> Applied {
             }
         }
     }
+    a.restore_others();
     a
 }
 

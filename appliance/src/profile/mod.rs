@@ -6,6 +6,7 @@ mod apply;
 mod check;
 mod component;
 mod config;
+pub mod journal;
 mod load;
 mod schema;
 mod select;

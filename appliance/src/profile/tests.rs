@@ -611,3 +611,51 @@ fn a_driver_is_found_by_its_bound_devices_not_its_module_link() {
         Some(drv.join("14260000.aipu"))
     );
 }
+
+/// A run that crashed (no restore) left the sysctls modified: the next run
+/// takes the originals from the journal, puts back what its own profile no
+/// longer sets, and its clean stop restores the true originals.
+#[test]
+fn originals_survive_a_crash_through_the_journal() {
+    let t = tempfile::tempdir().unwrap();
+    board(t.path(), &[("0-1", 1000)], "", |_| 0);
+    let root = t.path();
+    let sysctl = |name: &str| root.join("proc/sys/vm").join(name);
+    fs::create_dir_all(sysctl("x").parent().unwrap()).unwrap();
+    fs::write(sysctl("stat_interval"), "1\n").unwrap();
+    fs::write(sysctl("swappiness"), "60\n").unwrap();
+    let read = |name: &str| fs::read_to_string(sysctl(name)).unwrap().trim().to_owned();
+    let topo = Topology::discover_at(root).unwrap();
+    let journal_path = root.join("run/profile-originals.json");
+
+    let both =
+        parse("[sysctl]\n\"vm.stat_interval\" = \"7\"\n\"vm.swappiness\" = \"10\"\n").unwrap();
+    let (journal, problem) = journal::Journal::open(&journal_path);
+    assert_eq!(problem, None);
+    let first = apply(&both, &topo, root, journal);
+    assert_eq!(
+        (read("stat_interval"), read("swappiness")),
+        ("7".into(), "10".into())
+    );
+    assert!(
+        journal_path.exists(),
+        "originals journaled before the writes"
+    );
+    drop(first); // killed: nothing restored
+
+    // The next run's profile sets only one of them.
+    let one = parse("[sysctl]\n\"vm.stat_interval\" = \"7\"\n").unwrap();
+    let (journal, _) = journal::Journal::open(&journal_path);
+    let mut second = apply(&one, &topo, root, journal);
+    assert_eq!(
+        read("swappiness"),
+        "60",
+        "put back: this profile does not set it"
+    );
+    assert_eq!(read("stat_interval"), "7");
+    assert_eq!(second.changes.len(), 1);
+    assert_eq!(second.changes[0].original, "1", "the true original, not 7");
+    assert!(second.restore().is_empty());
+    assert_eq!(read("stat_interval"), "1");
+    assert!(!journal_path.exists(), "a clean stop leaves no journal");
+}
