@@ -14,6 +14,7 @@ pub mod control;
 pub mod daemon;
 pub mod durable;
 pub mod ebpf;
+pub mod fdlimit;
 pub mod fileserver;
 pub mod fleet;
 pub mod histogram;

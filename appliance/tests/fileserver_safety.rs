@@ -184,3 +184,66 @@ fn file_replaced_while_being_served_is_never_mixed_or_truncated() {
     writer.join().unwrap();
     assert!(seen.0 > 0 && seen.1 > 0, "both versions served: {seen:?}");
 }
+
+/// This process's open-file limit as "soft:hard", from /proc.
+fn nofile(pid: i32) -> String {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    format!("{}:{}", f[3], f[4])
+}
+
+fn prlimit(pid: i32, nofile: &str) {
+    let ok = std::process::Command::new(common::tool("prlimit"))
+        .args(["--pid", &pid.to_string(), &format!("--nofile={nofile}")])
+        .status()
+        .expect("prlimit");
+    assert!(ok.success());
+}
+
+/// Out of file descriptors (a lowered limit, a leak elsewhere): a new
+/// connection is answered 503 at once instead of hanging in the backlog
+/// until the client gives up, the warning is not repeated per accept, and
+/// serving resumes once descriptors free up.
+#[test]
+fn out_of_file_descriptors_answers_503_and_recovers() {
+    require_root!();
+    let d = FsDaemon::start(
+        |r| fs::write(r.join("index.html"), "hi\n").unwrap(),
+        "workers = 1\npin_workers = false\nmax_connections = 100\nopen_files = 16\nheader_timeout_ms = 30000",
+    );
+    assert_eq!(d.get("/", &[]).status, 200);
+    let pid = d.daemon.pid();
+    let before = nofile(pid);
+    let hard = before.split(':').nth(1).unwrap().to_owned();
+    let open = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    prlimit(pid, &format!("{}:{hard}", open + 3));
+    // Idle connections take the last descriptors.
+    let held: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let g = d.curl(&["--max-time", "5", &d.url("/")]);
+    assert_eq!(g.status, 503, "{g:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    prlimit(pid, &before);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.get("/", &[]).status, 200, "serving again");
+    let fs = common::daemon::component(&d.daemon.status_json(), "fileserver");
+    assert!(
+        fs["stats"]["accept_fd_exhausted"].as_u64().unwrap() > 0,
+        "{fs}"
+    );
+    let warnings = d
+        .daemon
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("accept:"))
+        .count();
+    assert!(warnings <= 2, "{warnings} accept warnings");
+}

@@ -87,6 +87,19 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
     let (mut profile, placement) = apply_profile(&opts.config);
+    // After the profile (its [limits] may set the hard limit): components
+    // budget their descriptors against this.
+    match crate::fdlimit::raise_soft_limit() {
+        Ok(l) if l.before < l.soft => {
+            log::info!(
+                "open files: soft limit raised from {} to {}",
+                l.before,
+                l.soft
+            )
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("open files: cannot raise the soft limit: {e}"),
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if opts.config.daemon.worker_threads > 0 {
         builder.worker_threads(opts.config.daemon.worker_threads);

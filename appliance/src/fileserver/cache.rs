@@ -135,6 +135,8 @@ fn parent(rel: &[u8]) -> &[u8] {
 fn open_error(e: &io::Error) -> Status {
     match e.raw_os_error() {
         Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
+        // Out of descriptors is a passing overload, not a server fault.
+        Some(libc::EMFILE | libc::ENFILE) => Status::ServiceUnavailable,
         Some(
             libc::ENOENT
             | libc::ENOTDIR

@@ -131,6 +131,7 @@ impl Component for Fileserver {
     fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
         let c = &self.config;
         self.degraded.clear();
+        descriptor_budget(c, self.worker_cpus().len(), crate::fdlimit::soft_limit())?;
         let (docroot, demo) = self.docroot()?;
         let cleanup = |demo: &Option<PathBuf>| {
             if let Some(d) = demo {
@@ -322,6 +323,7 @@ impl Component for Fileserver {
             connections_accepted: conns.accepted.load(Relaxed),
             connections_refused: conns.refused.load(Relaxed),
             header_timeouts: conns.timeouts.load(Relaxed),
+            accept_fd_exhausted: conns.fd_exhausted.load(Relaxed),
             cache_hits: k.hits.load(Relaxed),
             cache_misses: k.misses.load(Relaxed),
             cache_invalidations: k.invalidations.load(Relaxed),
@@ -383,6 +385,31 @@ fn remove_stale_demo_sites(run_dir: &std::path::Path) {
     }
 }
 
+/// Descriptors the rest of nodus may hold (eBPF maps and programs, the
+/// control socket, the fleet link, /proc reads).
+const FD_RESERVE: usize = 256;
+/// Descriptors each worker holds besides its connections: its listener, its
+/// runtime's epoll and eventfd, its spare.
+const FD_PER_WORKER: usize = 4;
+
+/// Checks that `max_connections` and `open_files` fit under the open-file
+/// limit: otherwise the server would fail with EMFILE under load instead of
+/// at start with the numbers.
+fn descriptor_budget(c: &FileserverConfig, workers: usize, limit: u64) -> Result<(), StartError> {
+    let need = c.max_connections + c.open_files + FD_RESERVE + FD_PER_WORKER * workers;
+    if need as u64 <= limit {
+        return Ok(());
+    }
+    Err(StartError(format!(
+        "needs {need} file descriptors (fileserver.max_connections {} + fileserver.open_files {} \
+         + {} for {workers} workers + {FD_RESERVE} for the rest of nodus), the limit is {limit}: \
+         raise LimitNOFILE= (or [limits] open_files in the board profile) or lower those keys",
+        c.max_connections,
+        c.open_files,
+        FD_PER_WORKER * workers
+    )))
+}
+
 /// How long a worker may go without beating before it counts as stuck.
 const WORKER_SILENCE: Duration = Duration::from_secs(3);
 
@@ -409,6 +436,20 @@ fn worker_failure(workers: &[server::Worker], alive: &[Heartbeat]) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configured_descriptors_must_fit_the_limit() {
+        let c = FileserverConfig::default();
+        let need = 10_000 + 4096 + FD_RESERVE + 2 * FD_PER_WORKER;
+        assert!(descriptor_budget(&c, 2, need as u64).is_ok());
+        let err = descriptor_budget(&c, 2, 1024).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("needs {need} file descriptors"))
+                && err.contains("fileserver.max_connections 10000")
+                && err.contains("the limit is 1024"),
+            "{err}"
+        );
+    }
 
     /// A worker that ends takes the component down with it: unavailable,
     /// and its heartbeat (so WATCHDOG=1) withheld, while the others still run.

@@ -21,9 +21,15 @@ use tokio::sync::watch;
 
 use crate::{
     board::CpuList,
+    fdlimit::{self, Spare},
     fileserver::conn::{self, ServerShared},
+    ratelimit::RateLimit,
     supervisor::BEAT_INTERVAL,
 };
+
+/// At most one accept warning per worker per this long: a descriptor
+/// shortage fails every accept, thousands a second.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Binds `n` listening sockets to `addr` in one reuseport group.
 ///
@@ -121,6 +127,8 @@ fn worker(
             }
         };
         let mut beat = tokio::time::interval(BEAT_INTERVAL / 4);
+        let mut spare = Spare::new();
+        let mut warn = RateLimit::new(ACCEPT_WARNING_INTERVAL);
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -128,10 +136,39 @@ fn worker(
                 // a blocking call, or gone, stops beating.
                 _ = beat.tick() => shared.alive[index].beat(),
                 r = listener.accept() => match r {
-                    Ok((stream, _)) => accept(stream, &shared, index),
+                    Ok((stream, _)) => {
+                        spare.restore();
+                        accept(stream, &shared, index);
+                    }
+                    Err(e) if fdlimit::exhausted(&e) => {
+                        // The connection waits in the backlog and cannot be
+                        // answered without a descriptor: spend the spare on
+                        // a 503 so the client learns now, not at its timeout.
+                        shared.conns.fd_exhausted.fetch_add(1, Relaxed);
+                        spare.release();
+                        let pending = tokio::time::timeout(Duration::from_millis(1), listener.accept());
+                        if let Ok(Ok((stream, _))) = pending.await {
+                            refuse(&stream, &shared, index);
+                        }
+                        spare.restore();
+                        if let Some(held_back) = warn.allow() {
+                            log::warn!(
+                                "fileserver: worker {index}: accept: {e}; answering 503 until descriptors free up \
+                                 ({held_back} more since the last warning)"
+                            );
+                        }
+                        if !spare.held() {
+                            // Not even the spare came back: wait for a close.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
                     Err(e) => {
-                        // EMFILE, ENOBUFS...: back off, never give up.
-                        log::warn!("fileserver: worker {index}: accept: {e}");
+                        // ENOBUFS, ECONNABORTED...: back off, never give up.
+                        if let Some(held_back) = warn.allow() {
+                            log::warn!(
+                                "fileserver: worker {index}: accept: {e} ({held_back} more since the last warning)"
+                            );
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -147,20 +184,25 @@ fn accept(stream: tokio::net::TcpStream, shared: &Arc<ServerShared>, index: usiz
     if open > shared.max_connections {
         shared.conns.open.fetch_sub(1, Relaxed);
         shared.conns.refused.fetch_add(1, Relaxed);
-        shared.workers[index].response(503);
-        let mut msg = Vec::new();
-        crate::fileserver::response::error(
-            &mut msg,
-            crate::fileserver::status::Status::ServiceUnavailable,
-            crate::fileserver::response::Conn {
-                keep_alive: false,
-                http10: false,
-            },
-            false,
-        );
-        // Best effort and never blocking: the socket buffer is empty.
-        let _ = stream.try_write(&msg);
+        refuse(&stream, shared, index);
         return;
     }
     tokio::spawn(conn::serve(stream, shared.clone(), index));
+}
+
+/// Answers 503 and lets the connection close (when `stream` drops).
+fn refuse(stream: &tokio::net::TcpStream, shared: &ServerShared, index: usize) {
+    shared.workers[index].response(503);
+    let mut msg = Vec::new();
+    crate::fileserver::response::error(
+        &mut msg,
+        crate::fileserver::status::Status::ServiceUnavailable,
+        crate::fileserver::response::Conn {
+            keep_alive: false,
+            http10: false,
+        },
+        false,
+    );
+    // Best effort and never blocking: the socket buffer is empty.
+    let _ = stream.try_write(&msg);
 }

@@ -44,6 +44,9 @@ crate::stats! {
         connections_refused: Counter,
         /// Connections closed by the header timeout (408).
         header_timeouts: Counter,
+        /// Accepts that found no file descriptor left (EMFILE/ENFILE); each
+        /// pending connection is answered 503 through a spare descriptor.
+        accept_fd_exhausted: Counter,
         /// Requests answered from a cached open file.
         cache_hits: Counter,
         /// Requests that had to open the file.
@@ -146,6 +149,8 @@ pub struct ConnStats {
     pub refused: AtomicU64,
     /// Closed by the header timeout (408).
     pub timeouts: AtomicU64,
+    /// Accepts that found no file descriptor (EMFILE/ENFILE).
+    pub fd_exhausted: AtomicU64,
 }
 
 /// Sums over workers.

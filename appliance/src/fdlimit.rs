@@ -1,0 +1,129 @@
+//! File descriptors: the limit nodus runs under, and a spare one to answer
+//! with when it runs out.
+//!
+//! The kernel's default soft limit (1024) is far below what a file server
+//! with thousands of connections and an open-file cache needs, while the
+//! hard limit systemd and most init systems give is much higher. Like nginx's
+//! `worker_rlimit_nofile` or systemd's own `LimitNOFILE=` split, nodus raises
+//! its soft limit to the hard one at start, and components check their
+//! configured budget against the result instead of failing at the ten-
+//! thousandth connection.
+
+use std::{io, os::fd::OwnedFd};
+
+/// The open-file limit before and after [`raise_soft_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    /// Soft limit found at start.
+    pub before: u64,
+    /// Soft limit now.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+fn get() -> io::Result<libc::rlimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lim)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (inherited by every
+/// thread, and by nothing nodus does not start itself).
+pub fn raise_soft_limit() -> io::Result<Limit> {
+    let mut lim = get()?;
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: plain struct argument.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(Limit {
+        before,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
+    })
+}
+
+/// The soft limit now (`u64::MAX` if it cannot be read: nothing to check).
+pub fn soft_limit() -> u64 {
+    get().map_or(u64::MAX, |l| l.rlim_cur)
+}
+
+/// Whether `e` means this process (EMFILE) or the system (ENFILE) has no
+/// file descriptor left.
+pub fn exhausted(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// One descriptor held in reserve. When an accept fails for lack of
+/// descriptors, the connection waits in the backlog with no way to answer
+/// it; releasing the spare lets the server accept it, say 503 and close it,
+/// then take the spare back.
+#[derive(Debug)]
+pub struct Spare(Option<OwnedFd>);
+
+impl Spare {
+    /// Reserves one descriptor (on `/dev/null`).
+    pub fn new() -> Spare {
+        let mut s = Spare(None);
+        s.restore();
+        s
+    }
+
+    /// Gives the descriptor back to the process.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+
+    /// Takes a descriptor back into reserve, if one is free.
+    pub fn restore(&mut self) {
+        if self.0.is_none() {
+            self.0 = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
+        }
+    }
+
+    /// Whether a descriptor is in reserve.
+    pub fn held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Default for Spare {
+    fn default() -> Self {
+        Spare::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        let l = raise_soft_limit().unwrap();
+        assert_eq!(l.soft, l.hard);
+        assert!(l.before <= l.soft);
+        assert_eq!(soft_limit(), l.soft);
+    }
+
+    #[test]
+    fn a_spare_is_released_and_taken_back() {
+        let mut s = Spare::new();
+        assert!(s.held());
+        s.release();
+        assert!(!s.held());
+        s.restore();
+        assert!(s.held());
+        assert!(exhausted(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(!exhausted(&io::Error::from_raw_os_error(libc::ENOENT)));
+    }
+}
