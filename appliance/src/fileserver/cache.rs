@@ -14,7 +14,7 @@ use std::{
     io,
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::ffi::OsStrExt,
+        unix::{ffi::OsStrExt, fs::MetadataExt},
     },
     path::{Path, PathBuf},
     sync::{
@@ -110,6 +110,10 @@ pub struct FileCache {
     /// Hit/miss counters.
     pub counters: Arc<CacheCounters>,
     watcher: tokio::task::JoinHandle<()>,
+    /// Runs right after a file is opened: lets a test change the file in
+    /// the window between the open and the insert.
+    #[cfg(test)]
+    after_open: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl Drop for FileCache {
@@ -204,6 +208,8 @@ impl FileCache {
             loader: Mutex::new(loader),
             counters,
             watcher,
+            #[cfg(test)]
+            after_open: Mutex::new(None),
         }))
     }
 
@@ -303,15 +309,30 @@ impl FileCache {
         Ok((file, meta))
     }
 
-    /// Opens what `path` names, builds its resource and caches it if its
-    /// directory can be watched.
+    /// Opens what `path` names, builds its resource and caches it if every
+    /// directory it depends on is watched and nothing changed meanwhile.
+    ///
+    /// The order closes the window in which a change could be missed: the
+    /// directories are watched *before* the files are opened, so any later
+    /// change raises an event; and the resource is inserted only if no event
+    /// was handled since the open began (the cache's generation is
+    /// unchanged), otherwise it serves this request and is not kept. A file
+    /// reached through a symlink has its real directory watched too, and is
+    /// checked against what is at its real path once that watch is in place.
     fn open(&self, path: &RelPath) -> Result<Arc<Resource>, Miss> {
+        let generation = lock(&self.inner).generation;
+        let mut cacheable = self.watch(parent(&path.rel));
         let (mut file, mut meta) = self.open_regular(&path.rel).map_err(Miss::Status)?;
+        #[cfg(test)]
+        if let Some(hook) = lock(&self.after_open).as_ref() {
+            hook();
+        }
         let mut rel = path.rel.clone();
         if meta.is_dir() {
             if !path.dir {
                 return Err(Miss::Redirect(location(&path.rel)));
             }
+            cacheable &= self.watch(&path.rel);
             let found = self.opts.index.iter().find_map(|name| {
                 let candidate = join(&path.rel, name.as_bytes());
                 let (f, m) = self.open_regular(&candidate).ok()?;
@@ -336,6 +357,15 @@ impl FileCache {
                 siblings.push((coding, name, f, m));
             }
         }
+        let dir = parent(&rel).to_vec();
+        let mut target_watches = Vec::new();
+        for (f, m) in std::iter::once((&file, &meta)).chain(siblings.iter().map(|s| (&s.2, &s.3))) {
+            match self.watch_target(f, m, &dir) {
+                Some(Some(wd)) => target_watches.push(wd),
+                Some(None) => {}
+                None => cacheable = false,
+            }
+        }
         let vary = !siblings.is_empty();
         let identity = Arc::new(Variant::new(
             rel.clone().into(),
@@ -354,14 +384,15 @@ impl FileCache {
                 )
             })
             .collect();
-        let dir = parent(&rel).to_vec();
         let resource = Arc::new(Resource {
             identity,
             encoded,
             dir,
+            target_watches,
         });
-        if self.watch(&resource.dir) {
-            let mut inner = lock(&self.inner);
+        // Kept only if no change was handled since the open began.
+        let mut inner = lock(&self.inner);
+        if cacheable && inner.generation == generation {
             if inner.resources.len() >= self.opts.open_files {
                 // Bounded: drop an arbitrary entry; it is reopened on demand.
                 if let Some(k) = inner.resources.keys().next().cloned() {
@@ -371,6 +402,61 @@ impl FileCache {
             inner.resources.insert(path.clone(), resource.clone());
         }
         Ok(resource)
+    }
+
+    /// Watches the directory `file` really lives in when that is not the
+    /// (relative) `dir` it was named in, i.e. it was reached through a
+    /// symlink, and checks that what is at its real path is still the file
+    /// that was opened (a change before the watch existed raised no event).
+    /// `Some(Some(wd))`: watched; `Some(None)`: nothing to watch; `None`:
+    /// cannot be kept safely.
+    fn watch_target(
+        &self,
+        file: &File,
+        meta: &std::fs::Metadata,
+        dir: &[u8],
+    ) -> Option<Option<i32>> {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        let real_dir = real.parent()?;
+        let named = self.opts.root.join(Path::new(OsStr::from_bytes(dir)));
+        if std::fs::canonicalize(&named).ok()? == real_dir {
+            return Some(None);
+        }
+        let wd = self.add_watch(real_dir)?;
+        let now = std::fs::metadata(&real).ok()?;
+        let same = now.ino() == meta.ino()
+            && now.dev() == meta.dev()
+            && now.len() == meta.len()
+            && now.mtime() == meta.mtime()
+            && now.mtime_nsec() == meta.mtime_nsec();
+        same.then_some(Some(wd))
+    }
+
+    /// An inotify watch on `path` for every change that makes a cached
+    /// file stale; `None` (logged) if the kernel refuses.
+    fn add_watch(&self, path: &Path) -> Option<i32> {
+        let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mask = libc::IN_CLOSE_WRITE
+            | libc::IN_MODIFY
+            | libc::IN_ATTRIB
+            | libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_ONLYDIR;
+        // SAFETY: valid inotify fd and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(self.inotify.as_raw_fd(), c.as_ptr(), mask) };
+        if wd < 0 {
+            log::warn!(
+                "fileserver: cannot watch {}: {}; its files are not cached",
+                path.display(),
+                io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(wd)
     }
 
     /// Watches `dir` and its ancestors; false if any cannot be watched.
@@ -392,29 +478,9 @@ impl FileCache {
             return true;
         }
         let path = self.opts.root.join(Path::new(OsStr::from_bytes(dir)));
-        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        let Some(wd) = self.add_watch(&path) else {
             return false;
         };
-        let mask = libc::IN_CLOSE_WRITE
-            | libc::IN_MODIFY
-            | libc::IN_ATTRIB
-            | libc::IN_CREATE
-            | libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_MOVED_TO
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF
-            | libc::IN_ONLYDIR;
-        // SAFETY: valid inotify fd and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(self.inotify.as_raw_fd(), c.as_ptr(), mask) };
-        if wd < 0 {
-            log::warn!(
-                "fileserver: cannot watch {}: {}; its files are not cached",
-                path.display(),
-                io::Error::last_os_error()
-            );
-            return false;
-        }
         let mut inner = lock(&self.inner);
         inner.watched.insert(wd, dir.to_vec());
         inner.watched_dirs.insert(dir.to_vec());
@@ -432,10 +498,22 @@ impl Inner {
                     p.is_empty() || d == p || (d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
                 })
         };
+        self.drop_where(|r| under(&r.dir))
+    }
+
+    /// Drops every resource whose file's real directory (reached through a
+    /// symlink) is the one watch `wd` names.
+    fn invalidate_targets(&mut self, wd: i32) -> u64 {
+        self.drop_where(|r| r.target_watches.contains(&wd))
+    }
+
+    /// Drops the resources `stale` picks, with their hot-set entries, and
+    /// moves the generation on so nothing opened before is kept.
+    fn drop_where(&mut self, stale: impl Fn(&Resource) -> bool) -> u64 {
         let gone: Vec<RelPath> = self
             .resources
             .iter()
-            .filter(|(_, r)| under(&r.dir))
+            .filter(|(_, r)| stale(r))
             .map(|(k, _)| k.clone())
             .collect();
         for k in &gone {
@@ -501,7 +579,79 @@ async fn watch_loop(fd: AsyncFd<OwnedFd>, inner: Weak<Mutex<Inner>>, counters: A
             } else {
                 0
             };
+            let dropped = dropped + inner.invalidate_targets(ev.wd);
             counters.invalidations.fetch_add(dropped, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, time::Duration};
+
+    use super::*;
+
+    fn cache(root: &Path) -> Arc<FileCache> {
+        FileCache::new(CacheOptions {
+            root: root.to_owned(),
+            index: vec!["index.html".into()],
+            symlinks: Symlinks::Inside,
+            small_file_max: 0,
+            hot_bytes: 0,
+            open_files: 64,
+        })
+        .expect("cache")
+    }
+
+    fn path(rel: &str) -> RelPath {
+        RelPath {
+            rel: rel.as_bytes().to_vec(),
+            dir: false,
+        }
+    }
+
+    fn len(c: &FileCache, rel: &str) -> u64 {
+        c.get(&path(rel), None, false).expect("found").variant.len
+    }
+
+    /// A file replaced between its open and the insert (before its
+    /// directory was watched, in the old order) must not be cached: the
+    /// next request sees the new file, not the old one for good.
+    #[tokio::test]
+    async fn a_change_between_open_and_insert_is_not_cached() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("a.txt"), "one").unwrap();
+        let c = cache(root.path());
+        let dir = root.path().to_owned();
+        *lock(&c.after_open) = Some(Box::new(move || {
+            fs::write(dir.join("a.tmp"), "two, longer").unwrap();
+            fs::rename(dir.join("a.tmp"), dir.join("a.txt")).unwrap();
+        }));
+        assert_eq!(len(&c, "a.txt"), 3, "this request got what it opened");
+        *lock(&c.after_open) = None;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(len(&c, "a.txt"), 11, "and the next one the new file");
+    }
+
+    /// A file reached through a symlink is dropped when its target changes,
+    /// not only when the link does.
+    #[tokio::test]
+    async fn a_symlink_target_replaced_is_seen() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("real")).unwrap();
+        fs::write(root.path().join("real/v.txt"), "one").unwrap();
+        std::os::unix::fs::symlink("real/v.txt", root.path().join("link.txt")).unwrap();
+        let c = cache(root.path());
+        assert_eq!(len(&c, "link.txt"), 3);
+        assert_eq!(len(&c, "link.txt"), 3);
+        assert!(c.counters.hits.load(Ordering::Relaxed) >= 1, "cached");
+        fs::write(root.path().join("real/v.tmp"), "two, longer").unwrap();
+        fs::rename(
+            root.path().join("real/v.tmp"),
+            root.path().join("real/v.txt"),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(len(&c, "link.txt"), 11);
     }
 }

@@ -64,6 +64,10 @@ pub struct Resource {
     pub encoded: Vec<(Coding, Arc<Variant>)>,
     /// Directory (relative) holding the files: what inotify watches.
     pub dir: Vec<u8>,
+    /// inotify watches on the directories the files really live in, where
+    /// those differ from `dir` (a file reached through a symlink): a change
+    /// to the target drops the resource too.
+    pub target_watches: Vec<i32>,
 }
 
 impl Variant {
