@@ -24,7 +24,8 @@ use crate::supervisor::{
     StartError, StatSet, Stats, Text,
 };
 
-/// Most clients served at once; more wait in the listen backlog.
+/// Most clients served at once; one more is told the socket is busy and
+/// closed (never waited for: the accept loop must keep beating and stopping).
 const MAX_CLIENTS: usize = 32;
 /// A client idle this long is disconnected.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +53,9 @@ crate::stats! {
         bad_requests: Counter,
         /// Clients connected now.
         active_clients: Gauge,
+        /// Clients turned away because as many as the socket serves at once
+        /// (32) were connected.
+        busy_refusals: Counter,
     }
 }
 
@@ -61,6 +65,7 @@ struct Counters {
     requests: AtomicU64,
     bad_requests: AtomicU64,
     active: AtomicI64,
+    busy: AtomicU64,
 }
 
 /// Serves the control socket.
@@ -128,8 +133,12 @@ impl Component for ControlServer {
                     _ = tick.tick() => ctx.heartbeat.beat(),
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let Ok(permit) = clients.clone().acquire_owned().await else { break };
                             counters.connections.fetch_add(1, Ordering::Relaxed);
+                            let Ok(permit) = clients.clone().try_acquire_owned() else {
+                                counters.busy.fetch_add(1, Ordering::Relaxed);
+                                tokio::spawn(turn_away(stream));
+                                continue;
+                            };
                             let (queries, counters) = (queries.clone(), counters.clone());
                             tokio::spawn(async move {
                                 counters.active.fetch_add(1, Ordering::Relaxed);
@@ -175,9 +184,19 @@ impl Component for ControlServer {
             requests: c.requests.load(Ordering::Relaxed),
             bad_requests: c.bad_requests.load(Ordering::Relaxed),
             active_clients: c.active.load(Ordering::Relaxed),
+            busy_refusals: c.busy.load(Ordering::Relaxed),
         }
         .to_stats()
     }
+}
+
+/// Tells a client over the limit why it is closed, without waiting on it.
+async fn turn_away(stream: UnixStream) {
+    let (_, mut write) = stream.into_split();
+    let busy = Response::error(format!(
+        "busy: {MAX_CLIENTS} clients are connected; try again"
+    ));
+    let _ = tokio::time::timeout(Duration::from_secs(1), reply(&mut write, &busy)).await;
 }
 
 /// Answers one client's requests until it disconnects, idles or misbehaves.
@@ -232,4 +251,54 @@ async fn reply(write: &mut tokio::net::unix::OwnedWriteHalf, r: &Response) -> io
     let mut bytes = serde_json::to_vec(r).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     bytes.push(b'\n');
     write.write_all(&bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+
+    use super::*;
+    use crate::supervisor::Heartbeat;
+
+    /// More idle clients than the socket serves must not stall its loop:
+    /// it keeps beating, turns the extra one away at once, and stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_clients_never_stall_the_accept_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (queries, _rx) = mpsc::channel(8);
+        let mut server = ControlServer::new(path.clone(), queries);
+        let heartbeat = Heartbeat::new();
+        server
+            .start(ComponentContext {
+                heartbeat: heartbeat.clone(),
+                kernel: Default::default(),
+            })
+            .unwrap();
+        let idle: Vec<_> = (0..MAX_CLIENTS + 8)
+            .map(|_| StdUnixStream::connect(&path).unwrap())
+            .collect();
+        tokio::time::sleep(BEAT_INTERVAL * 3).await;
+        assert!(
+            heartbeat.age() < BEAT_INTERVAL * 2,
+            "the loop beats ({:?} since the last beat)",
+            heartbeat.age()
+        );
+        // A client beyond the limit hears why at once.
+        let answer = tokio::task::spawn_blocking(move || {
+            let c = StdUnixStream::connect(&path).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut line = String::new();
+            BufReader::new(c).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(answer.contains("busy"), "{answer}");
+        assert!(server.counters.busy.load(Ordering::Relaxed) >= 8);
+        tokio::time::timeout(Duration::from_secs(2), server.stop())
+            .await
+            .expect("stops with idle clients connected");
+        drop(idle);
+    }
 }
