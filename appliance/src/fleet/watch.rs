@@ -12,7 +12,10 @@ use super::{
     link::{self, Backoff, LinkEvent, LinkOptions, Up},
     topics::{self, ROOT},
 };
-use crate::telemetry::envelope::{self, Message, NamedReport, Schema};
+use crate::{
+    telemetry::envelope::{self, Message, NamedReport, Schema},
+    terminal::printable,
+};
 
 /// What to watch and how to print it.
 pub struct WatchOptions {
@@ -111,7 +114,7 @@ pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
                 if topic.ends_with("/state") {
                     if !o.json {
                         let text = String::from_utf8_lossy(&payload);
-                        let _ = writeln!(out, "{dev} state: {text}");
+                        let _ = writeln!(out, "{} state: {}", printable(&dev), printable(&text));
                     }
                     continue;
                 }
@@ -137,7 +140,7 @@ pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
                         }
                         printed += 1;
                     }
-                    Err(e) => eprintln!("nodus: {topic}: {e}"),
+                    Err(e) => eprintln!("nodus: {}: {e}", printable(&topic)),
                 }
             }
             Up::Event(_) => {}
@@ -149,26 +152,64 @@ pub async fn watch(o: WatchOptions, out: &mut dyn Write) -> Result<(), String> {
 }
 
 /// The human form of one report.
+/// Every name and text in it came from a remote board (or whoever can
+/// publish on its topics), so each is shown through [`printable`].
 pub fn render(r: &NamedReport) -> String {
     let mut s = format!(
         "{} boot {} seq {} up {} ms rss {:.1} MiB dropped {}\n",
-        r.device,
-        &r.boot_id[..8],
+        printable(&r.device),
+        r.boot_id.get(..8).unwrap_or(&r.boot_id),
         r.seq,
         r.uptime_ms,
         r.rss_bytes as f64 / (1024.0 * 1024.0),
         r.dropped_total
     );
     for c in &r.components {
-        s.push_str(&format!("  {:<12} {}", c.name, c.health));
+        s.push_str(&format!("  {:<12} {}", printable(&c.name), c.health));
         if let Some(why) = &c.reason {
-            s.push_str(&format!(" ({why})"));
+            s.push_str(&format!(" ({})", printable(why)));
         }
         s.push('\n');
         for (k, v) in &c.stats {
             let v = v.to_string();
-            s.push_str(&format!("      {k:<24} {}\n", v.trim_matches('"')));
+            s.push_str(&format!(
+                "      {:<24} {}\n",
+                printable(k),
+                printable(v.trim_matches('"'))
+            ));
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::envelope::NamedComponent;
+
+    /// Whoever can publish on a board's topics chooses these strings.
+    #[test]
+    fn remote_text_cannot_drive_the_terminal() {
+        let r = NamedReport {
+            device: "b\x1b[2J".into(),
+            boot_id: "0123".into(),
+            seq: 1,
+            unix_ms: 0,
+            uptime_ms: 0,
+            rss_bytes: 0,
+            dropped_total: 0,
+            components: vec![NamedComponent {
+                name: "c\x1b]0;t\x07".into(),
+                health: "degraded",
+                reason: Some("why\u{9b}2J".into()),
+                stats: [("k\x1b[A".to_owned(), serde_json::json!("v\x1b[K"))].into(),
+            }],
+        };
+        let out = render(&r);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(
+            out.contains("b\\x1b[2J") && out.contains("why\\u{9b}2J"),
+            "{out}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Process, PsReport};
+use crate::terminal::printable;
 
 /// How a process is doing, in a few characters.
 fn state(p: &Process) -> String {
@@ -41,13 +42,17 @@ fn time(p: &Process, now_ns: u64) -> String {
 /// has every byte.
 const COMMAND_CHARS: usize = 200;
 
+/// The command line as shown: any process can put terminal escapes in its
+/// argv, so they are shown escaped, never sent to the terminal.
 fn command(p: &Process) -> String {
     if p.argv.is_empty() {
-        return format!("[{}]", p.comm);
+        return format!("[{}]", printable(&p.comm));
     }
     let joined = p.argv.join(" ");
     let mut c: String = joined.chars().take(COMMAND_CHARS).collect();
-    if p.argv_truncated || c.len() < joined.len() {
+    let cut = p.argv_truncated || c.len() < joined.len();
+    c = printable(&c).into_owned();
+    if cut {
         c.push_str(" ...");
     }
     c
@@ -142,6 +147,26 @@ mod tests {
             exec_ns: None,
             exit: None,
             origin: Origin::Events,
+        }
+    }
+
+    #[test]
+    fn terminal_escapes_in_argv_are_shown_not_sent() {
+        let mut hostile = p(40, 1, &["sh", "-c", "\x1b]0;owned\x07\x1b[2J"]);
+        hostile.comm = "x\x1b[31m".into();
+        let mut no_argv = hostile.clone();
+        no_argv.argv.clear();
+        let report = PsReport {
+            processes: vec![hostile, no_argv],
+            live: 2,
+            exited: 0,
+            capacity: 10,
+        };
+        for tree in [false, true] {
+            let out = render(&report, tree, 2_000_000_000);
+            assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+            assert!(out.contains("\\x1b]0;owned\\x07\\x1b[2J"), "{out}");
+            assert!(out.contains("[x\\x1b[31m]"), "{out}");
         }
     }
 
