@@ -6,14 +6,28 @@
 //!
 //! Only the first request of a segment is counted (a pipelined burst in one
 //! segment counts once); userspace's own counters are the exact ones.
+//!
+//! The protocol comes from `skb->protocol` and the IP header is found where
+//! the kernel says the network header is, so the same program works on
+//! Ethernet interfaces and on L3 ones without a link-layer header (wwan,
+//! WireGuard, tun), where a fixed 14-byte Ethernet offset would read the IP
+//! header as garbage. `bpf_skb_load_bytes_relative` reads only the linear
+//! part of the packet (a TCP payload is often in page fragments), so it
+//! only locates the header: the offset is the candidate link-header length
+//! (none, Ethernet, Ethernet + VLAN tag) whose bytes equal it, and every
+//! read after that is an ordinary `bpf_skb_load_bytes`.
 #![no_std]
 #![no_main]
 // aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
 // that hand the pointer to the context type; the kernel owns that pointer.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{
-    bindings::TC_ACT_OK,
+    EbpfContext,
+    bindings::{TC_ACT_OK, bpf_hdr_start_off::BPF_HDR_START_NET},
+    helpers::bpf_skb_load_bytes_relative,
     macros::{classifier, map},
     maps::{Array, PerCpuArray},
     programs::TcContext,
@@ -33,7 +47,6 @@ static FS_TC_CONFIG: Array<TcConfig> = Array::with_max_entries(1, 0);
 #[map]
 static FS_REQUESTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REQUEST_COUNTERS, 0);
 
-const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const IPPROTO_TCP: u8 = 6;
@@ -46,13 +59,50 @@ pub fn fileserver_tc(ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
+/// Link-header lengths to try: none (L3 devices), Ethernet, Ethernet with
+/// one VLAN tag left in the packet.
+const LINK_HEADERS: [usize; 3] = [0, 14, 18];
+
+/// Where the network header starts, from the start of the packet.
+fn network_offset(ctx: &TcContext) -> Option<usize> {
+    let header: [u8; 16] = load_net(ctx, 0)?;
+    let header = u128::from_ne_bytes(header);
+    LINK_HEADERS
+        .into_iter()
+        .find(|&at| ctx.load::<[u8; 16]>(at).ok().map(u128::from_ne_bytes) == Some(header))
+}
+
+/// A `T` read `offset` bytes past the start of the network header, from the
+/// packet's linear part.
+fn load_net<T>(ctx: &TcContext, offset: usize) -> Option<T> {
+    let mut data = MaybeUninit::<T>::uninit();
+    // SAFETY: the helper writes at most size_of::<T>() bytes into `data`
+    // and returns 0 only when it wrote all of them.
+    let ret = unsafe {
+        bpf_skb_load_bytes_relative(
+            ctx.as_ptr(),
+            offset as u32,
+            data.as_mut_ptr().cast(),
+            core::mem::size_of::<T>() as u32,
+            BPF_HDR_START_NET,
+        )
+    };
+    // SAFETY: fully written when the helper returned 0.
+    (ret == 0).then(|| unsafe { data.assume_init() })
+}
+
+/// A `T` read `offset` bytes into the packet (fragments included).
+fn load<T>(ctx: &TcContext, offset: usize) -> Option<T> {
+    ctx.load(offset).ok()
+}
+
 fn classify(ctx: &TcContext) -> Option<()> {
     let config = FS_TC_CONFIG.get(0)?;
     if config.enabled == 0 {
         return None;
     }
     let payload = tcp_payload(ctx, config.port)?;
-    let first: [u8; 8] = ctx.load(payload).ok()?;
+    let first: [u8; 8] = load(ctx, payload)?;
     let (method, path_at) = match first {
         [b'G', b'E', b'T', b' ', ..] => (METHOD_GET, payload + 4),
         [b'H', b'E', b'A', b'D', b' ', ..] => (METHOD_HEAD, payload + 5),
@@ -72,30 +122,31 @@ fn classify(ctx: &TcContext) -> Option<()> {
 
 /// Offset of the TCP payload of a non-empty segment to `port`.
 fn tcp_payload(ctx: &TcContext, port: u32) -> Option<usize> {
-    let proto = u16::from_be(ctx.load::<u16>(12).ok()?);
-    let (l4, ip_end) = match proto {
-        ETH_P_IP => {
-            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
-            let total = u16::from_be(ctx.load::<u16>(ETH_HLEN + 2).ok()?) as usize;
-            if ctx.load::<u8>(ETH_HLEN + 9).ok()? != IPPROTO_TCP {
-                return None;
-            }
-            (ETH_HLEN + ((vihl & 0x0f) as usize) * 4, ETH_HLEN + total)
+    // skb->protocol holds the big-endian EtherType, whatever the link.
+    let proto = u16::from_be(ctx.skb.protocol() as u16);
+    if proto != ETH_P_IP && proto != ETH_P_IPV6 {
+        return None;
+    }
+    let net = network_offset(ctx)?;
+    let (l4, ip_end) = if proto == ETH_P_IP {
+        let vihl: u8 = load(ctx, net)?;
+        let total = u16::from_be(load::<u16>(ctx, net + 2)?) as usize;
+        if load::<u8>(ctx, net + 9)? != IPPROTO_TCP {
+            return None;
         }
-        ETH_P_IPV6 => {
-            let plen = u16::from_be(ctx.load::<u16>(ETH_HLEN + 4).ok()?) as usize;
-            if ctx.load::<u8>(ETH_HLEN + 6).ok()? != IPPROTO_TCP {
-                return None;
-            }
-            (ETH_HLEN + 40, ETH_HLEN + 40 + plen)
+        (net + ((vihl & 0x0f) as usize) * 4, net + total)
+    } else {
+        let plen = u16::from_be(load::<u16>(ctx, net + 4)?) as usize;
+        if load::<u8>(ctx, net + 6)? != IPPROTO_TCP {
+            return None;
         }
-        _ => return None,
+        (net + 40, net + 40 + plen)
     };
-    let dport = u16::from_be(ctx.load::<u16>(l4 + 2).ok()?);
+    let dport = u16::from_be(load::<u16>(ctx, l4 + 2)?);
     if u32::from(dport) != port {
         return None;
     }
-    let doff: u8 = ctx.load(l4 + 12).ok()?;
+    let doff: u8 = load(ctx, l4 + 12)?;
     let payload = l4 + ((doff >> 4) as usize) * 4;
     (payload < ip_end).then_some(payload)
 }
@@ -109,7 +160,7 @@ fn path_class(ctx: &TcContext, at: usize) -> u32 {
     let mut suspicious = false;
     let mut i = 0;
     'scan: while i < CHUNKS {
-        let Ok(chunk) = ctx.load::<[u8; 8]>(at + i * 8) else {
+        let Some(chunk) = load::<[u8; 8]>(ctx, at + i * 8) else {
             break;
         };
         for &c in chunk.iter() {
