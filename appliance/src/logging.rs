@@ -1,15 +1,19 @@
 //! Logging to syslog (`/dev/log` unless configured) with a stderr fallback.
 //!
 //! On a board the syslog daemon (busybox syslogd, journald) owns rotation and
-//! forwarding; nodus only has to hand it RFC 3164 datagrams. Where there is no
-//! `/dev/log` (a container, a test, early boot) stderr is the honest fallback.
+//! forwarding; nodus only has to hand it RFC 3164 datagrams, which the
+//! `syslog` crate formats and sends (facility daemon, `nodus[pid]`). Where
+//! there is no `/dev/log` (a container, a test, early boot) stderr is the
+//! honest fallback, and a syslog that goes away while running falls back to
+//! it too.
 
 use std::{
     io::Write,
-    os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
     sync::{Mutex, OnceLock},
 };
+
+use syslog::{Facility, Formatter3164, LoggerBackend};
 
 use serde::{Deserialize, Serialize};
 
@@ -72,11 +76,8 @@ impl LogLevel {
     }
 }
 
-/// LOG_DAEMON facility.
-const FACILITY: u8 = 3;
-
 enum Sink {
-    Syslog(UnixDatagram),
+    Syslog(syslog::Logger<LoggerBackend, Formatter3164>),
     Stderr,
 }
 
@@ -102,8 +103,13 @@ fn open_sink(target: LogTarget, socket: &Path) -> Sink {
     if target == LogTarget::Stderr {
         return Sink::Stderr;
     }
-    let sock = UnixDatagram::unbound().and_then(|s| s.connect(socket).map(|()| s));
-    match sock {
+    let formatter = Formatter3164 {
+        facility: Facility::LOG_DAEMON,
+        hostname: None,
+        process: "nodus".into(),
+        pid: std::process::id(),
+    };
+    match syslog::unix_custom(formatter, socket) {
         Ok(s) => Sink::Syslog(s),
         Err(e) => {
             if target == LogTarget::Syslog {
@@ -114,15 +120,6 @@ fn open_sink(target: LogTarget, socket: &Path) -> Sink {
             }
             Sink::Stderr
         }
-    }
-}
-
-fn severity(level: log::Level) -> u8 {
-    match level {
-        log::Level::Error => 3,
-        log::Level::Warn => 4,
-        log::Level::Info => 6,
-        log::Level::Debug | log::Level::Trace => 7,
     }
 }
 
@@ -137,13 +134,14 @@ impl log::Log for Logger {
         }
         let mut sink = crate::sync::lock(&self.sink);
         let msg = record.args().to_string();
-        if let Sink::Syslog(sock) = &*sink {
-            let line = format!(
-                "<{}>nodus[{}]: {msg}",
-                FACILITY * 8 + severity(record.level()),
-                std::process::id()
-            );
-            if sock.send(line.as_bytes()).is_ok() {
+        if let Sink::Syslog(syslog) = &mut *sink {
+            let sent = match record.level() {
+                log::Level::Error => syslog.err(&msg),
+                log::Level::Warn => syslog.warning(&msg),
+                log::Level::Info => syslog.info(&msg),
+                log::Level::Debug | log::Level::Trace => syslog.debug(&msg),
+            };
+            if sent.is_ok() {
                 return;
             }
             // syslogd went away (restart, read-only root): keep logging somewhere.

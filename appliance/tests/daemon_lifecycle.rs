@@ -224,10 +224,19 @@ fn logs_go_to_syslog_as_rfc3164_datagrams() {
             .expect("a syslog datagram within 10 s");
         lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    // <30> = facility daemon (3) * 8 + severity info (6).
+    // RFC 3164: <30> = facility daemon (3) * 8 + severity info (6), a
+    // "Mmm dd hh:mm:ss" timestamp, then the tag.
     let ready = lines.iter().find(|l| l.contains("ready in")).unwrap();
+    let (pri, rest) = ready.split_at(4);
+    assert_eq!(pri, "<30>", "{ready}");
     assert!(
-        ready.starts_with(&format!("<30>nodus[{pid}]: ready in ")),
+        rest.len() > 16
+            && rest.as_bytes()[3] == b' '
+            && rest[7..16].chars().filter(|&c| c == ':').count() == 2,
+        "timestamp: {ready}"
+    );
+    assert!(
+        rest[16..].starts_with(&format!("nodus[{pid}]: ready in ")),
         "{ready}"
     );
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };

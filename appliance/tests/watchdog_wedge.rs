@@ -94,6 +94,9 @@ fn watchdog_is_withheld_while_a_component_is_wedged() {
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
 
+    // SAFETY: the only test in this binary, and no other thread of it reads
+    // the environment yet; sd_notify reads NOTIFY_SOCKET on every send.
+    unsafe { std::env::set_var("NOTIFY_SOCKET", &notify_path) };
     let mut config = Config::default();
     config.control.socket = dir.path().join("control.sock");
     config.daemon.wedge_timeout_ms = 1000;
@@ -105,10 +108,7 @@ fn watchdog_is_withheld_while_a_component_is_wedged() {
     let opts = RunOptions {
         config,
         source: nodus::config::Source::Embedded,
-        notifier: Notifier::new(
-            Some(notify_path.to_str().unwrap()),
-            Some(Duration::from_millis(200)),
-        ),
+        notifier: Notifier::with_watchdog(Some(Duration::from_millis(200))),
         started: Instant::now(),
         extra: vec![Box::new(Wedgeable {
             wedged: wedged.clone(),

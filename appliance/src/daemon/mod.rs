@@ -23,7 +23,7 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
 };
 
-pub use notify::Notifier;
+pub use notify::{Notifier, NotifyState};
 pub use registry::{REGISTRY, Registration, Shared, stat_tables};
 
 use crate::{
@@ -215,10 +215,11 @@ impl Daemon {
         let ready = daemon.started.elapsed();
         daemon.ready_ms = Some(ready.as_millis() as u64);
         let status = daemon.status_line();
-        daemon.notifier.notify(&format!(
-            "READY=1\nSTATUS={status}\nMAINPID={}",
-            std::process::id()
-        ));
+        daemon.notifier.notify(&[
+            NotifyState::Ready,
+            NotifyState::Status(&status),
+            NotifyState::MainPid(std::process::id()),
+        ]);
         log::info!(
             "ready in {} ms ({status}); config {}",
             ready.as_millis(),
@@ -261,7 +262,7 @@ impl Daemon {
                 _ = tick(&mut watchdog) => {
                     let alive = self.supervisor.all_alive();
                     if alive {
-                        self.notifier.notify("WATCHDOG=1");
+                        self.notifier.notify(&[NotifyState::Watchdog]);
                     } else if was_alive {
                         log::error!("a component is wedged; withholding WATCHDOG=1: {}", self.status_line());
                     }
@@ -272,13 +273,14 @@ impl Daemon {
                     let now = self.status_line();
                     if now != last_status {
                         log::info!("status: {now}");
-                        self.notifier.notify(&format!("STATUS={now}"));
+                        self.notifier.notify(&[NotifyState::Status(&now)]);
                         last_status = now;
                     }
                 }
             }
         }
-        self.notifier.notify("STOPPING=1\nSTATUS=stopping");
+        self.notifier
+            .notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
         let timeout = Duration::from_millis(self.config.daemon.stop_timeout_ms);
         self.supervisor.stop_all(timeout).await;
         let kept = self.shared.fleet.outbox.persist();

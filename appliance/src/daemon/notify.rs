@@ -1,51 +1,30 @@
-//! The systemd notification protocol (sd_notify), without libsystemd.
-//!
-//! A datagram of `KEY=VALUE` lines to the socket named by `NOTIFY_SOCKET`
-//! (a path, or `@name` for the abstract namespace). Other supervisors
-//! (s6, runit with a shim, procd) speak the same protocol.
+//! The systemd notification protocol (sd_notify) through the `sd-notify`
+//! crate: a datagram of `KEY=VALUE` lines to the socket `NOTIFY_SOCKET`
+//! names (a path, or `@name` in the abstract namespace), no libsystemd.
+//! Other supervisors (s6, runit with a shim, procd) speak the same protocol.
 
-use std::{
-    io,
-    os::{
-        linux::net::SocketAddrExt,
-        unix::net::{SocketAddr, UnixDatagram},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
-/// Where notifications go, if anywhere.
+pub use sd_notify::NotifyState;
+
+/// Where notifications go (the service manager named by `NOTIFY_SOCKET`,
+/// if any) and the keep-alive interval it expects.
 pub struct Notifier {
-    socket: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
 }
 
 impl Notifier {
-    /// From `NOTIFY_SOCKET` and `WATCHDOG_USEC` (honouring `WATCHDOG_PID`).
+    /// The watchdog from `WATCHDOG_USEC` (honouring `WATCHDOG_PID`).
     pub fn from_env() -> Notifier {
-        let watchdog = std::env::var("WATCHDOG_USEC")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&us| us > 0)
-            .filter(|_| {
-                std::env::var("WATCHDOG_PID")
-                    .ok()
-                    .and_then(|p| p.parse::<u32>().ok())
-                    .is_none_or(|p| p == std::process::id())
-            })
-            .map(Duration::from_micros);
-        Notifier::new(std::env::var("NOTIFY_SOCKET").ok().as_deref(), watchdog)
+        Notifier {
+            watchdog: sd_notify::watchdog_enabled().filter(|d| !d.is_zero()),
+        }
     }
 
-    /// To `socket` (if any), expecting keep-alives every `watchdog` (if any).
-    pub fn new(socket: Option<&str>, watchdog: Option<Duration>) -> Notifier {
-        let socket = socket.and_then(|s| match open(s) {
-            Ok(pair) => Some(pair),
-            Err(e) => {
-                log::warn!("NOTIFY_SOCKET={s}: {e}; not notifying the service manager");
-                None
-            }
-        });
-        Notifier { socket, watchdog }
+    /// Expecting keep-alives every `watchdog` (if any), whatever the
+    /// environment says: for tests that run the daemon in-process.
+    pub fn with_watchdog(watchdog: Option<Duration>) -> Notifier {
+        Notifier { watchdog }
     }
 
     /// The watchdog interval the service manager expects, if it set one.
@@ -53,20 +32,11 @@ impl Notifier {
         self.watchdog
     }
 
-    /// Sends `state` (e.g. `READY=1\nSTATUS=...`); failures are logged, never fatal.
-    pub fn notify(&self, state: &str) {
-        if let Some((sock, addr)) = &self.socket
-            && let Err(e) = sock.send_to_addr(state.as_bytes(), addr)
-        {
+    /// Sends `states`; failures are logged, never fatal. Nothing is sent
+    /// without `NOTIFY_SOCKET`.
+    pub fn notify(&self, states: &[NotifyState]) {
+        if let Err(e) = sd_notify::notify(states) {
             log::debug!("sd_notify: {e}");
         }
     }
-}
-
-fn open(name: &str) -> io::Result<(UnixDatagram, SocketAddr)> {
-    let addr = match name.strip_prefix('@') {
-        Some(abs) => SocketAddr::from_abstract_name(abs.as_bytes())?,
-        None => SocketAddr::from_pathname(name)?,
-    };
-    Ok((UnixDatagram::unbound()?, addr))
 }
