@@ -11,6 +11,8 @@
 
 use std::{io, os::fd::OwnedFd};
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
 /// The open-file limit before and after [`raise_soft_limit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {
@@ -22,40 +24,23 @@ pub struct Limit {
     pub hard: u64,
 }
 
-fn get() -> io::Result<libc::rlimit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(lim)
-}
-
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (inherited by every
 /// thread, and by nothing nodus does not start itself).
 pub fn raise_soft_limit() -> io::Result<Limit> {
-    let mut lim = get()?;
-    let before = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: plain struct argument.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+    let (before, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if before < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(Limit {
         before,
-        soft: lim.rlim_cur,
-        hard: lim.rlim_max,
+        soft: before.max(hard),
+        hard,
     })
 }
 
 /// The soft limit now (`u64::MAX` if it cannot be read: nothing to check).
 pub fn soft_limit() -> u64 {
-    get().map_or(u64::MAX, |l| l.rlim_cur)
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(u64::MAX, |(soft, _)| soft)
 }
 
 /// Whether `e` means this process (EMFILE) or the system (ENFILE) has no

@@ -1,6 +1,10 @@
 //! The kernel's cpulist format (`0-3,8,10-11`), as sysfs prints it and as
 //! profiles and `smp_affinity_list` take it.
 
+use nix::{
+    sched::{CpuSet, sched_getaffinity, sched_setaffinity},
+    unistd::Pid,
+};
 use std::{collections::BTreeSet, fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
@@ -43,33 +47,23 @@ impl CpuList {
     /// The CPUs the calling thread may run on (empty if the kernel says
     /// nothing).
     pub fn of_current_thread() -> CpuList {
-        // SAFETY: sched_getaffinity fills a zeroed cpu_set_t we own.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-                return CpuList::default();
-            }
-            (0..libc::CPU_SETSIZE as u32)
-                .filter(|&c| libc::CPU_ISSET(c as usize, &set))
-                .collect()
-        }
+        let Ok(set) = sched_getaffinity(Pid::from_raw(0)) else {
+            return CpuList::default();
+        };
+        (0..CpuSet::count() as u32)
+            .filter(|&c| set.is_set(c as usize).unwrap_or(false))
+            .collect()
     }
 
     /// Pins the calling thread (and the threads it creates later) to these
     /// CPUs. CPUs beyond `CPU_SETSIZE` are ignored.
     pub fn pin_current_thread(&self) -> std::io::Result<()> {
-        // SAFETY: cpu_set_t is plain data; CPU_SET bounds are checked below.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for c in self.cpus() {
-                if (c as usize) < libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(c as usize, &mut set);
-                }
-            }
-            if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+        let mut set = CpuSet::new();
+        for c in self.cpus() {
+            // Beyond CPU_SETSIZE: ignored, as documented.
+            let _ = set.set(c as usize);
         }
+        sched_setaffinity(Pid::from_raw(0), &set)?;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ use tokio::{
     sync::{Semaphore, mpsc, oneshot},
 };
 
+use nix::sys::stat::{Mode, umask};
+
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
 use crate::supervisor::{
     BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
@@ -102,10 +104,9 @@ impl ControlServer {
             fs::remove_file(&self.path)?;
         }
         // Created 0600 from the start: no window in which others can connect.
-        // SAFETY: umask only changes the process file-creation mask.
-        let old = unsafe { libc::umask(0o177) };
+        let old = umask(Mode::from_bits_truncate(0o177));
         let listener = std::os::unix::net::UnixListener::bind(&self.path);
-        unsafe { libc::umask(old) };
+        umask(old);
         let listener = listener?;
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;

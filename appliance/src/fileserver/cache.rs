@@ -9,11 +9,11 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    ffi::{CString, OsStr},
+    ffi::OsStr,
     fs::File,
     io,
     os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
+        fd::{AsRawFd, OwnedFd},
         unix::{ffi::OsStrExt, fs::MetadataExt},
     },
     path::{Path, PathBuf},
@@ -24,6 +24,7 @@ use std::{
     },
 };
 
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
 use crate::fileserver::{
@@ -96,15 +97,25 @@ struct Inner {
     /// Bumped on every invalidation, so a load finished for an older
     /// version of a file is thrown away.
     generation: u64,
-    watched: HashMap<i32, Vec<u8>>,
+    watched: HashMap<WatchDescriptor, Vec<u8>>,
     watched_dirs: HashSet<Vec<u8>>,
+}
+
+/// The inotify instance as the watch task's `AsyncFd` sees it (shared with
+/// the cache, which adds the watches).
+struct Events(Arc<Inotify>);
+
+impl AsRawFd for Events {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsFd::as_fd(&*self.0).as_raw_fd()
+    }
 }
 
 /// The cache; shared by every worker.
 pub struct FileCache {
     opts: CacheOptions,
     root_fd: OwnedFd,
-    inotify: Arc<OwnedFd>,
+    inotify: Arc<Inotify>,
     inner: Arc<Mutex<Inner>>,
     loader: Mutex<mpsc::Sender<Job>>,
     /// Hit/miss counters.
@@ -177,13 +188,9 @@ impl FileCache {
         if !std::fs::metadata(&opts.root)?.is_dir() {
             return Err(io::Error::other("not a directory"));
         }
-        // SAFETY: inotify_init1 has no preconditions; the fd is ours.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just returned by the kernel.
-        let inotify = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let inotify = Arc::new(Inotify::init(
+            InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK,
+        )?);
         let inner = Arc::new(Mutex::new(Inner {
             resources: HashMap::new(),
             hot: hotset::Arc::new(opts.hot_bytes),
@@ -194,11 +201,13 @@ impl FileCache {
         }));
         let counters = Arc::new(CacheCounters::default());
         let loader = resident::spawn_loader(opts.small_file_max)?;
-        let fd = inotify.try_clone()?;
-        // SAFETY: the AsyncFd owns this duplicate and it stays open for as
-        // long as the AsyncFd exists.
-        let events =
-            unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        // SAFETY: `Events` holds the inotify instance (an Arc), so its fd
+        // stays open, and is the one as_raw_fd returns, for as long as the
+        // AsyncFd exists.
+        let events = unsafe {
+            AsyncFd::register_with_interest(Events(inotify.clone()), tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| io::Error::other(e.to_string()))?;
         let watcher = tokio::spawn(watch_loop(events, Arc::downgrade(&inner), counters.clone()));
         Ok(Arc::new(FileCache {
             opts,
@@ -415,7 +424,7 @@ impl FileCache {
         file: &File,
         meta: &std::fs::Metadata,
         dir: &[u8],
-    ) -> Option<Option<i32>> {
+    ) -> Option<Option<WatchDescriptor>> {
         let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
         let real_dir = real.parent()?;
         let named = self.opts.root.join(Path::new(OsStr::from_bytes(dir)));
@@ -434,29 +443,27 @@ impl FileCache {
 
     /// An inotify watch on `path` for every change that makes a cached
     /// file stale; `None` (logged) if the kernel refuses.
-    fn add_watch(&self, path: &Path) -> Option<i32> {
-        let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-        let mask = libc::IN_CLOSE_WRITE
-            | libc::IN_MODIFY
-            | libc::IN_ATTRIB
-            | libc::IN_CREATE
-            | libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_MOVED_TO
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF
-            | libc::IN_ONLYDIR;
-        // SAFETY: valid inotify fd and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(self.inotify.as_raw_fd(), c.as_ptr(), mask) };
-        if wd < 0 {
-            log::warn!(
-                "fileserver: cannot watch {}: {}; its files are not cached",
-                path.display(),
-                io::Error::last_os_error()
-            );
-            return None;
+    fn add_watch(&self, path: &Path) -> Option<WatchDescriptor> {
+        let mask = AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ONLYDIR;
+        match self.inotify.add_watch(path, mask) {
+            Ok(wd) => Some(wd),
+            Err(e) => {
+                log::warn!(
+                    "fileserver: cannot watch {}: {e}; its files are not cached",
+                    path.display()
+                );
+                None
+            }
         }
-        Some(wd)
     }
 
     /// Watches `dir` and its ancestors; false if any cannot be watched.
@@ -503,7 +510,7 @@ impl Inner {
 
     /// Drops every resource whose file's real directory (reached through a
     /// symlink) is the one watch `wd` names.
-    fn invalidate_targets(&mut self, wd: i32) -> u64 {
+    fn invalidate_targets(&mut self, wd: WatchDescriptor) -> u64 {
         self.drop_where(|r| r.target_watches.contains(&wd))
     }
 
@@ -530,22 +537,13 @@ impl Inner {
 }
 
 /// Reads inotify events and invalidates what they touch, until the cache is gone.
-async fn watch_loop(fd: AsyncFd<OwnedFd>, inner: Weak<Mutex<Inner>>, counters: Arc<CacheCounters>) {
-    let mut buf = vec![0u8; 64 * 1024];
+async fn watch_loop(fd: AsyncFd<Events>, inner: Weak<Mutex<Inner>>, counters: Arc<CacheCounters>) {
     loop {
         let Ok(mut guard) = fd.readable().await else {
             return;
         };
-        let n = match guard.try_io(|f| {
-            // SAFETY: reading into our own buffer from our own fd.
-            let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        }) {
-            Ok(Ok(n)) => n,
+        let events = match guard.try_io(|f| f.get_ref().0.read_events().map_err(io::Error::from)) {
+            Ok(Ok(events)) => events,
             Ok(Err(e)) => {
                 log::error!("fileserver: inotify read: {e}");
                 return;
@@ -554,19 +552,12 @@ async fn watch_loop(fd: AsyncFd<OwnedFd>, inner: Weak<Mutex<Inner>>, counters: A
         };
         let Some(inner) = inner.upgrade() else { return };
         let mut inner = lock(&inner);
-        let mut at = 0;
-        let header = size_of::<libc::inotify_event>();
-        while at + header <= n {
-            // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
-            let ev: libc::inotify_event =
-                unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
-            let name_bytes = &buf[at + header..(at + header + ev.len as usize).min(n)];
-            let name: Vec<u8> = name_bytes.iter().copied().take_while(|&c| c != 0).collect();
-            at += header + ev.len as usize;
-            let dropped = if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+        for ev in events {
+            let name = ev.name.map(|n| n.into_encoded_bytes()).unwrap_or_default();
+            let dropped = if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                 inner.invalidate(&[], Some(&[]))
             } else if let Some(dir) = inner.watched.get(&ev.wd).cloned() {
-                if ev.mask & libc::IN_IGNORED != 0 {
+                if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                     inner.watched.remove(&ev.wd);
                     inner.watched_dirs.remove(&dir);
                 }

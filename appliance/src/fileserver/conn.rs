@@ -10,11 +10,11 @@
 
 use std::{
     io::{self, IoSlice},
-    os::fd::AsRawFd,
     sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
+use nix::sys::sendfile::sendfile;
 use tokio::{io::Interest, net::TcpStream, time::timeout};
 
 use crate::supervisor::Heartbeat;
@@ -407,8 +407,7 @@ impl Connection<'_> {
     /// drain what the client still sends for a moment, so the kernel does
     /// not answer unread data with a reset that destroys the response.
     async fn linger(&mut self) {
-        // SAFETY: shutdown on our own socket.
-        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut sink = [0u8; 4096];
         loop {
@@ -438,18 +437,12 @@ impl Connection<'_> {
     async fn sendfile(&mut self, v: &Variant, off: u64, len: u64) -> io::Result<()> {
         let mut offset = off as libc::off_t;
         let mut left = len;
-        let sock = self.stream.as_raw_fd();
-        let file = v.file.as_raw_fd();
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
             let r = self.stream.try_io(Interest::WRITABLE, || {
-                // SAFETY: sendfile between two descriptors we hold; offset is ours.
-                let n = unsafe { libc::sendfile(sock, file, &mut offset, chunk) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as u64)
-                }
+                sendfile(&self.stream, &v.file, Some(&mut offset), chunk)
+                    .map(|n| n as u64)
+                    .map_err(io::Error::from)
             });
             match r {
                 Ok(0) => return Err(io::Error::other("file shrank while being sent")),
@@ -474,15 +467,5 @@ fn chunk_bytes(c: &Chunk) -> &[u8] {
 }
 
 fn set_cork(stream: &TcpStream, on: bool) {
-    let v: libc::c_int = on.into();
-    // SAFETY: setsockopt on our own socket with a correctly sized int.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = socket2::SockRef::from(stream).set_tcp_cork(on);
 }

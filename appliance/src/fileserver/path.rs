@@ -8,11 +8,13 @@
 //! symlink or race that would resolve outside the root.
 
 use std::{
-    ffi::CString,
+    ffi::OsStr,
     fs::File,
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::{fd::OwnedFd, unix::ffi::OsStrExt},
 };
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 /// Why a target cannot name a file.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -115,31 +117,15 @@ pub enum Symlinks {
 /// worker), refusing any resolution outside `root` unless allowed.
 pub fn open_beneath(root: &OwnedFd, rel: &[u8], symlinks: Symlinks) -> io::Result<File> {
     let name = if rel.is_empty() { &b"."[..] } else { rel };
-    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let resolve = match symlinks {
-        Symlinks::Inside => libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-        Symlinks::Anywhere => libc::RESOLVE_NO_MAGICLINKS,
+        Symlinks::Inside => ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        Symlinks::Anywhere => ResolveFlag::RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: open_how is plain data; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64;
-    how.resolve = resolve;
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and a
-    // correctly sized open_how; the returned descriptor is ours.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+        .resolve(resolve);
+    // A NUL inside the name is refused by nix as EINVAL, like any bad name.
+    Ok(File::from(openat2(root, OsStr::from_bytes(name), how)?))
 }
 
 #[cfg(test)]

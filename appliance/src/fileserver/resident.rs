@@ -7,10 +7,15 @@
 //! served with sendfile.
 
 use std::{
+    ffi::c_void,
     io,
-    os::{fd::AsRawFd, unix::fs::FileExt},
+    num::NonZeroUsize,
+    os::unix::fs::FileExt,
+    ptr::NonNull,
     sync::{Arc, mpsc},
 };
+
+use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mlock, mmap, munmap};
 
 use crate::fileserver::resource::Variant;
 
@@ -26,7 +31,7 @@ pub enum Body {
 /// A read-only shared mapping, locked in memory, unmapped on drop.
 #[derive(Debug)]
 pub struct Locked {
-    addr: *mut libc::c_void,
+    addr: NonNull<c_void>,
     len: usize,
     /// Whether mlock succeeded (else the mapping only hints WILLNEED).
     pub locked: bool,
@@ -39,8 +44,10 @@ unsafe impl Sync for Locked {}
 
 impl Drop for Locked {
     fn drop(&mut self) {
-        // SAFETY: addr/len came from a successful mmap and are unmapped once.
-        unsafe { libc::munmap(self.addr, self.len) };
+        // SAFETY: addr/len came from a successful mmap and are unmapped
+        // once; no reference into the mapping outlives it (the hot set
+        // drops its entry before the mapping goes).
+        let _ = unsafe { munmap(self.addr, self.len) };
     }
 }
 
@@ -48,25 +55,26 @@ impl Drop for Locked {
 /// refused (RLIMIT_MEMLOCK without CAP_IPC_LOCK).
 fn lock(v: &Variant) -> io::Result<Locked> {
     let len = usize::try_from(v.len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let size = NonZeroUsize::new(len).ok_or(io::ErrorKind::InvalidInput)?;
+    // Mapping memory stays unsafe in nix too: nothing can promise the file
+    // is not truncated under the mapping. It is only ever read through
+    // sendfile's page-cache lookups, never dereferenced as a slice.
     // SAFETY: a fresh read-only shared mapping of a file we hold open.
     let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            v.file.as_raw_fd(),
+        mmap(
+            None,
+            size,
+            ProtFlags::PROT_READ,
+            MapFlags::MAP_SHARED,
+            &v.file,
             0,
         )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    }?;
     // SAFETY: the range was just mapped.
-    let locked = unsafe { libc::mlock(addr, len) } == 0;
+    let locked = unsafe { mlock(addr, len) }.is_ok();
     if !locked {
-        // SAFETY: the range was just mapped.
-        unsafe { libc::madvise(addr, len, libc::MADV_WILLNEED) };
+        // SAFETY: the range was just mapped; advice only.
+        let _ = unsafe { madvise(addr, len, MmapAdvise::MADV_WILLNEED) };
     }
     Ok(Locked { addr, len, locked })
 }

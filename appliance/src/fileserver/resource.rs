@@ -67,7 +67,7 @@ pub struct Resource {
     /// inotify watches on the directories the files really live in, where
     /// those differ from `dir` (a file reached through a symlink): a change
     /// to the target drops the resource too.
-    pub target_watches: Vec<i32>,
+    pub target_watches: Vec<nix::sys::inotify::WatchDescriptor>,
 }
 
 impl Variant {

@@ -1,6 +1,6 @@
 //! One function per feature; each loads the tiny program that needs it.
 
-use std::{collections::BTreeMap, fs, os::fd::AsRawFd};
+use std::{collections::BTreeMap, fs};
 
 use aya::{
     Btf, Ebpf,
@@ -195,36 +195,12 @@ fn reuseport(obj: &mut Ebpf) -> Probed {
 
 /// A TCP listener on 127.0.0.1, port chosen by the kernel, with SO_REUSEPORT.
 fn reuseport_listener() -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket calls on a descriptor we own.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        let mut addr: libc::sockaddr_in = std::mem::zeroed();
-        addr.sin_family = libc::AF_INET as libc::sa_family_t;
-        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-        if libc::setsockopt(
-            owned.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        ) != 0
-            || libc::bind(
-                owned.as_raw_fd(),
-                (&addr as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ) != 0
-            || libc::listen(owned.as_raw_fd(), 1) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(owned)
-    }
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_port(true)?;
+    s.bind(&std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)).into())?;
+    s.listen(1)?;
+    Ok(s.into())
 }
 
 /// `bpf_fentry_test1` exists in every kernel with BPF test_run, never inlined,

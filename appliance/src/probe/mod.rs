@@ -182,20 +182,13 @@ impl ProbeReport {
 }
 
 fn uname() -> (String, String) {
-    // SAFETY: utsname is plain data; uname fills it or fails.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return ("unknown".into(), std::env::consts::ARCH.into());
+    match nix::sys::utsname::uname() {
+        Ok(u) => (
+            u.release().to_string_lossy().into_owned(),
+            u.machine().to_string_lossy().into_owned(),
+        ),
+        Err(_) => ("unknown".into(), std::env::consts::ARCH.into()),
     }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (field(&u.release), field(&u.machine))
 }
 
 /// Mounts tracefs and bpffs where the kernel expects them if nothing has yet
@@ -208,19 +201,16 @@ pub fn ensure_mounts() -> Vec<String> {
         if !target.is_dir() || is_mountpoint(target) {
             continue;
         }
-        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-        let (src, tgt, ty) = (c(fstype), c(&target.to_string_lossy()), c(fstype));
-        // SAFETY: valid NUL-terminated strings; no data argument.
-        let rc =
-            unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
-        if rc == 0 {
-            mounted.push(format!("{fstype} at {}", target.display()));
-        } else {
-            log::warn!(
-                "cannot mount {fstype} at {}: {}",
-                target.display(),
-                std::io::Error::last_os_error()
-            );
+        let none: Option<&str> = None;
+        match nix::mount::mount(
+            Some(fstype),
+            target,
+            Some(fstype),
+            nix::mount::MsFlags::empty(),
+            none,
+        ) {
+            Ok(()) => mounted.push(format!("{fstype} at {}", target.display())),
+            Err(e) => log::warn!("cannot mount {fstype} at {}: {e}", target.display()),
         }
     }
     mounted

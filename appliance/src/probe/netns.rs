@@ -12,10 +12,8 @@ pub fn in_private_netns<T: Send + 'static>(
     thread::Builder::new()
         .name("nodus-probe-netns".into())
         .spawn(move || {
-            // SAFETY: unshare only affects the calling thread's namespaces.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // Only this thread's network namespace changes.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
             Ok(f())
         })?
         .join()

@@ -268,7 +268,7 @@ impl Worker {
         let consumer = events.as_ref().map(|e| {
             Consumer::spawn(
                 e.ring.clone(),
-                e.ring_fd,
+                e.ring_fd.clone(),
                 sink.clone(),
                 self.config.event_thread_priority,
                 self.event_cpus.clone(),

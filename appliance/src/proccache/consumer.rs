@@ -7,8 +7,9 @@
 //! the moment events arrive; it only ever drains and sleeps, so it cannot
 //! starve anything.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::{
-    os::fd::RawFd,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -89,7 +90,7 @@ impl Consumer {
     /// `priority` (0: ordinary scheduling), on `cpus` if given.
     pub fn spawn(
         ring: Arc<Mutex<RingBuf<MapData>>>,
-        fd: RawFd,
+        fd: Arc<OwnedFd>,
         sink: Sink,
         priority: u8,
         cpus: Option<CpuList>,
@@ -113,7 +114,7 @@ impl Consumer {
                 }
                 *lock(&sink.measures.scheduling) = scheduling;
                 while !flag.load(Ordering::Relaxed) {
-                    if wait_readable(fd, IDLE_WAKE) {
+                    if wait_readable(fd.as_fd(), IDLE_WAKE) {
                         sink.drain(&mut lock(&ring));
                     }
                 }
@@ -143,6 +144,7 @@ fn set_scheduling(priority: u8) -> String {
     if priority == 0 {
         return "normal".into();
     }
+    // Raw libc: nix has no pthread_setschedparam.
     // SAFETY: sched_param is plain integers (musl adds sporadic-server
     // fields glibc lacks); all-zero is valid for each.
     let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
@@ -161,14 +163,11 @@ fn set_scheduling(priority: u8) -> String {
 }
 
 /// Waits up to `timeout` for `fd` to become readable.
-fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; fd stays open while the ring buffer (held by
-    // this thread through its Arc) lives.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
+fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
 }

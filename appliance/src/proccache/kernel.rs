@@ -2,7 +2,7 @@
 //! report.
 
 use std::{
-    os::fd::{AsRawFd, RawFd},
+    os::fd::{AsFd, OwnedFd},
     sync::{Arc, Mutex},
 };
 
@@ -34,8 +34,9 @@ pub struct KernelEvents {
     _ebpf: aya::Ebpf,
     /// Events, shared by the consumer thread and reconciliation.
     pub ring: Arc<Mutex<RingBuf<MapData>>>,
-    /// The ring buffer's descriptor, to poll(2) for readiness.
-    pub ring_fd: RawFd,
+    /// A duplicate of the ring buffer's descriptor, to poll(2) for
+    /// readiness without holding the ring's lock.
+    pub ring_fd: Arc<OwnedFd>,
     drops: PerCpuArray<MapData, u64>,
 }
 
@@ -90,7 +91,11 @@ impl KernelEvents {
         let drops = PerCpuArray::try_from(map(maps::PROC_DROPS)?).map_err(|e| error_chain(&e))?;
         Ok(KernelEvents {
             _ebpf: bpf,
-            ring_fd: ring.as_raw_fd(),
+            ring_fd: Arc::new(
+                ring.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| e.to_string())?,
+            ),
             ring: Arc::new(Mutex::new(ring)),
             drops,
         })

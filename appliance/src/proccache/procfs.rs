@@ -17,13 +17,9 @@ use super::{
 /// ns since boot on `CLOCK_BOOTTIME`, the clock of kernel event times and of
 /// /proc start times.
 pub fn now_boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map_or(0, |ts| {
+        ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+    })
 }
 
 /// A view of /proc (and of the cgroup v2 hierarchy, for cgroup ids).
@@ -37,9 +33,11 @@ pub struct Procfs {
 impl Procfs {
     /// The system's /proc, and its cgroup v2 mount if there is one.
     pub fn system() -> Procfs {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let hz = if hz > 0 { hz as u64 } else { 100 };
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&hz| hz > 0)
+            .map_or(100, |hz| hz as u64);
         Procfs {
             root: PathBuf::from("/proc"),
             cgroup2: cgroup2_mount(Path::new("/proc/self/mounts")),
@@ -201,7 +199,7 @@ mod tests {
         );
         assert!(!entry.args.is_empty());
         // SAFETY: getuid has no preconditions.
-        assert_eq!(entry.uid, unsafe { libc::getuid() });
+        assert_eq!(entry.uid, nix::unistd::getuid().as_raw());
         if procfs.cgroup2.is_some() {
             assert_ne!(entry.cgroup_id, 0);
         }

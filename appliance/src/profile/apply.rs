@@ -342,25 +342,18 @@ pub fn apply(p: &Profile, topo: &Topology, root: &Path, journal: Journal) -> App
 }
 
 fn set_limits(p: &Profile, a: &mut Applied) {
+    use nix::sys::resource::{Resource, setrlimit};
     let set = |res, value: u64, what: &str, a: &mut Applied| {
-        let lim = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
-        // SAFETY: plain struct argument.
-        if unsafe { libc::setrlimit(res, &lim) } != 0 {
-            a.warnings.push(format!(
-                "limits.{what}: {}",
-                std::io::Error::last_os_error()
-            ));
+        if let Err(e) = setrlimit(res, value, value) {
+            a.warnings.push(format!("limits.{what}: {e}"));
         }
     };
     if let Some(n) = p.limits.open_files {
-        set(libc::RLIMIT_NOFILE, n, "open_files", a);
+        set(Resource::RLIMIT_NOFILE, n, "open_files", a);
     }
     if let Some(m) = p.limits.memlock_mib {
         set(
-            libc::RLIMIT_MEMLOCK,
+            Resource::RLIMIT_MEMLOCK,
             m.saturating_mul(1 << 20),
             "memlock_mib",
             a,
@@ -388,6 +381,8 @@ fn set_mempolicy(mode: MemPolicyMode, nodes: &[u32]) -> std::io::Result<()> {
     } else {
         (mask.as_ptr(), mask.len() as u64 * 64 + 1)
     };
+    // Raw syscall: neither nix nor libc wraps set_mempolicy (libnuma does,
+    // and is not worth a C dependency for one call).
     // SAFETY: mask outlives the call; maxnode matches its size in bits (+1 as the syscall expects).
     let rc = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
     if rc != 0 {
