@@ -61,7 +61,8 @@ fn btf_child(which: &str) {
             }
             _ => {
                 let btf = nodus::btf::Btf::kernel().expect("nodus: vmlinux BTF");
-                btf.field_offset("task_struct", "pid").expect("task_struct.pid");
+                btf.field_offset("task_struct", "pid")
+                    .expect("task_struct.pid");
             }
         }
         times.push(start.elapsed().as_secs_f64() * 1000.0);

@@ -3,9 +3,11 @@
 //!
 //! Spawns N short-lived `/bin/true` processes with distinct argv as fast as
 //! the machine allows (one spawner per CPU) while nodus runs and, in the same
-//! run, a 100 ms /proc poller watches. Reports the fraction each captured
-//! with exec, argv and exit code, nodus's exec-to-queryable latency and the
-//! CPU time nodus spent. Run with `make bench` (root: it loads eBPF).
+//! run, two peers watch: a 100 ms /proc poller, and the kernel's process
+//! connector (netlink cn_proc) with a /proc read on each exec, as process
+//! agents do. Reports the fraction each captured with exec, argv and exit
+//! code, nodus's exec-to-queryable latency and the CPU time nodus spent. Run
+//! with `make bench` (root: it loads eBPF).
 
 mod common;
 
@@ -50,6 +52,139 @@ fn poller(marker: String, stop: Arc<AtomicBool>, seen: Arc<Mutex<HashMap<u32, St
     }
 }
 
+/// What a cn_proc listener saw: argv (read from /proc at the exec event)
+/// and exit code by pid, and how often the socket overflowed.
+#[derive(Default)]
+struct ConnectorSeen {
+    argv: HashMap<u32, String>,
+    exit_code: HashMap<u32, u32>,
+    overflows: u64,
+}
+
+/// The kernel's process connector (netlink, NETLINK_CONNECTOR / CN_IDX_PROC):
+/// exec and exit events pushed by the kernel; argv read from /proc on exec
+/// (the event carries none), as process-monitoring agents do. The receive
+/// buffer is raised to 8 MiB (SO_RCVBUFFORCE) so the peer is not starved.
+fn connector(marker: String, stop: Arc<AtomicBool>, ready: Arc<AtomicBool>) -> ConnectorSeen {
+    const NETLINK_CONNECTOR: i32 = 11;
+    const CN_IDX_PROC: u32 = 1;
+    const CN_VAL_PROC: u32 = 1;
+    const PROC_CN_MCAST_LISTEN: u32 = 1;
+    const PROC_EVENT_EXEC: u32 = 0x2;
+    const PROC_EVENT_EXIT: u32 = 0x8000_0000;
+    let mut seen = ConnectorSeen::default();
+    // SAFETY (this whole block): plain netlink socket calls on a descriptor
+    // this function owns and closes; every buffer is sized for its call.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_CONNECTOR,
+        );
+        assert!(
+            fd >= 0,
+            "cn_proc socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let size: libc::c_int = 8 << 20;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            4,
+        );
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_pid = 0;
+        addr.nl_groups = CN_IDX_PROC;
+        assert_eq!(
+            libc::bind(
+                fd,
+                (&addr as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as u32
+            ),
+            0,
+            "cn_proc bind: {}",
+            std::io::Error::last_os_error()
+        );
+        // nlmsghdr (16) + cn_msg (20) + the operation (4).
+        let mut msg = Vec::with_capacity(40);
+        msg.extend_from_slice(&40u32.to_ne_bytes());
+        msg.extend_from_slice(&(libc::NLMSG_DONE as u16).to_ne_bytes());
+        msg.extend_from_slice(&0u16.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(&std::process::id().to_ne_bytes());
+        for v in [CN_IDX_PROC, CN_VAL_PROC, 0, 0] {
+            msg.extend_from_slice(&v.to_ne_bytes());
+        }
+        msg.extend_from_slice(&4u16.to_ne_bytes());
+        msg.extend_from_slice(&0u16.to_ne_bytes());
+        msg.extend_from_slice(&PROC_CN_MCAST_LISTEN.to_ne_bytes());
+        assert_eq!(
+            libc::send(fd, msg.as_ptr().cast(), msg.len(), 0),
+            40,
+            "cn_proc listen"
+        );
+        ready.store(true, Ordering::Relaxed);
+        let mut buf = vec![0u8; 64 * 1024];
+        let word =
+            |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        while !stop.load(Ordering::Relaxed) {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS) {
+                    seen.overflows += 1;
+                }
+                continue;
+            }
+            let n = n as usize;
+            let mut at = 0;
+            while at + 16 <= n {
+                let len = word(&buf, at) as usize;
+                if len < 16 || at + len > n {
+                    break;
+                }
+                // proc_event after nlmsghdr (16) and cn_msg (20).
+                let ev = at + 36;
+                if ev + 24 <= at + len {
+                    let what = word(&buf, ev);
+                    let pid = word(&buf, ev + 16);
+                    if what == PROC_EVENT_EXEC {
+                        if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline"))
+                            && let Some(arg) = cmd
+                                .split(|&b| b == 0)
+                                .find(|a| a.starts_with(marker.as_bytes()))
+                        {
+                            seen.argv
+                                .insert(pid, String::from_utf8_lossy(arg).into_owned());
+                        }
+                    } else if what == PROC_EVENT_EXIT && ev + 32 <= at + len {
+                        let tgid = word(&buf, ev + 20);
+                        if tgid == pid {
+                            seen.exit_code.insert(pid, word(&buf, ev + 24));
+                        }
+                    }
+                }
+                at += (len + 3) & !3;
+            }
+        }
+        libc::close(fd);
+    }
+    seen
+}
+
 fn percent(part: usize, whole: usize) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
@@ -76,6 +211,14 @@ fn main() {
         let (m, s, p) = (marker.clone(), stop.clone(), polled.clone());
         std::thread::spawn(move || poller(m, s, p))
     };
+    let cn_ready = Arc::new(AtomicBool::new(false));
+    let cn = {
+        let (m, s, r) = (marker.clone(), stop.clone(), cn_ready.clone());
+        std::thread::spawn(move || connector(m, s, r))
+    };
+    while !cn_ready.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let cpu_before = daemon.cpu_seconds();
     // Twice the CPUs: a spawner waiting for its child leaves its CPU to another.
     let spawners = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -107,10 +250,11 @@ fn main() {
             .collect()
     });
     let elapsed = started.elapsed();
+    // Let the last events land, then read everything each one kept.
+    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let _ = poll.join();
-    // Let the last events land, then read everything nodus kept.
-    std::thread::sleep(Duration::from_millis(200));
+    let cn = cn.join().expect("cn_proc listener");
     let cpu = daemon.cpu_seconds() - cpu_before;
     let stats = daemon.component_stats("proccache");
     let report = daemon.query(&["ps", "--exited", "--comm", "true"]);
@@ -138,6 +282,10 @@ fn main() {
         .iter()
         .filter(|(pid, arg)| polled.get(pid) == Some(arg))
         .count();
+    let connector_full = spawned
+        .iter()
+        .filter(|(pid, arg)| cn.argv.get(pid) == Some(arg) && cn.exit_code.get(pid) == Some(&0))
+        .count();
     let rate = PROCESSES as f64 / elapsed.as_secs_f64();
     let p50 = stats["exec_latency_p50_us"].as_f64().unwrap_or(f64::NAN);
     let p99 = stats["exec_latency_p99_us"].as_f64().unwrap_or(f64::NAN);
@@ -155,6 +303,19 @@ fn main() {
     println!(
         "  /proc poll argv seen (100 ms):  {poller_argv:>6} / {PROCESSES} = {:6.2}%   with exit code: 0.00% (/proc has none)",
         percent(poller_argv, PROCESSES)
+    );
+    println!(
+        "  cn_proc + /proc read on exec:   {connector_full:>6} / {PROCESSES} = {:6.2}%   (exec+argv+exit code; socket overflows {})",
+        percent(connector_full, PROCESSES),
+        cn.overflows
+    );
+    println!(
+        "  ratio nodus / cn_proc (exec+argv+exit code): {}",
+        if connector_full == 0 {
+            "cn_proc caught none".to_owned()
+        } else {
+            format!("{:.2}x", nodus_full as f64 / connector_full as f64)
+        }
     );
     println!(
         "  ratio nodus / poller (argv): {}",

@@ -279,6 +279,36 @@ fn json_shortest_floats(named: &NamedReport, r: &Report) -> Vec<u8> {
     serde_json::to_vec(&named).unwrap_or_default()
 }
 
+/// The same report as JSON that also leaves the names out: each component
+/// carries its schema id and a plain array of values, like the wire format,
+/// so the comparison is encoding against encoding, not ids against names.
+fn json_with_schema_ids(r: &Report) -> Vec<u8> {
+    let components: Vec<serde_json::Value> = r
+        .components
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "health": c.health,
+                "reason": c.reason,
+                "schema": c.schema,
+                "values": c.values.iter().map(Value::to_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let boot: String = r.boot_id.iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "boot_id": boot,
+        "seq": r.seq,
+        "unix_ms": r.unix_ms,
+        "uptime_ms": r.uptime_ms,
+        "rss_bytes": r.rss_bytes,
+        "dropped_total": r.dropped_total,
+        "components": components,
+    }))
+    .unwrap_or_default()
+}
+
 /// Bytes the report's text values take on the wire (variant, length, text).
 fn text_bytes(r: &Report) -> usize {
     r.components
@@ -348,6 +378,12 @@ fn main() {
             "           JSON with each f32 in its shortest form: {} bytes = {:.1}%",
             short.len(),
             pct(wire.len(), short.len())
+        );
+        let ids = json_with_schema_ids(&r);
+        println!(
+            "           JSON with schema ids instead of names (like with like): {} bytes = {:.1}%",
+            ids.len(),
+            pct(wire.len(), ids.len())
         );
         let text = text_bytes(&r);
         println!(
