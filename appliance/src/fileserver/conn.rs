@@ -439,18 +439,34 @@ impl Connection<'_> {
         let mut left = len;
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
+            // A short write means the socket buffer is full: report it as
+            // WouldBlock so tokio forgets the readiness and the next call
+            // waits for EPOLLOUT (a third of the buffer free), as nginx
+            // does. Calling again at once finds only the few bytes the
+            // reader drained meanwhile: measured on a 64 MiB file, three
+            // times the sendfile calls for the same bytes, 0.88x nginx.
+            let mut sent = 0u64;
             let r = self.stream.try_io(Interest::WRITABLE, || {
-                sendfile(&self.stream, &v.file, Some(&mut offset), chunk)
-                    .map(|n| n as u64)
-                    .map_err(io::Error::from)
+                let n = sendfile(&self.stream, &v.file, Some(&mut offset), chunk)
+                    .map_err(io::Error::from)? as u64;
+                sent = n;
+                if n > 0 && n < chunk as u64 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
             });
+            if sent > 0 {
+                left -= sent;
+                self.stats.bytes.fetch_add(sent, Relaxed);
+            }
             match r {
                 Ok(0) => return Err(io::Error::other("file shrank while being sent")),
-                Ok(n) => {
-                    left -= n;
-                    self.stats.bytes.fetch_add(n, Relaxed);
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if left > 0 {
+                        self.writable().await?;
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                 Err(e) => return Err(e),
             }
         }
