@@ -6,15 +6,18 @@
 //! older one anyway), so the inbox holds at most one per scope: its memory
 //! is bounded by two documents whatever the broker delivers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crate::change::Scope;
+
+/// One waiting document per scope, at most.
+const SCOPES: usize = Scope::ALL.len();
 
 /// The documents waiting, oldest scope first, and the last payload seen per
 /// scope.
 #[derive(Default)]
 pub struct Inbox {
-    waiting: VecDeque<(Scope, Vec<u8>)>,
+    waiting: heapless::Deque<(Scope, Vec<u8>), SCOPES>,
     /// So a retained document delivered again on every reconnect is
     /// decided once.
     last_seen: HashMap<Scope, Vec<u8>>,
@@ -33,7 +36,11 @@ impl Inbox {
                 log::debug!("fleet: a newer {scope} document supersedes the one waiting");
                 slot.1 = payload;
             }
-            None => self.waiting.push_back((scope, payload)),
+            None => {
+                // Cannot be full: it holds at most one entry per scope, and
+                // this scope has none.
+                let _ = self.waiting.push_back((scope, payload));
+            }
         }
         true
     }
