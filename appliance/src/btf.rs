@@ -69,68 +69,36 @@ pub struct Btf {
     index: Vec<u32>,
 }
 
-/// A zeroed buffer mapped straight from the kernel and unmapped on drop.
+/// A zeroed buffer mapped straight from the kernel and unmapped on drop
+/// (`memmap2`'s anonymous mapping).
 ///
 /// The kernel's BTF is read once at start and thrown away; from the heap,
 /// its megabytes would stay in the process's RSS for good (the allocator
 /// keeps what it was given), so it never touches the heap.
-struct Buffer {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
+struct Buffer(Option<memmap2::MmapMut>);
 
 impl Buffer {
     fn new(len: usize) -> std::io::Result<Buffer> {
-        let ptr = if len == 0 {
-            std::ptr::NonNull::dangling()
-        } else {
-            // SAFETY: an anonymous private mapping with no address hint.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
-            std::ptr::NonNull::new(p.cast()).ok_or_else(std::io::Error::last_os_error)?
-        };
-        Ok(Buffer { ptr, len })
+        // A zero-length mapping is refused by the kernel; nothing to hold.
+        let map = (len > 0)
+            .then(|| memmap2::MmapMut::map_anon(len))
+            .transpose()?;
+        Ok(Buffer(map))
     }
 }
 
 impl std::ops::Deref for Buffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: ptr is valid for len bytes (mapped, zero-filled) while self lives.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
 impl std::ops::DerefMut for Buffer {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and &mut self makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        self.0.as_deref_mut().unwrap_or_default()
     }
 }
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: unmapping exactly the mapping `new` made.
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        }
-    }
-}
-
-// SAFETY: Buffer owns its mapping exclusively, like a Vec<u8>.
-unsafe impl Send for Buffer {}
-unsafe impl Sync for Buffer {}
 
 /// A struct or union member.
 struct Member {

@@ -7,15 +7,10 @@
 //! served with sendfile.
 
 use std::{
-    ffi::c_void,
     io,
-    num::NonZeroUsize,
     os::unix::fs::FileExt,
-    ptr::NonNull,
     sync::{Arc, mpsc},
 };
-
-use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mlock, mmap, munmap};
 
 use crate::fileserver::resource::Variant;
 
@@ -31,52 +26,27 @@ pub enum Body {
 /// A read-only shared mapping, locked in memory, unmapped on drop.
 #[derive(Debug)]
 pub struct Locked {
-    addr: NonNull<c_void>,
-    len: usize,
+    _map: memmap2::Mmap,
     /// Whether mlock succeeded (else the mapping only hints WILLNEED).
     pub locked: bool,
-}
-
-// SAFETY: the mapping is read-only and owned; nothing aliases it mutably.
-unsafe impl Send for Locked {}
-// SAFETY: as above; shared references only read the address.
-unsafe impl Sync for Locked {}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        // SAFETY: addr/len came from a successful mmap and are unmapped
-        // once; no reference into the mapping outlives it (the hot set
-        // drops its entry before the mapping goes).
-        let _ = unsafe { munmap(self.addr, self.len) };
-    }
 }
 
 /// Maps `v` read-only and locks it; falls back to MADV_WILLNEED if mlock is
 /// refused (RLIMIT_MEMLOCK without CAP_IPC_LOCK).
 fn lock(v: &Variant) -> io::Result<Locked> {
     let len = usize::try_from(v.len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let size = NonZeroUsize::new(len).ok_or(io::ErrorKind::InvalidInput)?;
-    // Mapping memory stays unsafe in nix too: nothing can promise the file
-    // is not truncated under the mapping. It is only ever read through
-    // sendfile's page-cache lookups, never dereferenced as a slice.
-    // SAFETY: a fresh read-only shared mapping of a file we hold open.
-    let addr = unsafe {
-        mmap(
-            None,
-            size,
-            ProtFlags::PROT_READ,
-            MapFlags::MAP_SHARED,
-            &v.file,
-            0,
-        )
-    }?;
-    // SAFETY: the range was just mapped.
-    let locked = unsafe { mlock(addr, len) }.is_ok();
+    // Mapping a file stays unsafe in every crate: nothing can promise the
+    // file is not truncated under the mapping. nodus never reads through
+    // it (sendfile finds the locked pages in the page cache), so a
+    // truncation cannot fault a worker.
+    // SAFETY: a read-only shared mapping of a file we hold open, never
+    // dereferenced by nodus.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&v.file) }?;
+    let locked = map.lock().is_ok();
     if !locked {
-        // SAFETY: the range was just mapped; advice only.
-        let _ = unsafe { madvise(addr, len, MmapAdvise::MADV_WILLNEED) };
+        let _ = map.advise(memmap2::Advice::WillNeed);
     }
-    Ok(Locked { addr, len, locked })
+    Ok(Locked { _map: map, locked })
 }
 
 /// Reads the whole file and checks it did not change meanwhile: a body is
