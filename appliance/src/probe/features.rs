@@ -6,8 +6,8 @@ use aya::{
     Btf, Ebpf,
     maps::SockHash,
     programs::{
-        FEntry, LinkOrder, ProgramType, SchedClassifier, SkReuseport, SkSkb, TcAttach,
-        TcAttachType, TracePoint, Xdp, XdpMode, tc,
+        FEntry, LinkOrder, ProgramType, RawTracePoint, SchedClassifier, SkReuseport, SkSkb,
+        TcAttach, TcAttachType, TracePoint, Xdp, XdpMode, tc,
     },
     sys::{is_btf_supported, is_program_supported},
 };
@@ -117,10 +117,12 @@ fn btf(vmlinux: &Result<Btf, String>) -> Probed {
     }
 }
 
+/// Tracepoints as the process cache uses them: a raw tracepoint program
+/// loaded and attached to `sched_process_exec`.
 fn tracepoint(obj: &mut Ebpf) -> Probed {
-    let p: &mut TracePoint = program(obj, probe::programs::probe_tracepoint)?;
+    let p: &mut RawTracePoint = program(obj, probe::programs::probe_tracepoint)?;
     p.load().map_err(err)?;
-    let link = p.attach("sched", "sched_process_exec").map_err(err)?;
+    let link = p.attach("sched_process_exec").map_err(err)?;
     p.detach(link).map_err(err)?;
     Ok(None)
 }

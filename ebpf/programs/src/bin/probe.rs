@@ -8,14 +8,17 @@
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, sk_action::SK_PASS, xdp_action::XDP_PASS},
-    macros::{classifier, fentry, sk_reuseport, tracepoint, xdp},
-    programs::{FEntryContext, SkReuseportContext, TcContext, TracePointContext, XdpContext},
+    macros::{classifier, fentry, raw_tracepoint, sk_reuseport, xdp},
+    programs::{FEntryContext, RawTracePointContext, SkReuseportContext, TcContext, XdpContext},
 };
 
 nodus_ebpf::abi_stamp!();
 
-#[tracepoint]
-pub fn probe_tracepoint(_ctx: TracePointContext) -> u32 {
+/// A raw tracepoint, attached the way the process cache attaches its
+/// programs (bpf_raw_tracepoint_open: no perf event, so the service's
+/// system-call filter need not allow perf_event_open).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn probe_tracepoint(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
