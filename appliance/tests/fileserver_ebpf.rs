@@ -219,3 +219,29 @@ fn the_classifier_counts_requests_on_an_l3_interface() {
     });
     assert_eq!(st["kernel_requests.get.other"], 0, "{st}");
 }
+
+/// The classifier passes every packet on to the next program on the
+/// interface: a second file server's classifier attached after the first
+/// still counts its own requests.
+#[test]
+fn the_classifier_leaves_packets_to_programs_attached_after_it() {
+    require_root!();
+    let site = |r: &std::path::Path| fs::write(r.join("index.html"), "home\n").unwrap();
+    let first = FsDaemon::start(site, "workers = 1");
+    attached_status(&first);
+    let second = FsDaemon::start(site, "workers = 1");
+    attached_status(&second);
+    for _ in 0..4 {
+        assert_eq!(second.get("/", &[]).status, 200);
+    }
+    let st = wait_for(
+        "the second classifier's counts",
+        Duration::from_secs(5),
+        || {
+            let st = second.status()["stats"].clone();
+            (st["kernel_requests.get.index"] == 4).then_some(st)
+        },
+    );
+    assert_eq!(st["requests"], 4, "{st}");
+    drop(first);
+}

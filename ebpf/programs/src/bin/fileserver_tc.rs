@@ -1,7 +1,8 @@
 //! File-server request classifier: a TC ingress program on the serving
 //! interface that looks at the first bytes of each TCP segment sent to the
 //! serving port and, when they start an HTTP request, counts it by method and
-//! path class in a per-CPU array. It never drops or changes a packet, so nodus
+//! path class in a per-CPU array. It never drops or changes a packet (and
+//! passes each on to the next program attached), so nodus
 //! gets kernel-side request counts without touching the data path.
 //!
 //! Only the first request of a segment is counted (a pipelined burst in one
@@ -26,7 +27,7 @@ use core::mem::MaybeUninit;
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{TC_ACT_OK, bpf_hdr_start_off::BPF_HDR_START_NET},
+    bindings::{TC_ACT_UNSPEC, bpf_hdr_start_off::BPF_HDR_START_NET},
     helpers::bpf_skb_load_bytes_relative,
     macros::{classifier, map},
     maps::{Array, PerCpuArray},
@@ -53,10 +54,14 @@ const IPPROTO_TCP: u8 = 6;
 /// How many 8-byte chunks of the request line are examined.
 const CHUNKS: usize = 8;
 
+/// Returns "no verdict" (TC_ACT_UNSPEC, tcx's TCX_NEXT): the packet goes on
+/// to whatever else is attached on the interface (another nodus, Cilium, a
+/// shaper) and then takes its default path. TC_ACT_OK would end the chain
+/// here and hide the packet from every program attached after this one.
 #[classifier]
 pub fn fileserver_tc(ctx: TcContext) -> i32 {
     let _ = classify(&ctx);
-    TC_ACT_OK
+    TC_ACT_UNSPEC
 }
 
 /// Link-header lengths to try: none (L3 devices), Ethernet, Ethernet with
