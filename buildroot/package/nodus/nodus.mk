@@ -13,10 +13,18 @@ NODUS_LICENSE_FILES = LICENSE
 NODUS_SUBDIR = appliance
 
 NODUS_EBPF_DIR = $(call qstrip,$(BR2_PACKAGE_NODUS_EBPF_DIR))
-ifeq ($(NODUS_EBPF_DIR),)
-$(error BR2_PACKAGE_NODUS_EBPF_DIR is empty: run `make ebpf` in the nodus tree and point it at target/ebpf)
-endif
 NODUS_CARGO_ENV = NODUS_EBPF_DIR=$(NODUS_EBPF_DIR)
+
+# Checked when the package is built, not when the tree is parsed: a
+# BR2_EXTERNAL that stops every Buildroot build at parse time (package off
+# included) is worse than no package.
+define NODUS_CHECK_EBPF_DIR
+	@if [ -z "$(NODUS_EBPF_DIR)" ]; then \
+		echo "nodus: BR2_PACKAGE_NODUS_EBPF_DIR is empty: run 'make ebpf' in the nodus tree and point it at target/ebpf" >&2; \
+		exit 1; \
+	fi
+endef
+NODUS_PRE_BUILD_HOOKS += NODUS_CHECK_EBPF_DIR
 
 define NODUS_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/appliance/dist/nodus.service \
