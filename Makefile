@@ -9,6 +9,7 @@
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
 #   make hil      boot the aarch64 build on the QEMU board and run hil-tests/scenarios
+#   make yocto-crates  regenerate the Yocto recipe's crate list from Cargo.lock
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -23,7 +24,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean
+.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean yocto-crates
 
 setup:
 	@./xtask/setup.sh
@@ -65,6 +66,13 @@ test: lint unit hil
 
 bench: build
 	$(CARGO) bench -p nodus --benches
+
+# The Yocto recipe's crate list, from the committed Cargo.lock files with
+# OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout).
+OE_CORE ?= $(CURDIR)/target/oe-core/openembedded-core-wrynose
+yocto-crates:
+	@test -d $(OE_CORE) || { mkdir -p $(CURDIR)/target/oe-core && tar xf ../shared/trees/openembedded-core-wrynose-ef022bf82d.tar.xz -C $(CURDIR)/target/oe-core; }
+	yocto-layer/update-crates.sh $(OE_CORE)
 
 clean:
 	$(CARGO) clean

@@ -20,6 +20,9 @@ PKGS_BUILD="build-essential pkg-config libelf-dev zlib1g-dev libzstd-dev
 PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyperfine
   iproute2 rt-tests stress-ng procps"
 PKGS_BOARD="cpio busybox-static"
+# Packaging checks: strace and systemd-analyze for the service unit test;
+# what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test).
+PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales"
 # Packages that come from the pinned-low extra suites, by suite.
 PKGS_BACKPORTS="qemu-system-arm"
 
@@ -79,7 +82,7 @@ debian_packages() {
   extra_suites
   local miss back
   # shellcheck disable=SC2086
-  miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD)
+  miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD $PKGS_PACKAGING)
   # shellcheck disable=SC2086
   back=$(missing_pkgs $PKGS_BACKPORTS)
   export DEBIAN_FRONTEND=noninteractive
@@ -98,6 +101,11 @@ debian_packages() {
     log "installing $back from bookworm-backports"
     # shellcheck disable=SC2086
     as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $back >/dev/null
+  fi
+  # BitBake refuses to run without this locale.
+  if ! locale -a 2>/dev/null | grep -qi '^en_US.utf-\?8$'; then
+    log "generating the en_US.UTF-8 locale (BitBake needs it)"
+    as_root localedef -i en_US -f UTF-8 en_US.UTF-8
   fi
   # Target libraries for aarch64 builds: the same script cross-rs runs (Cross.toml).
   CROSS_DEB_ARCH=arm64 as_root "$ROOT/xtask/cross-pre-build.sh"

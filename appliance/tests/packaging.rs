@@ -1,10 +1,15 @@
-//! The Buildroot external tree against a real Buildroot: adding it must not
-//! break a build that does not enable nodus (it used to stop every Buildroot
-//! build at parse time), and with nodus enabled it must parse too.
+//! The firmware packaging against the real build systems.
 //!
-//! The Buildroot source is taken from `NODUS_BUILDROOT_TARBALL`, else the
-//! snapshot kept next to the project (`../shared/trees`); without either the
-//! test says it was skipped.
+//! Buildroot: adding the external tree must not break a build that does not
+//! enable nodus (it used to stop every Buildroot build at parse time), and
+//! with nodus enabled it must parse too. Yocto: the layer parses in BitBake
+//! with OpenEmbedded-Core wrynose, the recipe resolves its source, and its
+//! crate list is exactly what OE-Core's `update_crates` logic makes of the
+//! committed Cargo.lock files.
+//!
+//! The source trees are taken from `NODUS_TREES` (a directory holding the
+//! tarballs), else the snapshots kept next to the project
+//! (`../shared/trees`); without them a test says it was skipped.
 
 mod common;
 
@@ -13,19 +18,38 @@ use std::{
     process::Command,
 };
 
-const TARBALL: &str = "buildroot-2026.02.3.tar.xz";
+const BUILDROOT: &str = "buildroot-2026.02.3.tar.xz";
+const OE_CORE: &str = "openembedded-core-wrynose-ef022bf82d.tar.xz";
+const BITBAKE: &str = "bitbake-yocto-6.0.2.tar.xz";
 
-fn buildroot_tarball() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("NODUS_BUILDROOT_TARBALL") {
-        return Some(PathBuf::from(p));
-    }
-    [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/trees"),
-        PathBuf::from("/work/shared/trees"),
-    ]
-    .into_iter()
-    .map(|d| d.join(TARBALL))
-    .find(|p| p.exists())
+/// The tarball `name`, if a trees directory has it.
+fn tree_tarball(name: &str) -> Option<PathBuf> {
+    std::env::var("NODUS_TREES")
+        .ok()
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/trees"),
+            PathBuf::from("/work/shared/trees"),
+        ])
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+}
+
+/// Unpacks `tarball` into `into`.
+fn unpack(tarball: &Path, into: &Path) {
+    let ok = Command::new("tar")
+        .arg("xf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .expect("tar");
+    assert!(ok.success(), "unpacking {}", tarball.display());
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// `make` in the unpacked Buildroot tree with `args`; (success, output).
@@ -42,26 +66,14 @@ fn make(tree: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn the_external_tree_parses_with_nodus_off_and_on() {
-    let Some(tarball) = buildroot_tarball() else {
-        eprintln!("SKIPPED: no {TARBALL} (set NODUS_BUILDROOT_TARBALL)");
+    let Some(tarball) = tree_tarball(BUILDROOT) else {
+        eprintln!("SKIPPED: no {BUILDROOT} (set NODUS_TREES)");
         return;
     };
     let dir = common::tempdir();
-    let ok = Command::new("tar")
-        .arg("xf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .expect("tar");
-    assert!(ok.success());
-    let tree = dir.path().join(TARBALL.trim_end_matches(".tar.xz"));
-    let external = format!(
-        "BR2_EXTERNAL={}",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../buildroot")
-            .display()
-    );
+    unpack(&tarball, dir.path());
+    let tree = dir.path().join(BUILDROOT.trim_end_matches(".tar.xz"));
+    let external = format!("BR2_EXTERNAL={}", repo().join("buildroot").display());
     let out = format!("O={}", dir.path().join("out").display());
     let (ok, text) = make(&tree, &[&external, &out, "defconfig"]);
     assert!(ok, "defconfig: {text}");
@@ -83,4 +95,84 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
     );
     let (ok, text) = make(&tree, &[&out, "printvars", "VARS=NODUS_SITE"]);
     assert!(ok, "nodus on: {text}");
+}
+
+#[test]
+fn the_yocto_crate_list_is_what_oe_core_generates() {
+    let Some(oe) = tree_tarball(OE_CORE) else {
+        eprintln!("SKIPPED: no {OE_CORE} (set NODUS_TREES)");
+        return;
+    };
+    let dir = common::tempdir();
+    unpack(&oe, dir.path());
+    let generated = dir.path().join("crates.inc");
+    let ok = Command::new(repo().join("yocto-layer/update-crates.sh"))
+        .arg(dir.path().join("openembedded-core-wrynose"))
+        .arg(&generated)
+        .status()
+        .expect("update-crates.sh");
+    assert!(ok.success());
+    let committed =
+        std::fs::read_to_string(repo().join("yocto-layer/recipes-nodus/nodus/nodus-crates.inc"))
+            .unwrap();
+    assert!(
+        std::fs::read_to_string(&generated).unwrap() == committed,
+        "nodus-crates.inc is stale: run `make yocto-crates` and commit it"
+    );
+}
+
+#[test]
+fn the_yocto_layer_parses_in_bitbake_and_the_recipe_resolves() {
+    let (Some(oe), Some(bb)) = (tree_tarball(OE_CORE), tree_tarball(BITBAKE)) else {
+        eprintln!("SKIPPED: no {OE_CORE} or {BITBAKE} (set NODUS_TREES)");
+        return;
+    };
+    let dir = common::tempdir();
+    unpack(&oe, dir.path());
+    unpack(&bb, dir.path());
+    let build = dir.path().join("build");
+    std::fs::create_dir_all(build.join("conf")).unwrap();
+    std::fs::write(
+        build.join("conf/bblayers.conf"),
+        format!(
+            "BBPATH = \"${{TOPDIR}}\"\nBBFILES ?= \"\"\nBBLAYERS = \"{} {}\"\n",
+            dir.path().join("openembedded-core-wrynose/meta").display(),
+            repo().join("yocto-layer").canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    // Tests run as root: BitBake's sanity class refuses that.
+    std::fs::write(
+        build.join("conf/local.conf"),
+        "MACHINE = \"qemuarm64\"\nINHERIT:remove = \"sanity\"\nCONF_VERSION = \"2\"\n",
+    )
+    .unwrap();
+    let bitbake = |args: &[&str]| {
+        let out = Command::new(dir.path().join("bitbake-yocto-6.0.2/bin/bitbake"))
+            .args(args)
+            .current_dir(&build)
+            .env("LANG", "en_US.UTF-8")
+            .env("LC_ALL", "en_US.UTF-8")
+            .output()
+            .expect("bitbake");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "bitbake {args:?}:\n{text}");
+        text
+    };
+    let parsed = bitbake(&["-p"]);
+    assert!(parsed.contains(" 0 errors"), "{parsed}");
+    let env = bitbake(&["-e", "nodus"]);
+    let src = env
+        .lines()
+        .find_map(|l| l.strip_prefix("NODUS_SRC="))
+        .expect("NODUS_SRC");
+    assert!(
+        src.trim_matches('"').ends_with("yocto-layer/.."),
+        "NODUS_SRC={src}"
+    );
+    assert!(
+        env.contains("crate://crates.io/aya/"),
+        "the crates are in SRC_URI"
+    );
 }
