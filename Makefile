@@ -68,10 +68,12 @@ bench: build
 	$(CARGO) bench -p nodus --benches
 
 # The Yocto recipe's crate list, from the committed Cargo.lock files with
-# OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout).
+# OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout,
+# else unpacked from the release tarball in NODUS_TREES).
+NODUS_TREES ?= $(CURDIR)/../shared/trees
 OE_CORE ?= $(CURDIR)/target/oe-core/openembedded-core-wrynose
 yocto-crates:
-	@test -d $(OE_CORE) || { mkdir -p $(CURDIR)/target/oe-core && tar xf ../shared/trees/openembedded-core-wrynose-ef022bf82d.tar.xz -C $(CURDIR)/target/oe-core; }
+	@test -d $(OE_CORE) || { mkdir -p $(CURDIR)/target/oe-core && tar xf $(NODUS_TREES)/openembedded-core-wrynose-ef022bf82d.tar.xz -C $(CURDIR)/target/oe-core; }
 	yocto-layer/update-crates.sh $(OE_CORE)
 
 clean:

@@ -8,8 +8,8 @@
 //! committed Cargo.lock files.
 //!
 //! The source trees are taken from `NODUS_TREES` (a directory holding the
-//! tarballs), else the snapshots kept next to the project
-//! (`../shared/trees`); without them a test says it was skipped.
+//! release tarballs), else from the build machines' shared copy; without
+//! them a test says it was skipped.
 
 mod common;
 
