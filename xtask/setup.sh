@@ -21,8 +21,9 @@ PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyp
   iproute2 rt-tests stress-ng procps"
 PKGS_BOARD="cpio busybox-static"
 # Packaging checks: strace and systemd-analyze for the service unit test;
-# what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test).
-PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales"
+# what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test);
+# what Buildroot's check-package imports and runs.
+PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales python3-magic flake8 shellcheck"
 # Packages that come from the pinned-low extra suites, by suite.
 PKGS_BACKPORTS="qemu-system-arm"
 

@@ -95,6 +95,32 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
     );
     let (ok, text) = make(&tree, &[&out, "printvars", "VARS=NODUS_SITE"]);
     assert!(ok, "nodus on: {text}");
+
+    // Buildroot's own style checker, on every file of the tree. Debian's
+    // python3 (it has the modules check-package imports), whatever python3
+    // comes first in PATH.
+    let files: Vec<PathBuf> = ["Config.in", "external.mk", "external.desc"]
+        .iter()
+        .map(|f| repo().join("buildroot").join(f))
+        .chain(
+            std::fs::read_dir(repo().join("buildroot/package/nodus"))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        )
+        .collect();
+    let checked = Command::new("/usr/bin/python3")
+        .arg(tree.join("utils/check-package"))
+        .arg("-b")
+        .args(&files)
+        .current_dir(&tree)
+        .output()
+        .expect("check-package");
+    let text = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        checked.status.success() && text.contains("0 warnings generated"),
+        "check-package:\n{text}"
+    );
 }
 
 #[test]
