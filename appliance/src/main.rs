@@ -197,6 +197,20 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // A command's output piped into `head` or `grep -q` ends the
+        // command quietly, as for any Unix tool, instead of a panic about a
+        // broken pipe (Rust ignores SIGPIPE by default). The daemon keeps
+        // ignoring it: a client hanging up must never kill it.
+        // SAFETY: restoring the default disposition of one signal, before
+        // this process has started a thread; no handler is installed.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     match cli.command {
         Command::Run { config } => run(config.as_deref(), started),
         Command::Probe { json } => probe_cmd(json),

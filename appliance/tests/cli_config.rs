@@ -111,3 +111,26 @@ fn unprivileged_run_names_the_missing_capabilities() {
         assert!(stderr.contains(cap), "names {cap}: {stderr}");
     }
 }
+
+/// `nodus ... | head`: the reader goes away early; the command ends quietly
+/// (killed by SIGPIPE like any Unix tool), not with a panic on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = common::nodus()
+        .args(["status", "--describe"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nodus status --describe");
+    // Close the read end before nodus writes most of its output.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
+}
