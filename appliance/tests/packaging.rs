@@ -1,8 +1,9 @@
 //! The firmware packaging against the real build systems.
 //!
 //! Buildroot: adding the external tree must not break a build that does not
-//! enable nodus (it used to stop every Buildroot build at parse time), and
-//! with nodus enabled it must parse too. Yocto: the layer parses in BitBake
+//! enable nodus (it used to stop every Buildroot build at parse time); its
+//! defconfig for the QEMU aarch64 board keeps nodus enabled and resolves the
+//! prebuilt eBPF objects; Buildroot's check-package finds nothing in it. Yocto: the layer parses in BitBake
 //! with OpenEmbedded-Core wrynose, the recipe resolves its source, and its
 //! crate list is exactly what OE-Core's `update_crates` logic makes of the
 //! committed Cargo.lock files.
@@ -82,19 +83,25 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
     let (ok, text) = make(&tree, &[&out, "printvars", "VARS=NODUS_VERSION"]);
     assert!(ok, "nodus off: {text}");
     assert!(text.contains("NODUS_VERSION=0.1.0"), "{text}");
-    let config = dir.path().join("out/.config");
-    let mut c = std::fs::read_to_string(&config).unwrap();
-    c.push_str("BR2_PACKAGE_NODUS=y\n");
-    std::fs::write(&config, c).unwrap();
-    let (ok, text) = make(&tree, &[&out, "olddefconfig"]);
-    assert!(ok, "olddefconfig: {text}");
-    let c = std::fs::read_to_string(&config).unwrap();
-    assert!(
-        c.lines().any(|l| l == "BR2_PACKAGE_NODUS=y"),
-        "nodus stayed enabled (its dependencies hold for the default target)"
+    // On: the tree's own defconfig for the QEMU aarch64 board.
+    let on = format!("O={}", dir.path().join("on").display());
+    let (ok, text) = make(
+        &tree,
+        &[&external, &on, "nodus_qemu_aarch64_virt_defconfig"],
     );
-    let (ok, text) = make(&tree, &[&out, "printvars", "VARS=NODUS_SITE"]);
+    assert!(ok, "nodus_qemu_aarch64_virt_defconfig: {text}");
+    let config = std::fs::read_to_string(dir.path().join("on/.config")).unwrap();
+    assert!(
+        config.lines().any(|l| l == "BR2_PACKAGE_NODUS=y"),
+        "nodus stayed enabled (its dependencies hold on aarch64)"
+    );
+    let (ok, text) = make(&tree, &[&on, "printvars", "VARS=NODUS_EBPF_DIR NODUS_SITE"]);
     assert!(ok, "nodus on: {text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("NODUS_EBPF_DIR=") && l.ends_with("/../target/ebpf")),
+        "{text}"
+    );
 
     // Buildroot's own style checker, on every file of the tree. Debian's
     // python3 (it has the modules check-package imports), whatever python3
@@ -103,8 +110,9 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
         .iter()
         .map(|f| repo().join("buildroot").join(f))
         .chain(
-            std::fs::read_dir(repo().join("buildroot/package/nodus"))
-                .unwrap()
+            ["package/nodus", "configs", "board/nodus"]
+                .iter()
+                .flat_map(|d| std::fs::read_dir(repo().join("buildroot").join(d)).unwrap())
                 .map(|e| e.unwrap().path()),
         )
         .collect();

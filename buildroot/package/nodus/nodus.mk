@@ -26,6 +26,18 @@ define NODUS_CHECK_EBPF_DIR
 endef
 NODUS_PRE_BUILD_HOOKS += NODUS_CHECK_EBPF_DIR
 
+# The embedded defaults, every key documented, as the board's config.
+define NODUS_INSTALL_CONFIG
+	$(INSTALL) -D -m 0644 $(@D)/appliance/src/config/defaults.toml \
+		$(TARGET_DIR)/etc/nodus/nodus.toml
+endef
+NODUS_POST_INSTALL_TARGET_HOOKS += NODUS_INSTALL_CONFIG
+
+define NODUS_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(NODUS_PKGDIR)/S90nodus \
+		$(TARGET_DIR)/etc/init.d/S90nodus
+endef
+
 define NODUS_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/appliance/dist/nodus.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/nodus.service
