@@ -175,10 +175,18 @@ fn the_yocto_layer_parses_in_bitbake_and_the_recipe_resolves() {
         ),
     )
     .unwrap();
-    // Tests run as root: BitBake's sanity class refuses that.
+    // Tests run as root: BitBake's sanity class refuses that. The
+    // uninative tarball's server is not reachable from the build machines;
+    // downloads (the crates) are kept across runs under target/.
+    let downloads = repo().join("target/yocto-downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
     std::fs::write(
         build.join("conf/local.conf"),
-        "MACHINE = \"qemuarm64\"\nINHERIT:remove = \"sanity\"\nCONF_VERSION = \"2\"\n",
+        format!(
+            "MACHINE = \"qemuarm64\"\nINHERIT:remove = \"sanity uninative\"\n\
+             CONF_VERSION = \"2\"\nDL_DIR = \"{}\"\n",
+            downloads.canonicalize().unwrap().display()
+        ),
     )
     .unwrap();
     let bitbake = |args: &[&str]| {
@@ -209,4 +217,20 @@ fn the_yocto_layer_parses_in_bitbake_and_the_recipe_resolves() {
         env.contains("crate://crates.io/aya/"),
         "the crates are in SRC_URI"
     );
+    // Fetch and unpack: the committed tree from git, every crate from
+    // crates.io with its checksum.
+    bitbake(&["-c", "unpack", "nodus"]);
+    let sources: Vec<PathBuf> = std::fs::read_dir(build.join("tmp/work"))
+        .unwrap()
+        .flat_map(|arch| std::fs::read_dir(arch.unwrap().path().join("nodus")).unwrap())
+        .map(|v| v.unwrap().path().join("sources"))
+        .collect();
+    let sources = sources.first().expect("the recipe's work directory");
+    assert!(sources.join("nodus/appliance/Cargo.toml").exists());
+    assert!(
+        !sources.join("nodus/target").exists(),
+        "only the committed tree"
+    );
+    let crates = std::fs::read_dir(sources.join("cargo_home/bitbake")).map_or(0, |d| d.count());
+    assert!(crates > 100, "{crates} crates unpacked");
 }

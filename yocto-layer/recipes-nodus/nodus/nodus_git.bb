@@ -5,20 +5,26 @@ HOMEPAGE = "https://github.com/nodus-dev/nodus"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=70684b30008d9594f9dd2f11e743e37a"
 
-# Point these at your nodus checkout (or use a git SRC_URI with SRCREV).
+# The nodus git repository: by default the one this layer lives in; set
+# NODUS_GIT_URI (and SRCREV to a commit) to build from a server instead.
 NODUS_SRC ?= "${LAYERDIR_nodus}/.."
+NODUS_GIT_URI ?= "git://${NODUS_SRC};protocol=file"
+NODUS_BRANCH ?= "main"
 # The eBPF objects from `make ebpf` (target/ebpf). BPF bytecode is
 # architecture-neutral: the firmware build needs neither nightly Rust nor
 # bpf-linker, and appliance/build.rs refuses objects built from other sources.
 NODUS_EBPF_DIR ?= "${NODUS_SRC}/target/ebpf"
 
-SRC_URI = "file://${NODUS_SRC};subdir=nodus"
+# The committed tree only (never a build directory), at SRCREV.
+SRC_URI = "${NODUS_GIT_URI};branch=${NODUS_BRANCH};destsuffix=nodus"
+SRCREV ?= "${AUTOREV}"
+PV = "0.1.0+git"
 S = "${UNPACKDIR}/nodus"
 
 inherit cargo cargo-update-recipe-crates systemd
 
 CARGO_SRC_DIR = "appliance"
-# Crate list generated with `bitbake -c update_crates nodus`.
+# Crate list generated with OE-Core's update_crates logic: `make yocto-crates`.
 require nodus-crates.inc
 
 export NODUS_EBPF_DIR
