@@ -18,13 +18,16 @@ if [ -f "$cache/kernel-version" ] && [ -f "$cache/vmlinuz" ] && [ -x "$cache/bus
 fi
 
 # Backports versions get replaced: resolve the newest one now and record it.
-meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '/trixie-backports/ {gsub(/ /,"",$2); print $2; exit}')
+meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '!found && /trixie-backports/ {gsub(/ /,"",$2); print $2; found=1}')
 if [ -z "$meta_version" ]; then
   apt-get update -qq
-  meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '/trixie-backports/ {gsub(/ /,"",$2); print $2; exit}')
+  meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '!found && /trixie-backports/ {gsub(/ /,"",$2); print $2; found=1}')
 fi
 [ -n "$meta_version" ] || { log "no linux-image-arm64 in trixie-backports (run make setup)"; exit 1; }
-image_pkg=$(apt-cache show "linux-image-arm64:arm64=$meta_version" | sed -n 's/^Depends:.*\(linux-image-[^ ,]*-arm64\) (.*/\1/p' | head -n1)
+# Readers consume all their input: one that quits early would fail the
+# pipeline with SIGPIPE under pipefail.
+image_pkg=$(apt-cache show "linux-image-arm64:arm64=$meta_version" | sed -n 's/^Depends:.*\(linux-image-[^ ,]*-arm64\) (.*/\1/p')
+image_pkg=${image_pkg%%$'\n'*}
 kver=${image_pkg#linux-image-}
 [ -n "$kver" ] || { log "cannot resolve the kernel package behind linux-image-arm64 $meta_version"; exit 1; }
 

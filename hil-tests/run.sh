@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
-file -b "$binary" | grep -q 'ARM aarch64' || { echo "hil: $binary is not an aarch64 binary" >&2; exit 2; }
+grep -q "ARM aarch64" <<<"$(file -b "$binary")" || { echo "hil: $binary is not an aarch64 binary" >&2; exit 2; }
 
 "$here/fetch.sh"
 cache=$here/cache

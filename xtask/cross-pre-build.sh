@@ -12,9 +12,9 @@ CROSS_TARGET_PKGS="libelf-dev zlib1g-dev"
 arch=${CROSS_DEB_ARCH:?set CROSS_DEB_ARCH, e.g. arm64}
 missing=""
 for p in $CROSS_TARGET_PKGS; do
-  dpkg-query -W -f='${Status}\n' "$p:$arch" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p:$arch"
+  grep -q '^install ok installed$' <<<"$(dpkg-query -W -f='${Status}\n' "$p:$arch" 2>/dev/null)" || missing="$missing $p:$arch"
 done
 [ -n "$missing" ] || exit 0
-dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
+grep -qx "$arch" <<<"$(dpkg --print-foreign-architectures)" || dpkg --add-architecture "$arch"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

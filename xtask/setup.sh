@@ -33,7 +33,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing_pkgs() {
   local p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || printf '%s ' "$p"
+    # No `| grep -q` under pipefail: grep quitting early kills the writer with
+    # SIGPIPE and the pipeline fails (exit 141) although the line was found.
+    grep -q '^install ok installed$' <<<"$(dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null)" || printf '%s ' "$p"
   done
 }
 
@@ -67,7 +69,7 @@ Package: *
 Pin: release n=trixie-backports
 Pin-Priority: 100
 PIN
-  dpkg --print-foreign-architectures | grep -qx arm64 || as_root dpkg --add-architecture arm64
+  grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)" || as_root dpkg --add-architecture arm64
   APT_UPDATED=
 }
 
@@ -104,7 +106,7 @@ debian_packages() {
     as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $back >/dev/null
   fi
   # BitBake refuses to run without this locale.
-  if ! locale -a 2>/dev/null | grep -qi '^en_US.utf-\?8$'; then
+  if ! grep -qi '^en_US.utf-\?8$' <<<"$(locale -a 2>/dev/null)"; then
     log "generating the en_US.UTF-8 locale (BitBake needs it)"
     as_root localedef -i en_US -f UTF-8 en_US.UTF-8
   fi
@@ -138,7 +140,7 @@ rust_toolchains() {
 }
 
 bpf_linker() {
-  if command -v bpf-linker >/dev/null && bpf-linker --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+  if command -v bpf-linker >/dev/null && grep -q "$BPF_LINKER_VERSION" <<<"$(bpf-linker --version 2>/dev/null)"; then
     return 0
   fi
   log "building bpf-linker $BPF_LINKER_VERSION against Debian's LLVM $LLVM_MAJOR"
