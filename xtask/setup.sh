@@ -143,9 +143,11 @@ bpf_linker() {
   if command -v bpf-linker >/dev/null && grep -q "$BPF_LINKER_VERSION" <<<"$(bpf-linker --version 2>/dev/null)"; then
     return 0
   fi
+  # A build tool, not firmware: built with the eBPF nightly, which is
+  # installed anyway, rather than the host pin (the project's minimum Rust).
   log "building bpf-linker $BPF_LINKER_VERSION against Debian's LLVM $LLVM_MAJOR"
   LLVM_PREFIX=/usr/lib/llvm-$LLVM_MAJOR PATH=/usr/lib/llvm-$LLVM_MAJOR/bin:$PATH \
-    cargo "+$HOST_TOOLCHAIN" install bpf-linker --version "$BPF_LINKER_VERSION" --locked \
+    cargo "+$EBPF_TOOLCHAIN" install bpf-linker --version "$BPF_LINKER_VERSION" --locked \
     --no-default-features --features "llvm-$LLVM_MAJOR"
 }
 

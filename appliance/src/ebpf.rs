@@ -3,6 +3,7 @@
 //! compiled them or took them, checked, from a prebuilt directory
 //! (`NODUS_EBPF_DIR`).
 
+use aya::{Ebpf, EbpfError, EbpfLoader};
 use nodus_common::objects::Object;
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -14,6 +15,44 @@ pub fn bytes(object: &Object) -> &'static [u8] {
         .iter()
         .find(|(name, _)| *name == object.name)
         .map_or(&[], |(_, b)| *b)
+}
+
+/// Loads `object` into the kernel, configured by `configure` (globals, map
+/// sizes). Every component loads through here, because of one cost: aya 0.14
+/// (the newest that builds with the project's minimum Rust) parses the
+/// running kernel's BTF in every load, about 22 MiB while it parses, and
+/// glibc keeps those freed pages in the loading thread's arena. Loads from
+/// several threads left the daemon at 46 MiB idle instead of 17 (measured,
+/// docs/toolchain.md); handing the freed pages back after each load keeps it
+/// where it was.
+pub fn load_with<'a>(
+    object: &Object,
+    configure: impl FnOnce(&mut EbpfLoader<'a>),
+) -> Result<Ebpf, EbpfError> {
+    let mut loader = EbpfLoader::new();
+    configure(&mut loader);
+    let loaded = loader.load(bytes(object));
+    drop(loader);
+    release_freed_memory();
+    loaded
+}
+
+/// [`load_with`] with aya's defaults.
+pub fn load(object: &Object) -> Result<Ebpf, EbpfError> {
+    load_with(object, |_| {})
+}
+
+/// Returns free heap pages to the kernel (see [`load_with`]); also for
+/// callers that parsed kernel BTF with aya themselves. musl's allocator (the
+/// static aarch64 build) unmaps large freed regions itself.
+pub fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointers and only gives free pages of the
+    // allocator's own arenas back to the kernel; glibc makes it thread-safe.
+    // nix has no wrapper for it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Renders an error with its whole `source()` chain on one line, because aya's

@@ -2,12 +2,15 @@
 //! request counting (TC ingress). Each is optional: when the kernel refuses
 //! one, the server runs without it and the component reports why.
 
-use std::{ffi::CString, net::TcpListener};
+use std::net::TcpListener;
 
 use aya::{
     Ebpf,
     maps::{Array, MapData, PerCpuArray, ReusePortSockArray},
-    programs::{LinkOrder, SchedClassifier, SkReuseport, TcAttach, TcAttachType, tc},
+    programs::{
+        LinkOrder, SchedClassifier, SkReuseport, TcAttachType,
+        tc::{self, NlOptions, TcAttachOptions},
+    },
 };
 use nodus_common::fileserver::{
     MAX_CPUS, PATH_CLASSES, REUSEPORT_FALLBACK, REUSEPORT_SAME_NODE, REUSEPORT_STEERED,
@@ -112,12 +115,12 @@ pub fn steer(
     if cpus.iter().all(Option::is_none) {
         return Err("workers are not pinned (fileserver.pin_workers = false)".into());
     }
-    let mut obj = Ebpf::load(ebpf::bytes(&steering::OBJECT)).map_err(chain)?;
+    let mut obj = ebpf::load(&steering::OBJECT).map_err(chain)?;
     {
         let mut table: Array<&mut MapData, u32> =
             Array::try_from(map(&mut obj, steering::maps::FS_CPU_SLOT)?).map_err(chain)?;
         for (cpu, slot) in cpu_slots(cpus, online, node_of) {
-            table.set(cpu, &slot, 0).map_err(chain)?;
+            table.set(cpu, slot, 0).map_err(chain)?;
         }
     }
     {
@@ -163,7 +166,7 @@ impl Classifier {
 pub fn classify(interfaces: &[String], port: u16) -> (Option<Classifier>, Vec<String>) {
     let mut errors = Vec::new();
     let result = (|| -> Result<Classifier, String> {
-        let mut obj = Ebpf::load(ebpf::bytes(&classifier::OBJECT)).map_err(chain)?;
+        let mut obj = ebpf::load(&classifier::OBJECT).map_err(chain)?;
         {
             let mut cfg: Array<&mut MapData, TcConfig> =
                 Array::try_from(map(&mut obj, classifier::maps::FS_TC_CONFIG)?).map_err(chain)?;
@@ -171,7 +174,7 @@ pub fn classify(interfaces: &[String], port: u16) -> (Option<Classifier>, Vec<St
                 port: u32::from(port),
                 enabled: 1,
             };
-            cfg.set(0, &value, 0).map_err(chain)?;
+            cfg.set(0, value, 0).map_err(chain)?;
         }
         let requests =
             PerCpuArray::try_from(take(&mut obj, classifier::maps::FS_REQUESTS)?).map_err(chain)?;
@@ -207,26 +210,19 @@ pub fn classify(interfaces: &[String], port: u16) -> (Option<Classifier>, Vec<St
 }
 
 fn attach(prog: &mut SchedClassifier, iface: &str) -> Result<&'static str, String> {
-    let name = CString::new(iface).map_err(|_| "bad interface name".to_string())?;
-    let tcx = TcAttach::Tcx {
-        attach_type: TcAttachType::Ingress,
-        order: LinkOrder::default(),
-    };
-    let tcx_err = match prog.attach(&name, tcx) {
+    let tcx = TcAttachOptions::TcxOrder(LinkOrder::default());
+    let tcx_err = match prog.attach_with_options(iface, TcAttachType::Ingress, tcx) {
         Ok(_) => return Ok("tcx"),
         Err(e) => chain(e),
     };
     // Before 6.6 there is no tcx; a clsact qdisc (kept after stop, empty) works.
-    if let Err(e) = tc::qdisc_add_clsact(&name)
+    if let Err(e) = tc::qdisc_add_clsact(iface)
         && !matches!(e, tc::TcError::AlreadyAttached)
     {
         return Err(format!("tcx: {tcx_err}; clsact: {e}"));
     }
-    let netlink = TcAttach::Netlink {
-        parent: TcAttachType::Ingress.into(),
-        options: Default::default(),
-    };
-    prog.attach(&name, netlink)
+    let netlink = TcAttachOptions::Netlink(NlOptions::default());
+    prog.attach_with_options(iface, TcAttachType::Ingress, netlink)
         .map(|_| "clsact")
         .map_err(|e| format!("tcx: {tcx_err}; clsact: {}", chain(e)))
 }

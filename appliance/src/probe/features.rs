@@ -6,24 +6,44 @@ use aya::{
     Btf, Ebpf,
     maps::SockHash,
     programs::{
-        FEntry, LinkOrder, ProgramType, RawTracePoint, SchedClassifier, SkReuseport, SkSkb,
-        TcAttach, TcAttachType, TracePoint, Xdp, XdpMode, tc,
+        FEntry, LinkOrder, Program, ProgramType, RawTracePoint, SchedClassifier, SkReuseport,
+        SkSkb, TcAttachType, TracePoint, Xdp, XdpMode,
+        tc::{self, NlOptions, TcAttachOptions},
     },
-    sys::{is_btf_supported, is_program_supported},
+    sys::is_program_supported,
 };
 use aya_obj::btf::BtfKind;
 
 use super::{Feature, FeatureStatus, netns::in_private_netns};
-use nodus_common::objects::{probe, probe_ringbuf, probe_sockhash};
+use nodus_common::objects::{Object, probe, probe_ringbuf, probe_sockhash};
 
 use crate::ebpf::{self, error_chain};
 
 type Probed = Result<Option<&'static str>, String>;
 
 pub(super) fn probe_all() -> BTreeMap<Feature, FeatureStatus> {
+    let found = probe_with_parsed_btf();
+    // The parsed kernel BTF is gone now; give its pages back.
+    ebpf::release_freed_memory();
+    found
+}
+
+fn probe_with_parsed_btf() -> BTreeMap<Feature, FeatureStatus> {
     // Parsed once: vmlinux BTF is megabytes, and three probes need it.
     let vmlinux = Btf::from_sys_fs().map_err(|e| format!("/sys/kernel/btf/vmlinux: {}", err(e)));
     let vmlinux = &vmlinux;
+    // Every aya 0.14 load parses the kernel's BTF again (about 27 ms and
+    // 22 MiB on the build host, see docs/toolchain.md), so each object is
+    // loaded once, one after another, and its programs are shared out.
+    let mut probe_obj = load(&probe::OBJECT);
+    let mut ringbuf_obj = load(&probe_ringbuf::OBJECT);
+    let mut sockhash_obj = load(&probe_sockhash::OBJECT);
+    let mut programs = Programs::of(&mut probe_obj);
+    let tracepoint_prog = programs.take(probe::programs::probe_tracepoint);
+    let reuseport_prog = programs.take(probe::programs::probe_reuseport);
+    let fentry_prog = programs.take(probe::programs::probe_fentry);
+    let tc_prog = programs.take(probe::programs::probe_tc);
+    let xdp_prog = programs.take(probe::programs::probe_xdp);
     // Each probe runs on its own thread: detaching a link waits for an RCU
     // grace period (tens of milliseconds), and run one after another those
     // waits were most of nodus's start-to-READY time.
@@ -32,21 +52,24 @@ pub(super) fn probe_all() -> BTreeMap<Feature, FeatureStatus> {
             (Feature::Btf, s.spawn(move || btf(vmlinux))),
             (
                 Feature::Tracepoint,
-                s.spawn(|| with_probe_object(tracepoint)),
+                s.spawn(move || tracepoint(tracepoint_prog?)),
             ),
-            (Feature::Ringbuf, s.spawn(ringbuf)),
-            (Feature::SkSkbSockhash, s.spawn(sockhash)),
+            (Feature::Ringbuf, s.spawn(|| ringbuf(&mut ringbuf_obj))),
+            (
+                Feature::SkSkbSockhash,
+                s.spawn(|| sockhash(&mut sockhash_obj)),
+            ),
             (
                 Feature::SkReuseport,
-                s.spawn(|| with_probe_object(reuseport)),
+                s.spawn(move || reuseport(reuseport_prog?)),
             ),
             (
                 Feature::Fentry,
-                s.spawn(move || with_probe_object(|obj| fentry(obj, vmlinux))),
+                s.spawn(move || fentry(fentry_prog?, vmlinux)),
             ),
             (Feature::StructOps, s.spawn(struct_ops)),
         ];
-        let net = in_private_netns(|| (with_probe_object(tc), with_probe_object(xdp)));
+        let net = in_private_netns(|| (tc(tc_prog), xdp(xdp_prog)));
         let mut done: Vec<(Feature, Probed)> = jobs
             .into_iter()
             .map(|(f, h)| {
@@ -85,23 +108,53 @@ pub(super) fn probe_all() -> BTreeMap<Feature, FeatureStatus> {
     out
 }
 
-fn load(bytes: &[u8]) -> Result<Ebpf, String> {
-    Ebpf::load(bytes).map_err(|e| error_chain(&e))
+fn load(object: &Object) -> Result<Ebpf, String> {
+    ebpf::load(object).map_err(|e| error_chain(&e))
 }
 
-fn with_probe_object(f: impl FnOnce(&mut Ebpf) -> Probed) -> Probed {
-    let mut obj = load(ebpf::bytes(&probe::OBJECT))?;
-    f(&mut obj)
+/// The programs of one loaded object, handed out one each to the probes
+/// that run side by side; or why the object did not load.
+struct Programs<'a> {
+    programs: Result<BTreeMap<&'a str, &'a mut Program>, String>,
+}
+
+impl<'a> Programs<'a> {
+    fn of(obj: &'a mut Result<Ebpf, String>) -> Self {
+        Programs {
+            programs: match obj {
+                Ok(obj) => Ok(obj.programs_mut().collect()),
+                Err(e) => Err(e.clone()),
+            },
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Result<&'a mut Program, String> {
+        match &mut self.programs {
+            Ok(programs) => programs
+                .remove(name)
+                .ok_or_else(|| format!("program {name} missing from the probe object")),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// The program as the kind of program the probe needs.
+fn typed<'a, T>(p: &'a mut Program) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
+{
+    p.try_into()
+        .map_err(|e: aya::programs::ProgramError| error_chain(&e))
 }
 
 fn program<'a, T>(obj: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
 where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+    &'a mut T: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
 {
-    obj.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the probe object"))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| error_chain(&e))
+    typed(
+        obj.program_mut(name)
+            .ok_or_else(|| format!("program {name} missing from the probe object"))?,
+    )
 }
 
 fn err(e: impl std::error::Error) -> String {
@@ -110,54 +163,46 @@ fn err(e: impl std::error::Error) -> String {
 
 fn btf(vmlinux: &Result<Btf, String>) -> Probed {
     vmlinux.as_ref().map_err(Clone::clone)?;
-    match is_btf_supported() {
-        Ok(true) => Ok(None),
-        Ok(false) => Err("the kernel refused to load a BTF blob".into()),
-        Err(e) => Err(err(e)),
+    // aya's feature detection loads a minimal BTF blob once per process.
+    match aya::features().btf() {
+        Some(_) => Ok(None),
+        None => Err("the kernel refused to load a BTF blob".into()),
     }
 }
 
 /// Tracepoints as the process cache uses them: a raw tracepoint program
 /// loaded and attached to `sched_process_exec`.
-fn tracepoint(obj: &mut Ebpf) -> Probed {
-    let p: &mut RawTracePoint = program(obj, probe::programs::probe_tracepoint)?;
+fn tracepoint(p: &mut Program) -> Probed {
+    let p: &mut RawTracePoint = typed(p)?;
     p.load().map_err(err)?;
     let link = p.attach("sched_process_exec").map_err(err)?;
     p.detach(link).map_err(err)?;
     Ok(None)
 }
 
-fn ringbuf() -> Probed {
-    let mut obj = load(ebpf::bytes(&probe_ringbuf::OBJECT))?;
-    let p: &mut TracePoint = program(&mut obj, probe_ringbuf::programs::probe_ringbuf)?;
+fn ringbuf(obj: &mut Result<Ebpf, String>) -> Probed {
+    let obj = obj.as_mut().map_err(|e| e.clone())?;
+    let p: &mut TracePoint = program(obj, probe_ringbuf::programs::probe_ringbuf)?;
     p.load().map_err(err)?;
     Ok(None)
 }
 
-fn tc(obj: &mut Ebpf) -> Probed {
-    let p: &mut SchedClassifier = program(obj, probe::programs::probe_tc)?;
+fn tc(p: Result<&mut Program, String>) -> Probed {
+    let p: &mut SchedClassifier = typed(p?)?;
     p.load().map_err(err)?;
-    let tcx = TcAttach::Tcx {
-        attach_type: TcAttachType::Ingress,
-        order: LinkOrder::default(),
-    };
-    match p.attach(c"lo", tcx) {
+    let tcx = TcAttachOptions::TcxOrder(LinkOrder::default());
+    match p.attach_with_options("lo", TcAttachType::Ingress, tcx) {
         Ok(link) => {
             p.detach(link).map_err(err)?;
             Ok(Some("tcx"))
         }
         Err(tcx_err) => {
             // Kernels before 6.6 have no tcx; the clsact qdisc still works.
-            tc::qdisc_add_clsact(c"lo")
+            tc::qdisc_add_clsact("lo")
                 .map_err(|e| format!("tcx: {}; clsact: {}", error_chain(&tcx_err), err(e)))?;
+            let netlink = TcAttachOptions::Netlink(NlOptions::default());
             let link = p
-                .attach(
-                    c"lo",
-                    TcAttach::Netlink {
-                        parent: TcAttachType::Ingress.into(),
-                        options: Default::default(),
-                    },
-                )
+                .attach_with_options("lo", TcAttachType::Ingress, netlink)
                 .map_err(|e| format!("tcx: {}; clsact: {}", error_chain(&tcx_err), err(e)))?;
             p.detach(link).map_err(err)?;
             Ok(Some("clsact"))
@@ -165,29 +210,29 @@ fn tc(obj: &mut Ebpf) -> Probed {
     }
 }
 
-fn xdp(obj: &mut Ebpf) -> Probed {
-    let p: &mut Xdp = program(obj, probe::programs::probe_xdp)?;
+fn xdp(p: Result<&mut Program, String>) -> Probed {
+    let p: &mut Xdp = typed(p?)?;
     p.load().map_err(err)?;
-    let link = p.attach(c"lo", XdpMode::Skb).map_err(err)?;
+    let link = p.attach("lo", XdpMode::Skb).map_err(err)?;
     p.detach(link).map_err(err)?;
     Ok(Some("generic"))
 }
 
-fn sockhash() -> Probed {
-    let mut obj = load(ebpf::bytes(&probe_sockhash::OBJECT))?;
+fn sockhash(obj: &mut Result<Ebpf, String>) -> Probed {
+    let obj = obj.as_mut().map_err(|e| e.clone())?;
     let map = obj
         .take_map(probe_sockhash::maps::PROBE_SOCKS)
         .ok_or("map PROBE_SOCKS missing from the probe object")?;
     let socks: SockHash<_, u32> = SockHash::try_from(map).map_err(err)?;
-    let p: &mut SkSkb = program(&mut obj, probe_sockhash::programs::probe_verdict)?;
+    let p: &mut SkSkb = program(obj, probe_sockhash::programs::probe_verdict)?;
     p.load().map_err(err)?;
     let link = p.attach(socks.fd()).map_err(err)?;
     p.detach(link).map_err(err)?;
     Ok(None)
 }
 
-fn reuseport(obj: &mut Ebpf) -> Probed {
-    let p: &mut SkReuseport = program(obj, probe::programs::probe_reuseport)?;
+fn reuseport(p: &mut Program) -> Probed {
+    let p: &mut SkReuseport = typed(p)?;
     p.load().map_err(err)?;
     let sock = reuseport_listener().map_err(|e| format!("loopback listener: {e}"))?;
     p.attach(&sock).map_err(err)?;
@@ -207,11 +252,11 @@ fn reuseport_listener() -> std::io::Result<std::os::fd::OwnedFd> {
 
 /// `bpf_fentry_test1` exists in every kernel with BPF test_run, never inlined,
 /// precisely so that tracing programs can be tested against it.
-fn fentry(obj: &mut Ebpf, vmlinux: &Result<Btf, String>) -> Probed {
+fn fentry(p: &mut Program, vmlinux: &Result<Btf, String>) -> Probed {
     let btf = vmlinux
         .as_ref()
         .map_err(|e| format!("needs kernel BTF: {e}"))?;
-    let p: &mut FEntry = program(obj, probe::programs::probe_fentry)?;
+    let p: &mut FEntry = typed(p)?;
     p.load("bpf_fentry_test1", btf).map_err(err)?;
     let link = p.attach().map_err(err)?;
     p.detach(link).map_err(err)?;

@@ -6,16 +6,16 @@ use std::{io, thread};
 
 /// Runs `f` on a new thread that has unshared its network namespace. The
 /// namespace disappears when the thread exits.
-pub fn in_private_netns<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> io::Result<T> {
-    thread::Builder::new()
-        .name("nodus-probe-netns".into())
-        .spawn(move || {
-            // Only this thread's network namespace changes.
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
-            Ok(f())
-        })?
-        .join()
-        .map_err(|_| io::Error::other("probe thread panicked"))?
+pub fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    thread::scope(|s| {
+        thread::Builder::new()
+            .name("nodus-probe-netns".into())
+            .spawn_scoped(s, move || {
+                // Only this thread's network namespace changes.
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Ok(f())
+            })?
+            .join()
+            .map_err(|_| io::Error::other("probe thread panicked"))?
+    })
 }

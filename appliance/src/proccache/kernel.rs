@@ -7,7 +7,6 @@ use std::{
 };
 
 use aya::{
-    EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::RawTracePoint,
 };
@@ -65,11 +64,12 @@ impl KernelEvents {
     pub fn attach(ring_bytes: u32) -> Result<KernelEvents, String> {
         let btf = Btf::kernel().map_err(|e| e.to_string())?;
         let layout = task_layout(&btf).map_err(|e| e.to_string())?;
-        let mut bpf = EbpfLoader::new()
-            .override_global("TASK_LAYOUT", &layout, true)
-            .map_max_entries(maps::PROC_EVENTS, ring_bytes)
-            .load(ebpf::bytes(&OBJECT))
-            .map_err(|e| format!("loading the proccache programs: {}", error_chain(&e)))?;
+        let mut bpf = ebpf::load_with(&OBJECT, |loader| {
+            loader
+                .override_global("TASK_LAYOUT", &layout, true)
+                .map_max_entries(maps::PROC_EVENTS, ring_bytes);
+        })
+        .map_err(|e| format!("loading the proccache programs: {}", error_chain(&e)))?;
         for (name, tracepoint) in ATTACH {
             let program: &mut RawTracePoint = bpf
                 .program_mut(name)
