@@ -10,6 +10,7 @@
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
 #   make hil      boot the aarch64 build on the QEMU board and run hil-tests/scenarios
 #   make yocto-crates  regenerate the Yocto recipe's crate list from Cargo.lock
+#   make dist     the source release firmware builds download: target/dist/nodus-<v>-src.tar.gz
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -24,7 +25,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean yocto-crates
+.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean yocto-crates dist
 
 setup:
 	@./xtask/setup.sh
@@ -72,6 +73,9 @@ bench: build
 # else unpacked from the release tarball in NODUS_TREES).
 NODUS_TREES ?= $(CURDIR)/../shared/trees
 OE_CORE ?= $(CURDIR)/target/oe-core/openembedded-core-wrynose
+dist: ebpf
+	xtask/dist.sh $(EBPF_DIR) $(CURDIR)/target/dist
+
 yocto-crates:
 	@test -d $(OE_CORE) || { mkdir -p $(CURDIR)/target/oe-core && tar xf $(NODUS_TREES)/openembedded-core-wrynose-ef022bf82d.tar.xz -C $(CURDIR)/target/oe-core; }
 	yocto-layer/update-crates.sh $(OE_CORE)

@@ -22,8 +22,9 @@ PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyp
 PKGS_BOARD="cpio busybox-static"
 # Packaging checks: strace and systemd-analyze for the service unit test;
 # what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test);
-# what Buildroot's check-package imports and runs.
-PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales python3-magic flake8 shellcheck"
+# what Buildroot's check-package imports and runs, and its host checks.
+PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales python3-magic flake8 shellcheck
+  rsync bc unzip"
 # Packages that come from the pinned-low extra suites, by suite.
 PKGS_BACKPORTS="qemu-system-arm"
 
@@ -151,6 +152,28 @@ bpf_linker() {
     --no-default-features --features "llvm-$LLVM_MAJOR"
 }
 
+# Buildroot wants GNU tar >= 1.35 (Debian 12 has 1.34) and would build its
+# own host-tar, whose source hosts this machine kind cannot reach. Built
+# here from Debian's source of 1.35 (from the machine's mirror, checksum
+# pinned) into $HOST_TAR_DIR; the packaging test passes it as TAR=.
+HOST_TAR_DIR=/opt/nodus-tools/tar-1.35
+HOST_TAR_SRC=pool/main/t/tar/tar_1.35+dfsg.orig.tar.xz
+HOST_TAR_SHA256=9ae57e981c1e73c0eebc2b26c9b0c4497fe310ef1d516ea430efb5470b71f7a8
+host_tar() {
+  [ -x "$HOST_TAR_DIR/bin/tar" ] && return 0
+  local mirror work
+  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  log "building GNU tar 1.35 for Buildroot into $HOST_TAR_DIR"
+  work=$(mktemp -d)
+  curl -sSfL -o "$work/tar.tar.xz" "$mirror/$HOST_TAR_SRC"
+  echo "$HOST_TAR_SHA256  $work/tar.tar.xz" | sha256sum --quiet -c
+  tar -xf "$work/tar.tar.xz" -C "$work"
+  (cd "$work"/tar-1.35* && FORCE_UNSAFE_CONFIGURE=1 ./configure -q --prefix="$HOST_TAR_DIR" >/dev/null &&
+    make -s -j"$(nproc)" >/dev/null 2>&1 && as_root make -s install >/dev/null)
+  rm -rf "$work"
+}
+
 kernel_mounts() {
   [ "$(id -u)" -eq 0 ] || return 0
   mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -163,9 +186,9 @@ board() {
 }
 
 case "${1:-all}" in
-  all) debian_packages; rust_toolchains; bpf_linker; kernel_mounts; board ;;
+  all) debian_packages; rust_toolchains; bpf_linker; host_tar; kernel_mounts; board ;;
   board) board ;;
-  packages) debian_packages ;;
+  packages) debian_packages; host_tar ;;
   rust) rust_toolchains; bpf_linker ;;
   mounts) kernel_mounts ;;
   *) echo "usage: $0 [all|packages|rust|mounts|board]" >&2; exit 2 ;;

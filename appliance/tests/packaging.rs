@@ -2,8 +2,11 @@
 //!
 //! Buildroot: adding the external tree must not break a build that does not
 //! enable nodus (it used to stop every Buildroot build at parse time); its
-//! defconfig for the QEMU aarch64 board keeps nodus enabled and resolves the
-//! prebuilt eBPF objects; Buildroot's check-package finds nothing in it. Yocto: the layer parses in BitBake
+//! defconfig for the QEMU aarch64 board keeps nodus enabled; Buildroot's
+//! check-package finds nothing in it; in both supported releases the
+//! package downloads the source release (`make dist`: the tree and the
+//! prebuilt eBPF objects), vendors its crates at the download step, and
+//! legal-info collects it. Yocto: the layer parses in BitBake
 //! with OpenEmbedded-Core wrynose, the recipe resolves its source, and its
 //! crate list is exactly what OE-Core's `update_crates` logic makes of the
 //! committed Cargo.lock files.
@@ -20,6 +23,11 @@ use std::{
 };
 
 const BUILDROOT: &str = "buildroot-2026.02.3.tar.xz";
+/// Both supported Buildroot releases: the LTS (Rust 1.88) and the stable.
+const BUILDROOTS: [&str; 2] = [BUILDROOT, "buildroot-2026.05.1.tar.xz"];
+/// GNU tar >= 1.35, which Buildroot requires and Debian 12 lacks (built by
+/// `make setup`, see xtask/setup.sh).
+const HOST_TAR: &str = "/opt/nodus-tools/tar-1.35/bin/tar";
 const OE_CORE: &str = "openembedded-core-wrynose-ef022bf82d.tar.xz";
 const BITBAKE: &str = "bitbake-yocto-6.0.2.tar.xz";
 
@@ -95,13 +103,16 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
         config.lines().any(|l| l == "BR2_PACKAGE_NODUS=y"),
         "nodus stayed enabled (its dependencies hold on aarch64)"
     );
-    let (ok, text) = make(&tree, &[&on, "printvars", "VARS=NODUS_EBPF_DIR NODUS_SITE"]);
+    let (ok, text) = make(
+        &tree,
+        &[&on, "printvars", "VARS=NODUS_SOURCE NODUS_CARGO_ENV"],
+    );
     assert!(ok, "nodus on: {text}");
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("NODUS_EBPF_DIR=") && l.ends_with("/../target/ebpf")),
+        text.contains("NODUS_SOURCE=nodus-0.1.0-src.tar.gz"),
         "{text}"
     );
+    assert!(text.contains("/ebpf/prebuilt"), "{text}");
 
     // Buildroot's own style checker, on every file of the tree. Debian's
     // python3 (it has the modules check-package imports), whatever python3
@@ -129,6 +140,189 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
         checked.status.success() && text.contains("0 warnings generated"),
         "check-package:\n{text}"
     );
+}
+
+/// The release tarball `make dist` makes from the committed tree and the
+/// eBPF objects of this build; (its directory, the tarball).
+fn source_release(into: &Path) -> PathBuf {
+    let objects = std::env::var("NODUS_EBPF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target/ebpf"));
+    let out = Command::new(repo().join("xtask/dist.sh"))
+        .arg(&objects)
+        .arg(into)
+        .output()
+        .expect("xtask/dist.sh");
+    assert!(
+        out.status.success(),
+        "dist: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    into.join("nodus-0.1.0-src.tar.gz")
+}
+
+/// Rust's server keeps the aarch64 musl rust-std of a release only under
+/// its dated directory, where Buildroot does not look; fetch it from there
+/// into the download directory, as a download mirror would hold it
+/// (Buildroot still checks it against its rust-bin.hash).
+fn rust_std_into_dl_dir(tree: &Path, dl: &Path) {
+    let mk = std::fs::read_to_string(tree.join("package/rust-bin/rust-bin.mk")).unwrap();
+    let version = mk
+        .lines()
+        .find_map(|l| l.strip_prefix("RUST_BIN_VERSION = "))
+        .expect("RUST_BIN_VERSION")
+        .trim()
+        .to_owned();
+    let file = format!("rust-std-{version}-aarch64-unknown-linux-musl.tar.xz");
+    let dest = dl.join("rust-bin").join(&file);
+    if dest.exists() {
+        return;
+    }
+    let channel = Command::new("curl")
+        .args([
+            "-sSf",
+            &format!("https://static.rust-lang.org/dist/channel-rust-{version}.toml"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(channel.status.success(), "channel-rust-{version}.toml");
+    let channel = String::from_utf8_lossy(&channel.stdout);
+    let date = channel
+        .lines()
+        .find_map(|l| l.strip_prefix("date = \""))
+        .and_then(|d| d.strip_suffix('"'))
+        .expect("date in the channel manifest");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let got = Command::new("curl")
+        .args(["-sSfL", "-o"])
+        .arg(&dest)
+        .arg(format!("https://static.rust-lang.org/dist/{date}/{file}"))
+        .status()
+        .expect("curl");
+    assert!(got.success(), "{file} from dist/{date}");
+}
+
+/// What `tar tzf` lists.
+fn listing(tarball: &Path) -> String {
+    let out = Command::new("tar")
+        .arg("tzf")
+        .arg(tarball)
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "listing {}", tarball.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The package's download step, as a firmware build runs it: Buildroot
+/// fetches the release tarball (from a primary site holding what `make
+/// dist` made, as a mirror of the release would), vendors every crate into
+/// it with its own cargo (the release's Rust) so the build runs offline,
+/// and legal-info collects the source and the licence.
+#[test]
+fn the_buildroot_package_downloads_vendors_and_reports_its_licence() {
+    require_root!();
+    let trees: Vec<PathBuf> = BUILDROOTS.iter().filter_map(|t| tree_tarball(t)).collect();
+    if trees.len() < BUILDROOTS.len() {
+        eprintln!("SKIPPED: no {BUILDROOTS:?} (set NODUS_TREES)");
+        return;
+    }
+    assert!(
+        Path::new(HOST_TAR).exists(),
+        "{HOST_TAR} missing: run make setup"
+    );
+    let dir = common::tempdir();
+    let dist = dir.path().join("dist");
+    let release = source_release(&dist);
+    let shipped = listing(&release);
+    for object in ["proccache", "fileserver_tc", "probe", "SHA256SUMS"] {
+        assert!(
+            shipped.contains(&format!("nodus-0.1.0/ebpf/prebuilt/{object}\n")),
+            "the release ships {object}"
+        );
+    }
+    // Downloads (Buildroot's Rust, the crates) are kept between runs; the
+    // nodus tarball never is, it changes with every commit.
+    let dl = repo().join("target/buildroot-dl");
+    let external = format!("BR2_EXTERNAL={}", repo().join("buildroot").display());
+    let tar = format!("TAR={HOST_TAR}");
+    for tarball in trees {
+        let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
+        let root = dir.path().join(name.trim_end_matches(".tar.xz"));
+        std::fs::create_dir_all(&root).unwrap();
+        unpack(&tarball, &root);
+        let tree = root.join(name.trim_end_matches(".tar.xz"));
+        let out_dir = root.join("out");
+        let out = format!("O={}", out_dir.display());
+        let (ok, text) = make(
+            &tree,
+            &[&external, &out, "nodus_qemu_aarch64_virt_defconfig"],
+        );
+        assert!(ok, "{name}: defconfig: {text}");
+        let config = std::fs::read_to_string(out_dir.join(".config")).unwrap();
+        // As a user before a release: the tarball from `make dist`, whose
+        // vendored hash no release has published yet, so hash checks are
+        // not forced (they still apply to every other download).
+        let config = config.replace(
+            "BR2_DOWNLOAD_FORCE_CHECK_HASHES=y",
+            "# BR2_DOWNLOAD_FORCE_CHECK_HASHES is not set",
+        );
+        let mut config = config;
+        config.push_str(&format!(
+            "BR2_PRIMARY_SITE=\"file://{}\"\nBR2_DL_DIR=\"{}\"\n",
+            dist.display(),
+            dl.display(),
+        ));
+        std::fs::write(out_dir.join(".config"), config).unwrap();
+        let (ok, text) = make(&tree, &[&out, &tar, "olddefconfig"]);
+        assert!(ok, "{name}: olddefconfig: {text}");
+        rust_std_into_dl_dir(&tree, &dl);
+        let config = std::fs::read_to_string(out_dir.join(".config")).unwrap();
+        assert!(
+            config.lines().any(|l| l == "BR2_PACKAGE_NODUS=y"),
+            "{name}: nodus enabled"
+        );
+
+        // Each tree downloads and vendors for itself.
+        let _ = std::fs::remove_dir_all(dl.join("nodus"));
+        let (ok, text) = make(&tree, &[&out, &tar, "nodus-source"]);
+        assert!(ok, "{name}: nodus-source: {text}");
+        let vendored = out_dir.join("build/nodus-0.1.0");
+        let (ok, text) = make(&tree, &[&out, &tar, "nodus-extract"]);
+        assert!(ok, "{name}: nodus-extract: {text}");
+        assert!(
+            vendored.join("VENDOR/aya/Cargo.toml").exists(),
+            "{name}: the crates were vendored at download"
+        );
+        let cargo_config =
+            std::fs::read_to_string(vendored.join(".cargo/config.toml")).unwrap_or_default();
+        assert!(
+            cargo_config.contains("VENDOR"),
+            "{name}: cargo is pointed at the vendored crates: {cargo_config}"
+        );
+
+        let (ok, text) = make(&tree, &[&out, &tar, "nodus-legal-info"]);
+        assert!(ok, "{name}: nodus-legal-info: {text}");
+        let manifest =
+            std::fs::read_to_string(out_dir.join("legal-info/manifest.csv")).unwrap_or_default();
+        assert!(
+            manifest
+                .lines()
+                .any(|l| l.starts_with("\"nodus\",\"0.1.0\",\"Apache-2.0")),
+            "{name}: manifest: {manifest}"
+        );
+        assert!(
+            out_dir
+                .join("legal-info/licenses/nodus-0.1.0/LICENSE")
+                .exists(),
+            "{name}: licence collected"
+        );
+        assert!(
+            out_dir
+                .join("legal-info/sources/nodus-0.1.0/nodus-0.1.0-src.tar.gz")
+                .exists(),
+            "{name}: source collected"
+        );
+    }
 }
 
 #[test]

@@ -4,27 +4,31 @@
 #
 ################################################################################
 
-# Built from the nodus source tree this BR2_EXTERNAL lives in.
+# The source release (`make dist` in the nodus tree): the committed tree
+# plus the prebuilt eBPF objects in ebpf/prebuilt. BPF bytecode is the same
+# for every architecture, so this package needs neither nightly Rust nor
+# bpf-linker nor clang. Before a release is published, point Buildroot at
+# the tarball `make dist` wrote, BR2_PRIMARY_SITE="file://<nodus>/target/dist".
+# Buildroot checks a cargo package's hash on the tarball after vendoring;
+# a release publishes that hash (nodus.hash cannot be committed inside the
+# tarball it describes), so before one, builds run without
+# BR2_DOWNLOAD_FORCE_CHECK_HASHES (docs/packaging.md).
 NODUS_VERSION = 0.1.0
-NODUS_SITE = $(BR2_EXTERNAL_NODUS_PATH)/..
-NODUS_SITE_METHOD = local
+NODUS_SOURCE = nodus-$(NODUS_VERSION)-src.tar.gz
+NODUS_SITE = https://github.com/nodus-dev/nodus/releases/download/v$(NODUS_VERSION)
 NODUS_LICENSE = Apache-2.0
 NODUS_LICENSE_FILES = LICENSE
+# The cargo infrastructure vendors every crate at the download step (so
+# the build runs offline) and builds this crate of the workspace.
 NODUS_SUBDIR = appliance
 
-NODUS_EBPF_DIR = $(call qstrip,$(BR2_PACKAGE_NODUS_EBPF_DIR))
-NODUS_CARGO_ENV = NODUS_EBPF_DIR=$(NODUS_EBPF_DIR)
+NODUS_CARGO_ENV = NODUS_EBPF_DIR=$(@D)/ebpf/prebuilt
 
-# Checked when the package is built, not when the tree is parsed: a
-# BR2_EXTERNAL that stops every Buildroot build at parse time (package off
-# included) is worse than no package.
-define NODUS_CHECK_EBPF_DIR
-	@if [ -z "$(NODUS_EBPF_DIR)" ]; then \
-		echo "nodus: BR2_PACKAGE_NODUS_EBPF_DIR is empty: run 'make ebpf' in the nodus tree and point it at target/ebpf" >&2; \
-		exit 1; \
-	fi
+# The objects must be the ones the release shipped.
+define NODUS_CHECK_EBPF_OBJECTS
+	cd $(@D)/ebpf/prebuilt && sha256sum --quiet -c SHA256SUMS
 endef
-NODUS_PRE_BUILD_HOOKS += NODUS_CHECK_EBPF_DIR
+NODUS_PRE_BUILD_HOOKS += NODUS_CHECK_EBPF_OBJECTS
 
 # The embedded defaults, every key documented, as the board's config.
 define NODUS_INSTALL_CONFIG
