@@ -24,7 +24,7 @@ PKGS_BOARD="cpio busybox-static"
 # what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test);
 # what Buildroot's check-package imports and runs, and its host checks.
 PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales python3-magic flake8 shellcheck
-  rsync bc unzip"
+  rsync bc unzip python3-venv"
 # Packages that come from the pinned-low extra suites, by suite.
 PKGS_BACKPORTS="qemu-system-arm"
 
@@ -174,6 +174,16 @@ host_tar() {
   rm -rf "$work"
 }
 
+# The Yocto recipe linter the packaging test runs, pinned, in its own venv.
+OELINT_DIR=/opt/nodus-tools/oelint
+OELINT_VERSION=9.11.2
+oelint() {
+  grep -qx "$OELINT_VERSION" <<<"$("$OELINT_DIR/bin/oelint-adv" --version 2>/dev/null | sed -n 's/^[^0-9]*\([0-9.]*\).*/\1/p')" && return 0
+  log "installing oelint-adv $OELINT_VERSION into $OELINT_DIR"
+  as_root /usr/bin/python3 -m venv "$OELINT_DIR"
+  as_root "$OELINT_DIR/bin/pip" install -q "oelint-adv==$OELINT_VERSION"
+}
+
 kernel_mounts() {
   [ "$(id -u)" -eq 0 ] || return 0
   mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -186,9 +196,9 @@ board() {
 }
 
 case "${1:-all}" in
-  all) debian_packages; rust_toolchains; bpf_linker; host_tar; kernel_mounts; board ;;
+  all) debian_packages; rust_toolchains; bpf_linker; host_tar; oelint; kernel_mounts; board ;;
   board) board ;;
-  packages) debian_packages; host_tar ;;
+  packages) debian_packages; host_tar; oelint ;;
   rust) rust_toolchains; bpf_linker ;;
   mounts) kernel_mounts ;;
   *) echo "usage: $0 [all|packages|rust|mounts|board]" >&2; exit 2 ;;

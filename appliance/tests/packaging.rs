@@ -427,4 +427,52 @@ fn the_yocto_layer_parses_in_bitbake_and_the_recipe_resolves() {
     );
     let crates = std::fs::read_dir(sources.join("cargo_home/bitbake")).map_or(0, |d| d.count());
     assert!(crates > 100, "{crates} crates unpacked");
+    assert!(
+        sources.join("run-ptest").exists(),
+        "the ptest script is fetched with the source"
+    );
+}
+
+/// The Yocto recipe linter a layer's users run (installed, pinned, by
+/// `make setup`). Four rules are off, each for a reason of its own:
+/// `homepageping` needs the network to reach the project's home page;
+/// `inconspaces` and `notneededspace` flag the form OE-Core's own
+/// update_crates writes `nodus-crates.inc` in (a test keeps it identical to
+/// that); `srcurifile` does not expand the git fetcher the first SRC_URI
+/// item names through `NODUS_GIT_URI`.
+#[test]
+fn the_yocto_recipe_passes_oelint_adv() {
+    let oelint = Path::new("/opt/nodus-tools/oelint/bin/oelint-adv");
+    if !oelint.exists() {
+        assert!(
+            std::env::var_os("NODUS_REQUIRE_ROOT").is_none(),
+            "{} missing: run make setup",
+            oelint.display()
+        );
+        eprintln!("SKIPPED: no oelint-adv (make setup installs it)");
+        return;
+    }
+    let out = Command::new(oelint)
+        .args(["--quiet", "--release", "wrynose"])
+        .args([
+            "--suppress",
+            "oelint.vars.homepageping",
+            "--suppress",
+            "oelint.vars.inconspaces",
+            "--suppress",
+            "oelint.vars.notneededspace",
+            "--suppress",
+            "oelint.vars.srcurifile",
+        ])
+        .arg(repo().join("yocto-layer/recipes-nodus/nodus/nodus_git.bb"))
+        .arg(repo().join("yocto-layer/recipes-kernel/linux/linux-yocto_%.bbappend.example"))
+        .output()
+        .expect("oelint-adv");
+    let findings =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !findings.contains(":error:") && !findings.contains(":warning:"),
+        "oelint-adv:\n{findings}"
+    );
+    assert!(!findings.contains(":info:"), "oelint-adv:\n{findings}");
 }
