@@ -18,10 +18,14 @@ if [ -f "$cache/kernel-version" ] && [ -f "$cache/vmlinuz" ] && [ -x "$cache/bus
 fi
 
 # Backports versions get replaced: resolve the newest one now and record it.
-meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '!found && /trixie-backports/ {gsub(/ /,"",$2); print $2; found=1}')
+backports_version() {
+  apt-cache madison linux-image-arm64:arm64 |
+    awk -F'|' '!found && /trixie-backports/ {gsub(/ /,"",$2); print $2; found=1}'
+}
+meta_version=$(backports_version)
 if [ -z "$meta_version" ]; then
   apt-get update -qq
-  meta_version=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '!found && /trixie-backports/ {gsub(/ /,"",$2); print $2; found=1}')
+  meta_version=$(backports_version)
 fi
 [ -n "$meta_version" ] || { log "no linux-image-arm64 in trixie-backports (run make setup)"; exit 1; }
 # Readers consume all their input: one that quits early would fail the

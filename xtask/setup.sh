@@ -40,6 +40,13 @@ missing_pkgs() {
   done
 }
 
+# The Debian mirror the machine's own sources use (not the security one).
+debian_mirror() {
+  local mirror
+  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  echo "${mirror:-http://deb.debian.org/debian}"
+}
+
 # The extra suites (bookworm-backports, trixie, trixie-backports) on the same
 # mirror as the machine's own sources, pinned at priority 100 so nothing is
 # upgraded from them unless asked for by suite.
@@ -47,8 +54,7 @@ extra_suites() {
   local src=/etc/apt/sources.list.d/nodus-extra.sources pin=/etc/apt/preferences.d/nodus-extra
   [ -f "$src" ] && [ -f "$pin" ] && return 0
   local mirror
-  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  mirror=$(debian_mirror)
   log "adding pinned-low suites from $mirror"
   as_root tee "$src" >/dev/null <<SRC
 Types: deb
@@ -162,8 +168,7 @@ HOST_TAR_SHA256=9ae57e981c1e73c0eebc2b26c9b0c4497fe310ef1d516ea430efb5470b71f7a8
 host_tar() {
   [ -x "$HOST_TAR_DIR/bin/tar" ] && return 0
   local mirror work
-  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  mirror=$(debian_mirror)
   log "building GNU tar 1.35 for Buildroot into $HOST_TAR_DIR"
   work=$(mktemp -d)
   curl -sSfL -o "$work/tar.tar.xz" "$mirror/$HOST_TAR_SRC"

@@ -57,6 +57,14 @@ fn unpack(tarball: &Path, into: &Path) {
     assert!(ok.success(), "unpacking {}", tarball.display());
 }
 
+/// Unpacks a source tree's release `tarball` into `into`; the tree's top
+/// directory (the tarball's name without `.tar.xz`).
+fn unpack_tree(tarball: &Path, into: &Path) -> PathBuf {
+    unpack(tarball, into);
+    let name = tarball.file_name().unwrap().to_string_lossy();
+    into.join(name.trim_end_matches(".tar.xz"))
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -80,8 +88,7 @@ fn the_external_tree_parses_with_nodus_off_and_on() {
         return;
     };
     let dir = common::tempdir();
-    unpack(&tarball, dir.path());
-    let tree = dir.path().join(BUILDROOT.trim_end_matches(".tar.xz"));
+    let tree = unpack_tree(&tarball, dir.path());
     let external = format!("BR2_EXTERNAL={}", repo().join("buildroot").display());
     let out = format!("O={}", dir.path().join("out").display());
     let (ok, text) = make(&tree, &[&external, &out, "defconfig"]);
@@ -249,8 +256,7 @@ fn the_buildroot_package_downloads_vendors_and_reports_its_licence() {
         let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
         let root = dir.path().join(name.trim_end_matches(".tar.xz"));
         std::fs::create_dir_all(&root).unwrap();
-        unpack(&tarball, &root);
-        let tree = root.join(name.trim_end_matches(".tar.xz"));
+        let tree = unpack_tree(&tarball, &root);
         let out_dir = root.join("out");
         let out = format!("O={}", out_dir.display());
         let (ok, text) = make(
@@ -258,15 +264,15 @@ fn the_buildroot_package_downloads_vendors_and_reports_its_licence() {
             &[&external, &out, "nodus_qemu_aarch64_virt_defconfig"],
         );
         assert!(ok, "{name}: defconfig: {text}");
-        let config = std::fs::read_to_string(out_dir.join(".config")).unwrap();
         // As a user before a release: the tarball from `make dist`, whose
         // vendored hash no release has published yet, so hash checks are
         // not forced (they still apply to every other download).
-        let config = config.replace(
-            "BR2_DOWNLOAD_FORCE_CHECK_HASHES=y",
-            "# BR2_DOWNLOAD_FORCE_CHECK_HASHES is not set",
-        );
-        let mut config = config;
+        let mut config = std::fs::read_to_string(out_dir.join(".config"))
+            .unwrap()
+            .replace(
+                "BR2_DOWNLOAD_FORCE_CHECK_HASHES=y",
+                "# BR2_DOWNLOAD_FORCE_CHECK_HASHES is not set",
+            );
         config.push_str(&format!(
             "BR2_PRIMARY_SITE=\"file://{}\"\nBR2_DL_DIR=\"{}\"\n",
             dist.display(),
