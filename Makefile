@@ -9,6 +9,7 @@
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
 #   make hil      boot the aarch64 build on the QEMU board and run hil-tests/scenarios
+#   make cross    aarch64 musl and gnu builds with cross-rs in a local podman image (target/cross)
 #   make yocto-crates  regenerate the Yocto recipe's crate list from Cargo.lock
 #   make dist     the source release firmware builds download: target/dist/nodus-<v>-src.tar.gz
 
@@ -25,7 +26,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 run test lint unit hil bench clean yocto-crates dist
+.PHONY: setup ebpf build aarch64 cross run test lint unit hil bench clean yocto-crates dist
 
 setup:
 	@./xtask/setup.sh
@@ -44,6 +45,10 @@ aarch64: ebpf
 hil: aarch64
 	hil-tests/run.sh
 	hil-tests/selftest.sh
+
+# cross-rs with podman and an image made here (cross/image.sh; docs/packaging.md).
+cross: ebpf
+	cross/build.sh
 
 run: build
 	@./xtask/local-broker.sh

@@ -2,7 +2,12 @@
 # Boots the aarch64 nodus on the QEMU "board" (ARMv9: MTE, SVE2; 4 CPUs in
 # 2 NUMA nodes; Debian's sched_ext kernel) and runs the scenarios.
 #
-#   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--timeout SECONDS] [--out DIR]
+#   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--only NAMES]
+#                    [--rootfs DIR] [--timeout SECONDS] [--out DIR]
+#
+# --only runs the named scenarios (space-separated, e.g. "10-probe 70-fileserver");
+# --rootfs copies a directory tree into the guest first (the shared libraries
+# a dynamically linked build needs, e.g. a Buildroot target directory's lib/).
 #
 # Exit 0 only if the guest booted, every scenario passed, and the console shows
 # no kernel panic, BUG:, WARNING: or BPF verifier failure. On failure the whole
@@ -15,15 +20,19 @@ root=$(cd "$here/.." && pwd)
 
 binary=$root/target/aarch64-unknown-linux-musl/release/nodus
 scenarios=$here/scenarios
+only=""
+rootfs=""
 timeout=540
 out=$root/target/hil
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --rootfs) rootfs=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--only NAMES] [--rootfs DIR] [--timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
@@ -44,12 +53,21 @@ trap cleanup EXIT
 
 # --- initramfs --------------------------------------------------------------
 ird=$work/initramfs
+mkdir -p "$ird"
+[ -z "$rootfs" ] || cp -a "$rootfs"/. "$ird"/
 mkdir -p "$ird"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,nodus/scenarios}
 cp "$cache/busybox" "$ird/bin/busybox"
 cp "$binary" "$ird/bin/nodus"
 cp "$here/init.sh" "$ird/init"
 cp "$here/lib.sh" "$ird/nodus/lib.sh"
-cp "$scenarios"/*.sh "$ird/nodus/scenarios/"
+if [ -n "$only" ]; then
+  for name in $only; do
+    [ -f "$scenarios/$name.sh" ] || { echo "hil: no scenario $name in $scenarios" >&2; exit 2; }
+    cp "$scenarios/$name.sh" "$ird/nodus/scenarios/"
+  done
+else
+  cp "$scenarios"/*.sh "$ird/nodus/scenarios/"
+fi
 chmod +x "$ird/init" "$ird/bin/busybox" "$ird/bin/nodus"
 
 # Modules, decompressed (busybox insmod does not read .ko.xz), dependencies first.

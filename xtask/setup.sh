@@ -10,6 +10,7 @@ channel() { sed -n 's/^channel = "\(.*\)"/\1/p' "$1"; }
 HOST_TOOLCHAIN=$(channel "$ROOT/rust-toolchain.toml")
 EBPF_TOOLCHAIN=$(channel "$ROOT/ebpf/programs/rust-toolchain.toml")
 BPF_LINKER_VERSION=0.13.0
+CROSS_VERSION=0.2.5
 LLVM_MAJOR=22
 
 # Debian packages from the machine's own suites. One list per purpose so that a
@@ -25,6 +26,9 @@ PKGS_BOARD="cpio busybox-static"
 # what Buildroot's check-package imports and runs, and its host checks.
 PKGS_PACKAGING="strace systemd chrpath diffstat gawk locales python3-magic flake8 shellcheck
   rsync bc unzip python3-venv"
+# make cross: podman (with runc: crun refuses this VM kind's cgroup layout),
+# iptables for its networks, debootstrap for the local base image.
+PKGS_CROSS="podman runc iptables debootstrap"
 # Packages that come from the pinned-low extra suites, by suite.
 PKGS_BACKPORTS="qemu-system-arm"
 
@@ -92,7 +96,7 @@ debian_packages() {
   extra_suites
   local miss back
   # shellcheck disable=SC2086
-  miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD $PKGS_PACKAGING)
+  miss=$(missing_pkgs $PKGS_BUILD $PKGS_PEERS $PKGS_BOARD $PKGS_PACKAGING $PKGS_CROSS)
   # shellcheck disable=SC2086
   back=$(missing_pkgs $PKGS_BACKPORTS)
   export DEBIAN_FRONTEND=noninteractive
@@ -129,13 +133,15 @@ rust_toolchains() {
     log "installing Rust $HOST_TOOLCHAIN"
     rustup toolchain install "$HOST_TOOLCHAIN" --profile minimal -c rustfmt -c clippy
   fi
-  local comps
+  local comps installed
   comps=$(rustup component list --toolchain "$HOST_TOOLCHAIN" --installed)
   for c in rustfmt clippy; do
     grep -q "^$c" <<<"$comps" || rustup component add "$c" --toolchain "$HOST_TOOLCHAIN"
   done
-  grep -q '^aarch64-unknown-linux-musl' < <(rustup target list --toolchain "$HOST_TOOLCHAIN" --installed) ||
-    rustup target add aarch64-unknown-linux-musl --toolchain "$HOST_TOOLCHAIN"
+  installed=$(rustup target list --toolchain "$HOST_TOOLCHAIN" --installed)
+  for t in aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t" --toolchain "$HOST_TOOLCHAIN"
+  done
   if ! grep -q "^${EBPF_TOOLCHAIN}-" <<<"$have"; then
     log "installing $EBPF_TOOLCHAIN for eBPF"
     rustup toolchain install "$EBPF_TOOLCHAIN" --profile minimal -c rust-src -c clippy
@@ -156,6 +162,14 @@ bpf_linker() {
   LLVM_PREFIX=/usr/lib/llvm-$LLVM_MAJOR PATH=/usr/lib/llvm-$LLVM_MAJOR/bin:$PATH \
     cargo "+$EBPF_TOOLCHAIN" install bpf-linker --version "$BPF_LINKER_VERSION" --locked \
     --no-default-features --features "llvm-$LLVM_MAJOR"
+}
+
+# cross-rs, for `make cross` (cross/build.sh). A build tool: built with the
+# host pin, which it supports.
+cross_rs() {
+  grep -q "^cross $CROSS_VERSION" <<<"$(cross --version 2>/dev/null)" && return 0
+  log "installing cross $CROSS_VERSION"
+  cargo "+$HOST_TOOLCHAIN" install cross --version "$CROSS_VERSION" --locked
 }
 
 # Buildroot wants GNU tar >= 1.35 (Debian 12 has 1.34) and would build its
@@ -201,10 +215,10 @@ board() {
 }
 
 case "${1:-all}" in
-  all) debian_packages; rust_toolchains; bpf_linker; host_tar; oelint; kernel_mounts; board ;;
+  all) debian_packages; rust_toolchains; bpf_linker; cross_rs; host_tar; oelint; kernel_mounts; board ;;
   board) board ;;
   packages) debian_packages; host_tar; oelint ;;
-  rust) rust_toolchains; bpf_linker ;;
+  rust) rust_toolchains; bpf_linker; cross_rs ;;
   mounts) kernel_mounts ;;
   *) echo "usage: $0 [all|packages|rust|mounts|board]" >&2; exit 2 ;;
 esac
