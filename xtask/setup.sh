@@ -19,7 +19,7 @@ PKGS_BUILD="build-essential pkg-config libelf-dev zlib1g-dev libzstd-dev
   llvm-${LLVM_MAJOR}-dev libpolly-${LLVM_MAJOR}-dev clang-${LLVM_MAJOR} bpftool
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross file"
 PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyperfine
-  iproute2 rt-tests stress-ng procps"
+  iproute2 rt-tests stress-ng procps vmtouch"
 PKGS_BOARD="cpio busybox-static"
 # Packaging checks: strace and systemd-analyze for the service unit test;
 # what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test);

@@ -19,6 +19,7 @@ pub mod fileserver;
 pub mod fleet;
 pub mod histogram;
 pub mod logging;
+pub mod pagecache;
 pub mod privileges;
 pub mod probe;
 pub mod proccache;

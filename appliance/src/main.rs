@@ -14,7 +14,7 @@ use nodus::{
     daemon::{self, Notifier, RunOptions},
     fleet::watch::{self, WatchOptions},
     fleet::{config::MqttVersion, document},
-    logging,
+    logging, pagecache,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
@@ -103,10 +103,30 @@ enum Command {
         #[command(subcommand)]
         command: TelemetryCommand,
     },
+    /// Page-cache insight: what of which file is cached.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Check that this build keeps a panicking component from stopping the
     /// others (a build with panic=abort dies here instead; run it on the
     /// binary a firmware image ships).
     Selftest,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// How much of each file is in the page cache (directories recursively),
+    /// with totals: cached, dirty, writeback and evicted pages (cachestat;
+    /// mincore where the kernel lacks or refuses it), in the kernel's pages.
+    Files {
+        /// Files and directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +268,9 @@ fn main() -> ExitCode {
             ConfigCommand::Sign { key, file } => config_sign(&key, &file),
             ConfigCommand::PublicKey { key } => config_public_key(&key),
         },
+        Command::Cache { command } => match command {
+            CacheCommand::Files { paths, json } => cache_files(&paths, json),
+        },
         Command::Selftest => match nodus::supervisor::selftest::panic_containment() {
             Ok(report) => {
                 println!("{report}");
@@ -297,6 +320,25 @@ fn main() -> ExitCode {
                 })
             }
         },
+    }
+}
+
+/// Exit 0 when every path was measured, 1 when some could not be (they are
+/// listed; the rest is still reported).
+fn cache_files(paths: &[PathBuf], json: bool) -> ExitCode {
+    let scan = pagecache::scan(paths);
+    if json {
+        match serde_json::to_string_pretty(&scan) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(1, e),
+        }
+    } else {
+        print!("{}", pagecache::render::table(&scan));
+    }
+    if scan.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,0 +1,104 @@
+//! `nodus cache files` output: one line per file like fincore(1), the
+//! cachestat-only columns beside, then the totals and any errors.
+
+use std::fmt::Write;
+
+use super::{Method, Scan};
+use crate::terminal::printable;
+
+/// Bytes in IEC units, like fincore's and ls -h's ("0", "4K", "1.5M").
+pub fn iec(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 && value.fract() >= 0.05 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
+fn count(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// The scan as a table.
+pub fn table(scan: &Scan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>7} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}  FILE",
+        "RES", "PAGES", "SIZE", "DIRTY", "WBACK", "EVICTED", "RECENT"
+    );
+    let page = scan.page_size;
+    for f in &scan.files {
+        let r = &f.residency;
+        let _ = writeln!(
+            out,
+            "{:>7} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}  {}",
+            iec(r.cached * page),
+            r.cached,
+            iec(r.size),
+            count(r.dirty),
+            count(r.writeback),
+            count(r.evicted),
+            count(r.recently_evicted),
+            printable(&f.path.to_string_lossy()),
+        );
+    }
+    let t = &scan.totals;
+    let pct = if t.pages == 0 {
+        0.0
+    } else {
+        100.0 * t.cached as f64 / t.pages as f64
+    };
+    let method = if scan.all_by(Method::Cachestat) {
+        "cachestat"
+    } else if scan.all_by(Method::Mincore) {
+        "mincore (no dirty/evicted counts)"
+    } else {
+        "cachestat, mincore where refused"
+    };
+    let _ = writeln!(
+        out,
+        "{} files, {} of {} cached ({} of {} pages, {pct:.1}%), {} dirty; page size {}; by {method}",
+        t.files,
+        iec(t.cached * page),
+        iec(t.size),
+        t.cached,
+        t.pages,
+        t.dirty,
+        iec(page),
+    );
+    for e in &scan.errors {
+        let _ = writeln!(
+            out,
+            "error: {}: {}",
+            printable(&e.path.to_string_lossy()),
+            printable(&e.error)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iec;
+
+    #[test]
+    fn sizes_read_like_fincore() {
+        assert_eq!(iec(0), "0");
+        assert_eq!(iec(1023), "1023");
+        assert_eq!(iec(4096), "4K");
+        assert_eq!(iec(1536 * 1024), "1.5M");
+        assert_eq!(iec(64 * 1024 * 1024), "64M");
+        assert_eq!(iec(10 * 1024 * 1024 + 1), "10M");
+    }
+}

@@ -1,0 +1,235 @@
+//! `nodus cache files` against the tools a user would check it with:
+//! util-linux `fincore` and `vmtouch`, on the same files in the same state,
+//! with part of each file cached (written, dropped with
+//! POSIX_FADV_DONTNEED, some ranges read back), dirty pages counted, and a
+//! file the caller may not query reported as such, never as a false zero.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::Write,
+    os::unix::fs::{FileExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+
+fn page() -> u64 {
+    nodus::pagecache::residency::page_size()
+}
+
+/// A directory on a disk file system (tmpfs pages cannot be dropped).
+fn disk_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Writes `pages` pages, syncs, drops them from the cache, then reads back
+/// the page ranges in `read`.
+fn partly_cached(path: &Path, pages: u64, read: &[(u64, u64)]) {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.write_all(&vec![0x5a; (pages * page()) as usize]).unwrap();
+    f.sync_all().unwrap();
+    posix_fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    let mut buf = vec![0u8; page() as usize];
+    for &(from, to) in read {
+        for p in from..to {
+            f.read_exact_at(&mut buf, p * page()).unwrap();
+        }
+    }
+}
+
+fn nodus_scan(paths: &[&Path]) -> serde_json::Value {
+    let out = common::nodus()
+        .args(["cache", "files", "--json"])
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// fincore's cached pages per file.
+fn fincore(files: &[PathBuf]) -> BTreeMap<PathBuf, u64> {
+    let out = Command::new("fincore")
+        .args(["--json", "--bytes", "--output", "RES,PAGES,SIZE,FILE"])
+        .args(files)
+        .output()
+        .expect("fincore (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["fincore"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let num = |k: &str| match &f[k] {
+                serde_json::Value::String(s) => s.parse::<u64>().unwrap(),
+                other => other.as_u64().unwrap(),
+            };
+            // RES is in bytes, PAGES in the kernel's pages: both must say
+            // the same.
+            assert_eq!(num("res"), num("pages") * page(), "fincore {f}");
+            (PathBuf::from(f["file"].as_str().unwrap()), num("pages"))
+        })
+        .collect()
+}
+
+/// vmtouch's resident pages of one file.
+fn vmtouch(file: &Path) -> u64 {
+    let out = Command::new("vmtouch")
+        .arg(file)
+        .output()
+        .expect("vmtouch (make setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Resident Pages:"))
+        .unwrap_or_else(|| panic!("vmtouch: {text}"));
+    let counts = line.split_whitespace().nth(2).unwrap();
+    counts.split('/').next().unwrap().parse().unwrap()
+}
+
+fn files_of(scan: &serde_json::Value) -> BTreeMap<PathBuf, serde_json::Value> {
+    scan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (PathBuf::from(f["path"].as_str().unwrap()), f.clone()))
+        .collect()
+}
+
+#[test]
+fn cached_pages_agree_with_fincore_and_vmtouch() {
+    let dir = disk_dir();
+    let root = dir.path();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    File::create(root.join("empty")).unwrap();
+    std::fs::write(root.join("one-byte"), b"x").unwrap();
+    partly_cached(&root.join("sub/partial"), 300, &[(0, 10), (200, 230)]);
+    partly_cached(&root.join("sub/dropped"), 64, &[]);
+    partly_cached(&root.join("whole"), 40, &[(0, 40)]);
+    // A sparse file: holes read back as cached zero pages.
+    let sparse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(root.join("sparse"))
+        .unwrap();
+    sparse.set_len(1000 * page()).unwrap();
+    let mut buf = vec![0u8; page() as usize];
+    sparse.read_exact_at(&mut buf, 500 * page()).unwrap();
+
+    let scan = nodus_scan(&[root]);
+    assert_eq!(scan["page_size"].as_u64(), Some(page()));
+    let ours = files_of(&scan);
+    let paths: Vec<PathBuf> = ours.keys().cloned().collect();
+    assert_eq!(paths.len(), 6, "every regular file, recursively: {paths:?}");
+    let theirs = fincore(&paths);
+    let mut total = 0;
+    for (path, f) in &ours {
+        let cached = f["cached"].as_u64().unwrap();
+        assert_eq!(
+            Some(&cached),
+            theirs.get(path),
+            "fincore on {}",
+            path.display()
+        );
+        assert_eq!(cached, vmtouch(path), "vmtouch on {}", path.display());
+        let size = std::fs::metadata(path).unwrap().len();
+        assert_eq!(f["size"].as_u64(), Some(size));
+        assert_eq!(f["pages"].as_u64(), Some(size.div_ceil(page())));
+        total += cached;
+    }
+    assert_eq!(scan["totals"]["cached"].as_u64(), Some(total));
+    assert_eq!(scan["totals"]["files"].as_u64(), Some(6));
+    // The states set up above, as the kernel counts them (readahead may
+    // add pages after a read range, never remove what was read).
+    let cached = |name: &str| ours[&root.join(name)]["cached"].as_u64().unwrap();
+    assert_eq!(cached("empty"), 0);
+    assert_eq!(cached("one-byte"), 1);
+    assert_eq!(cached("whole"), 40);
+    assert_eq!(cached("sub/dropped"), 0);
+    assert!(
+        (40..300).contains(&cached("sub/partial")),
+        "{}",
+        cached("sub/partial")
+    );
+    assert!(cached("sparse") >= 1);
+}
+
+/// Pages written and not yet synced are cached and dirty; after fsync,
+/// clean. (cachestat only: the host kernel has it.)
+#[test]
+fn dirty_pages_are_counted_until_synced() {
+    let dir = disk_dir();
+    let path = dir.path().join("dirty");
+    let mut f = File::create(&path).unwrap();
+    f.write_all(&vec![1u8; (8 * page()) as usize]).unwrap();
+    let before = &files_of(&nodus_scan(&[&path]))[&path];
+    assert_eq!(before["method"], "cachestat", "{before}");
+    assert_eq!(before["cached"].as_u64(), Some(8));
+    assert!(before["dirty"].as_u64().unwrap() >= 1, "{before}");
+    f.sync_all().unwrap();
+    let after = &files_of(&nodus_scan(&[&path]))[&path];
+    assert_eq!(after["dirty"].as_u64(), Some(0), "{after}");
+    assert_eq!(after["writeback"].as_u64(), Some(0), "{after}");
+}
+
+/// A file the caller neither owns nor may write: the kernel will not say
+/// what of it is cached (cachestat answers EPERM; mincore would answer a
+/// silent zero). nodus says so for that file and still reports the rest.
+#[test]
+fn a_file_the_caller_may_not_query_is_an_error_not_a_zero() {
+    require_root!();
+    let dir = disk_dir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = dir.path().join("root-owned");
+    partly_cached(&theirs, 4, &[(0, 4)]);
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mine = dir.path().join("world-writable");
+    partly_cached(&mine, 2, &[(0, 2)]);
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_nodus"))
+        .args(["cache", "files", "--json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some path could not be measured"
+    );
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = scan["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{scan}");
+    assert_eq!(errors[0]["path"].as_str(), Some(theirs.to_str().unwrap()));
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("owner or a writer"),
+        "{scan}"
+    );
+    let files = files_of(&scan);
+    assert_eq!(files[&mine]["cached"].as_u64(), Some(2), "{scan}");
+}
