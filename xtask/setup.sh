@@ -203,6 +203,18 @@ oelint() {
   as_root "$OELINT_DIR/bin/pip" install -q "oelint-adv==$OELINT_VERSION"
 }
 
+# libCacheSim's Python bindings: the reference the cache simulator's miss
+# ratios are checked against (appliance/tests/pagecache.rs), pinned, in
+# their own venv.
+LIBCACHESIM_DIR=/opt/nodus-tools/libcachesim
+LIBCACHESIM_VERSION=0.3.5
+libcachesim() {
+  grep -qx "$LIBCACHESIM_VERSION" <<<"$("$LIBCACHESIM_DIR/bin/python" -c 'import libcachesim; print(libcachesim.__version__)' 2>/dev/null)" && return 0
+  log "installing libcachesim $LIBCACHESIM_VERSION into $LIBCACHESIM_DIR"
+  as_root /usr/bin/python3 -m venv "$LIBCACHESIM_DIR"
+  as_root "$LIBCACHESIM_DIR/bin/pip" install -q "libcachesim==$LIBCACHESIM_VERSION"
+}
+
 kernel_mounts() {
   [ "$(id -u)" -eq 0 ] || return 0
   mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
@@ -215,9 +227,9 @@ board() {
 }
 
 case "${1:-all}" in
-  all) debian_packages; rust_toolchains; bpf_linker; cross_rs; host_tar; oelint; kernel_mounts; board ;;
+  all) debian_packages; rust_toolchains; bpf_linker; cross_rs; host_tar; oelint; libcachesim; kernel_mounts; board ;;
   board) board ;;
-  packages) debian_packages; host_tar; oelint ;;
+  packages) debian_packages; host_tar; oelint; libcachesim ;;
   rust) rust_toolchains; bpf_linker; cross_rs ;;
   mounts) kernel_mounts ;;
   *) echo "usage: $0 [all|packages|rust|mounts|board]" >&2; exit 2 ;;

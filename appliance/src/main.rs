@@ -14,7 +14,8 @@ use nodus::{
     daemon::{self, Notifier, RunOptions},
     fleet::watch::{self, WatchOptions},
     fleet::{config::MqttVersion, document},
-    logging, pagecache,
+    logging,
+    pagecache::{self, sim},
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
@@ -123,6 +124,35 @@ enum CacheCommand {
         /// Files and directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay an access trace through LRU, ARC, S3-FIFO and SIEVE caches of
+    /// several sizes: the miss-ratio curve of each (libCacheSim's rules and
+    /// trace formats; every object counts one).
+    Simulate {
+        /// The trace file.
+        trace: PathBuf,
+        /// Trace format: oracle-general (libCacheSim's binary) or csv.
+        #[arg(long, default_value = "oracle-general")]
+        format: String,
+        /// csv: 1-based column of the object id.
+        #[arg(long, default_value_t = 2)]
+        id_column: usize,
+        /// csv: 1-based column of the object size (0: none; size-0 requests are skipped).
+        #[arg(long, default_value_t = 0)]
+        size_column: usize,
+        /// csv: field delimiter.
+        #[arg(long, default_value = ",")]
+        delimiter: char,
+        /// Policies, comma-separated [default: lru,arc,s3fifo,sieve]
+        #[arg(long, value_delimiter = ',')]
+        policies: Vec<String>,
+        /// Cache sizes in objects, comma-separated [default: 1%, 2%, 5%, 10%,
+        /// 20% and 50% of the distinct objects in the trace]
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -270,6 +300,50 @@ fn main() -> ExitCode {
         },
         Command::Cache { command } => match command {
             CacheCommand::Files { paths, json } => cache_files(&paths, json),
+            CacheCommand::Simulate {
+                trace,
+                format,
+                id_column,
+                size_column,
+                delimiter,
+                policies,
+                sizes,
+                json,
+            } => {
+                let format = match format.as_str() {
+                    "oracle-general" | "oracleGeneral" => sim::trace::Format::OracleGeneral,
+                    "csv" if id_column >= 1 && delimiter.is_ascii() => sim::trace::Format::Csv {
+                        id_column,
+                        size_column,
+                        delimiter: delimiter as u8,
+                    },
+                    "csv" => {
+                        return fail(
+                            EXIT_CONFIG,
+                            "--id-column counts from 1 and --delimiter must be one ASCII character",
+                        );
+                    }
+                    other => {
+                        return fail(
+                            EXIT_CONFIG,
+                            format!("--format {other}: expected oracle-general or csv"),
+                        );
+                    }
+                };
+                let mut kinds = vec![];
+                for name in &policies {
+                    match sim::Kind::parse(name) {
+                        Some(k) => kinds.push(k),
+                        None => {
+                            return fail(
+                                EXIT_CONFIG,
+                                format!("--policies {name}: expected lru, arc, s3fifo or sieve"),
+                            );
+                        }
+                    }
+                }
+                cache_simulate(&trace, format, &kinds, &sizes, json)
+            }
         },
         Command::Selftest => match nodus::supervisor::selftest::panic_containment() {
             Ok(report) => {
@@ -340,6 +414,56 @@ fn cache_files(paths: &[PathBuf], json: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The share of a trace's distinct objects the default sizes cover.
+const SIMULATE_DEFAULT_FRACTIONS: [f64; 6] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+
+fn cache_simulate(
+    path: &Path,
+    format: sim::trace::Format,
+    kinds: &[sim::Kind],
+    sizes: &[usize],
+    json: bool,
+) -> ExitCode {
+    let trace = match sim::trace::read(path, format) {
+        Ok(t) => t,
+        Err(e) => return fail(1, e),
+    };
+    let unique = trace.unique();
+    let sizes: Vec<usize> = if sizes.is_empty() {
+        let mut s: Vec<usize> = SIMULATE_DEFAULT_FRACTIONS
+            .iter()
+            .map(|f| ((unique as f64 * f) as usize).max(1))
+            .collect();
+        s.dedup();
+        s
+    } else {
+        sizes.to_vec()
+    };
+    let kinds = if kinds.is_empty() {
+        &sim::Kind::ALL[..]
+    } else {
+        kinds
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let points = sim::curve(kinds, &sizes, &trace.ids, threads);
+    if json {
+        let doc = serde_json::json!({
+            "requests": trace.ids.len(),
+            "unique_objects": unique,
+            "skipped_size_zero": trace.skipped,
+            "unparsable_ids": trace.unparsable_ids,
+            "points": points,
+        });
+        println!("{doc:#}");
+    } else {
+        print!(
+            "{}",
+            pagecache::render::curve(&points, trace.ids.len(), unique)
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn config_sign(key: &Path, file: &Path) -> ExitCode {

@@ -1,12 +1,15 @@
 //! Page-cache insight: what of which file is cached (`nodus cache files`),
-//! measured the way the kernel counts it.
+//! measured the way the kernel counts it, and what a different cache would
+//! have done (`nodus cache simulate`).
 //!
 //! `residency` measures one file (cachestat, else mincore, in the kernel's
-//! pages); `scan` walks paths and sums; `render` prints a scan for people.
+//! pages); `scan` walks paths and sums; `render` prints for people; `sim`
+//! replays access traces through LRU, ARC, S3-FIFO and SIEVE.
 
 pub mod render;
 pub mod residency;
 pub mod scan;
+pub mod sim;
 
 pub use residency::{Method, Residency};
 pub use scan::{Scan, scan};

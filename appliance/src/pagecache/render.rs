@@ -3,7 +3,10 @@
 
 use std::fmt::Write;
 
-use super::{Method, Scan};
+use super::{
+    Method, Scan,
+    sim::{Kind, Point},
+};
 use crate::terminal::printable;
 
 /// Bytes in IEC units, like fincore's and ls -h's ("0", "4K", "1.5M").
@@ -83,6 +86,59 @@ pub fn table(scan: &Scan) -> String {
             "error: {}: {}",
             printable(&e.path.to_string_lossy()),
             printable(&e.error)
+        );
+    }
+    out
+}
+
+/// A miss-ratio curve as a table: one row per cache size, one column per
+/// policy, miss ratios in percent; then the replay speed.
+pub fn curve(points: &[Point], requests: usize, unique: usize) -> String {
+    let mut kinds: Vec<Kind> = vec![];
+    let mut sizes: Vec<usize> = vec![];
+    for p in points {
+        if !kinds.contains(&p.policy) {
+            kinds.push(p.policy);
+        }
+        if !sizes.contains(&p.size) {
+            sizes.push(p.size);
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{requests} requests, {unique} distinct objects; miss ratio (%) by cache size (objects)"
+    );
+    let _ = write!(out, "{:>10}", "SIZE");
+    for k in &kinds {
+        let _ = write!(out, " {:>8}", k.name().to_uppercase());
+    }
+    out.push('\n');
+    for s in &sizes {
+        let _ = write!(out, "{s:>10}");
+        for k in &kinds {
+            match points.iter().find(|p| p.policy == *k && p.size == *s) {
+                Some(p) => {
+                    let _ = write!(out, " {:>8.3}", 100.0 * p.miss_ratio);
+                }
+                None => {
+                    let _ = write!(out, " {:>8}", "-");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let replayed: u64 = points.iter().map(|p| p.requests).sum();
+    let secs: f64 = points
+        .iter()
+        .filter(|p| p.requests_per_sec > 0.0)
+        .map(|p| p.requests as f64 / p.requests_per_sec)
+        .sum();
+    if secs > 0.0 {
+        let _ = writeln!(
+            out,
+            "replayed {replayed} requests at {:.1} M requests/s per thread",
+            replayed as f64 / secs / 1e6
         );
     }
     out

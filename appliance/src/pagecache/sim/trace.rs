@@ -1,0 +1,236 @@
+//! Access traces in libCacheSim's formats, read the way libCacheSim reads
+//! them so both replay the same requests: oracleGeneral (24-byte
+//! little-endian records) and csv (1-based columns, a header detected as
+//! libCacheSim does). Requests of size 0 are skipped, as libCacheSim does
+//! by default; every other request counts one object.
+
+use std::{
+    io::{self, BufRead, Read},
+    path::Path,
+};
+
+/// A trace file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// libCacheSim's oracleGeneral: per request `u32 time, u64 id, u32
+    /// size, i64 next access`, little-endian, no header.
+    OracleGeneral,
+    /// Text, one request per line.
+    Csv {
+        /// 1-based column of the object id.
+        id_column: usize,
+        /// 1-based column of the object size (0: none, every size 1).
+        size_column: usize,
+        /// The field separator.
+        delimiter: u8,
+    },
+}
+
+/// Errors reading a trace.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The trace file.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// An oracleGeneral file whose length is not whole records.
+    #[error("{path}: {len} bytes is not a whole number of 24-byte oracleGeneral records")]
+    Truncated {
+        /// The trace file.
+        path: String,
+        /// Its length.
+        len: u64,
+    },
+    /// A csv line without the id column.
+    #[error("{path}:{line}: no column {column}")]
+    MissingColumn {
+        /// The trace file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// The column asked for.
+        column: usize,
+    },
+}
+
+/// A trace's object ids, in request order.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The requests.
+    pub ids: Vec<u64>,
+    /// Requests skipped (size 0).
+    pub skipped: u64,
+    /// csv ids that were not numbers (read as 0, as libCacheSim does).
+    pub unparsable_ids: u64,
+}
+
+impl Trace {
+    /// Distinct objects requested.
+    pub fn unique(&self) -> usize {
+        let mut seen = rustc_hash::FxHashSet::default();
+        seen.reserve(self.ids.len() / 4);
+        self.ids.iter().filter(|id| seen.insert(**id)).count()
+    }
+}
+
+/// Reads the trace at `path`.
+pub fn read(path: &Path, format: Format) -> Result<Trace, TraceError> {
+    let io_err = |source| TraceError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let reader = io::BufReader::with_capacity(1 << 20, file);
+    match format {
+        Format::OracleGeneral => {
+            let len = std::fs::metadata(path).map_err(io_err)?.len();
+            if len % 24 != 0 {
+                return Err(TraceError::Truncated {
+                    path: path.display().to_string(),
+                    len,
+                });
+            }
+            read_oracle(reader, len / 24).map_err(io_err)
+        }
+        Format::Csv {
+            id_column,
+            size_column,
+            delimiter,
+        } => read_csv(reader, path, id_column, size_column, delimiter),
+    }
+}
+
+fn read_oracle(mut r: impl Read, records: u64) -> io::Result<Trace> {
+    let mut t = Trace {
+        ids: Vec::with_capacity(usize::try_from(records).unwrap_or(0)),
+        ..Trace::default()
+    };
+    let mut rec = [0u8; 24];
+    for _ in 0..records {
+        r.read_exact(&mut rec)?;
+        let id = u64::from_le_bytes(rec[4..12].try_into().unwrap_or_default());
+        let size = u32::from_le_bytes(rec[12..16].try_into().unwrap_or_default());
+        if size == 0 {
+            t.skipped += 1;
+        } else {
+            t.ids.push(id);
+        }
+    }
+    Ok(t)
+}
+
+/// C's strtoull with base 0 on the leading number: `0x` hex, a leading 0
+/// octal, else decimal; None if no digit.
+fn c_number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    let end = digits
+        .char_indices()
+        .find(|(_, c)| !c.is_digit(radix))
+        .map_or(digits.len(), |(i, _)| i);
+    if end == 0 {
+        return if radix == 8 { Some(0) } else { None };
+    }
+    u64::from_str_radix(&digits[..end], radix).ok()
+}
+
+/// libCacheSim's header test: a first line with more letters than digits
+/// is a header.
+fn looks_like_header(line: &str) -> bool {
+    let digits = line.bytes().filter(u8::is_ascii_digit).count();
+    let letters = line.bytes().filter(u8::is_ascii_alphabetic).count();
+    digits <= letters
+}
+
+fn read_csv(
+    r: impl BufRead,
+    path: &Path,
+    id_column: usize,
+    size_column: usize,
+    delimiter: u8,
+) -> Result<Trace, TraceError> {
+    let mut t = Trace::default();
+    let delimiter = char::from(delimiter);
+    for (n, line) in r.lines().enumerate() {
+        let line = line.map_err(|source| TraceError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if line.trim().is_empty() || (n == 0 && looks_like_header(&line)) {
+            continue;
+        }
+        let mut id_field = None;
+        let mut size_field = None;
+        for (i, field) in line.split(delimiter).enumerate() {
+            if i + 1 == id_column {
+                id_field = Some(field);
+            }
+            if i + 1 == size_column {
+                size_field = Some(field);
+            }
+        }
+        let Some(id_field) = id_field else {
+            return Err(TraceError::MissingColumn {
+                path: path.display().to_string(),
+                line: n + 1,
+                column: id_column,
+            });
+        };
+        if size_column > 0 && size_field.and_then(c_number).unwrap_or(0) == 0 {
+            t.skipped += 1;
+            continue;
+        }
+        let id = c_number(id_field).unwrap_or_else(|| {
+            t.unparsable_ids += 1;
+            0
+        });
+        t.ids.push(id);
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_as_c_does() {
+        assert_eq!(c_number("42"), Some(42));
+        assert_eq!(c_number("010"), Some(8));
+        assert_eq!(c_number("0x10"), Some(16));
+        assert_eq!(c_number("0"), Some(0));
+        assert_eq!(c_number("12abc"), Some(12));
+        assert_eq!(c_number("abc"), None);
+    }
+
+    #[test]
+    fn headers_are_told_from_data() {
+        assert!(looks_like_header("time,obj_id,obj_size"));
+        assert!(!looks_like_header("1,010,5"));
+    }
+
+    #[test]
+    fn oracle_records_of_size_zero_are_skipped() {
+        let mut bytes = vec![];
+        for (id, size) in [(7u64, 4000u32), (8, 0), (7, 1)] {
+            bytes.extend_from_slice(&1u32.to_le_bytes());
+            bytes.extend_from_slice(&id.to_le_bytes());
+            bytes.extend_from_slice(&size.to_le_bytes());
+            bytes.extend_from_slice(&(-1i64).to_le_bytes());
+        }
+        let t = read_oracle(&bytes[..], 3).unwrap();
+        assert_eq!(t.ids, [7, 7]);
+        assert_eq!(t.skipped, 1);
+    }
+}
