@@ -4,6 +4,7 @@
 #   make run      build and run nodus in the foreground with the embedded defaults
 #                 (and a loopback mosquitto on 1883 for its fleet link, if none answers)
 #   make test     fmt, clippy, unit and root integration tests (real kernel, real peers)
+#   make test-packaging  yocto-check-layer on the Yocto layer (about 18 min, so not in make test)
 #   make bench    benchmarks, printed as ratios (see docs/benchmarks.md)
 #   make build    release binary at target/release/nodus
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
@@ -26,7 +27,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 cross run test lint unit hil bench clean yocto-crates dist
+.PHONY: setup ebpf build aarch64 cross run test test-packaging lint unit hil bench clean yocto-crates dist
 
 setup:
 	@./xtask/setup.sh
@@ -69,6 +70,12 @@ unit: ebpf
 	NODUS_REQUIRE_ROOT=1 $(CARGO) test --workspace
 
 test: lint unit hil
+
+# OE-Core's yocto-check-layer parses and signs every recipe twice: about 18
+# minutes on 2 cores, which would take CI from about 27 to about 45 of its
+# 60 minutes; everything else about the packaging is in make test.
+test-packaging: setup
+	yocto-layer/check-layer.sh
 
 bench: build
 	$(CARGO) bench -p nodus --benches

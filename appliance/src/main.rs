@@ -128,6 +128,23 @@ enum CacheCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The files with the most pages cached among those this board uses:
+    /// the file server's docroot, files mapped or held open by any process,
+    /// and paths given with --path.
+    Top {
+        /// How many files to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// A further file or directory to consider (repeatable).
+        #[arg(long = "path")]
+        paths: Vec<PathBuf>,
+        /// Config whose [fileserver] docroot to consider [default: as `nodus run`]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay an access trace through LRU, ARC, S3-FIFO and SIEVE caches of
     /// several sizes: the miss-ratio curve of each (libCacheSim's rules and
     /// trace formats; every object counts one).
@@ -300,6 +317,12 @@ fn main() -> ExitCode {
         },
         Command::Cache { command } => match command {
             CacheCommand::Files { paths, json } => cache_files(&paths, json),
+            CacheCommand::Top {
+                limit,
+                paths,
+                config,
+                json,
+            } => cache_top(limit, &paths, config.as_deref(), json),
             CacheCommand::Simulate {
                 trace,
                 format,
@@ -414,6 +437,27 @@ fn cache_files(paths: &[PathBuf], json: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn cache_top(limit: usize, paths: &[PathBuf], config: Option<&Path>, json: bool) -> ExitCode {
+    let config = match Config::resolve(config) {
+        Ok((c, _)) => c,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let docroot = config
+        .fileserver
+        .enabled
+        .then_some(config.fileserver.docroot.as_path());
+    let top = pagecache::top::top(docroot, paths, limit);
+    if json {
+        match serde_json::to_string_pretty(&top) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(1, e),
+        }
+    } else {
+        print!("{}", pagecache::render::top(&top));
+    }
+    ExitCode::SUCCESS
 }
 
 /// The share of a trace's distinct objects the default sizes cover.

@@ -313,3 +313,78 @@ fn miss_ratios_agree_with_libcachesim() {
         );
     }
 }
+
+/// `nodus cache top` ranks the files the board uses: one a process only
+/// holds open (read through a descriptor, never mapped: a mappings-only top
+/// view misses it), the file server's docroot from the config, and a path
+/// given on the command line, each with who uses it and its cached pages as
+/// `cache files` measures them.
+#[test]
+fn top_lists_open_mapped_docroot_and_named_files_by_cached_pages() {
+    require_root!();
+    let dir = disk_dir();
+    let held = dir.path().join("held-open.dat");
+    partly_cached(&held, 300, &[(0, 300)]);
+    let docroot = dir.path().join("www");
+    std::fs::create_dir(&docroot).unwrap();
+    let page_file = docroot.join("index.html");
+    partly_cached(&page_file, 3, &[(0, 3)]);
+    let named = dir.path().join("named.dat");
+    partly_cached(&named, 2, &[(0, 2)]);
+    let config = dir.path().join("nodus.toml");
+    std::fs::write(
+        &config,
+        format!("[fileserver]\ndocroot = \"{}\"\n", docroot.display()),
+    )
+    .unwrap();
+    let mut holder = Command::new("sleep")
+        .arg("60")
+        .stdin(File::open(&held).unwrap())
+        .spawn()
+        .unwrap();
+    let out = common::nodus()
+        .args(["cache", "top", "--json", "-n", "100000", "--config"])
+        .arg(&config)
+        .arg("--path")
+        .arg(&named)
+        .output()
+        .unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = top["files"].as_array().unwrap();
+    let cached: Vec<u64> = files
+        .iter()
+        .map(|f| f["cached"].as_u64().unwrap())
+        .collect();
+    assert!(cached.windows(2).all(|w| w[0] >= w[1]), "most cached first");
+    let find = |p: &Path| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str() == p.to_str())
+            .unwrap_or_else(|| panic!("{} not in the top list", p.display()))
+            .clone()
+    };
+    let h = find(&held);
+    assert_eq!(h["cached"].as_u64(), Some(300), "{h}");
+    let pid = holder.id();
+    assert!(
+        h["users"]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[0].as_u64() == Some(u64::from(pid)) && p[1] == "sleep"),
+        "the holder (sleep {pid}) is named: {h}"
+    );
+    let d = find(&page_file);
+    assert_eq!(d["users"]["docroot"], true, "{d}");
+    assert_eq!(d["cached"].as_u64(), Some(3));
+    let n = find(&named);
+    assert_eq!(n["users"]["named"], true, "{n}");
+    assert_eq!(n["cached"].as_u64(), Some(2));
+}

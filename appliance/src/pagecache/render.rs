@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::{
     Method, Scan,
     sim::{Kind, Point},
+    top::{Top, Users},
 };
 use crate::terminal::printable;
 
@@ -81,6 +82,79 @@ pub fn table(scan: &Scan) -> String {
         iec(page),
     );
     for e in &scan.errors {
+        let _ = writeln!(
+            out,
+            "error: {}: {}",
+            printable(&e.path.to_string_lossy()),
+            printable(&e.error)
+        );
+    }
+    out
+}
+
+/// Who uses a file, in a few words: "docroot", "3 procs: nginx 812, ...".
+fn users(u: &Users) -> String {
+    let mut parts = vec![];
+    if u.docroot {
+        parts.push("docroot".to_owned());
+    }
+    if u.named {
+        parts.push("named".to_owned());
+    }
+    if u.process_count > 0 {
+        let shown: Vec<String> = u
+            .processes
+            .iter()
+            .map(|(pid, comm)| format!("{} {pid}", printable(comm)))
+            .collect();
+        let more = if u.process_count > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        let procs = if u.process_count == 1 {
+            "proc"
+        } else {
+            "procs"
+        };
+        parts.push(format!(
+            "{} {procs}: {}{more}",
+            u.process_count,
+            shown.join(", ")
+        ));
+    }
+    parts.join("; ")
+}
+
+/// `nodus cache top` as a table, most cached first.
+pub fn top(t: &Top) -> String {
+    let mut out = String::new();
+    let page = t.page_size;
+    let _ = writeln!(
+        out,
+        "{:>7} {:>9} {:>7}  {:<48} USED BY",
+        "RES", "PAGES", "SIZE", "FILE"
+    );
+    for f in &t.files {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>9} {:>7}  {:<48} {}",
+            iec(f.residency.cached * page),
+            f.residency.cached,
+            iec(f.residency.size),
+            printable(&f.path.to_string_lossy()),
+            users(&f.users),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "top {} of {} files in use: {} cached in all; page size {}",
+        t.files.len(),
+        t.candidates,
+        iec(t.cached_total * page),
+        iec(page)
+    );
+    for e in &t.errors {
         let _ = writeln!(
             out,
             "error: {}: {}",
