@@ -1,6 +1,8 @@
-//! Cross.toml and `make aarch64` prepare the same target libraries: both run
-//! xtask/cross-pre-build.sh, and cross gets the prebuilt eBPF objects instead
-//! of building them.
+//! `make cross` and `make aarch64` prepare the same target libraries: the
+//! image Cross.toml names is the one cross/image.sh makes, whose
+//! Containerfile runs xtask/cross-pre-build.sh, the script `make setup` runs
+//! for `make aarch64`; and cross gets the prebuilt eBPF objects instead of
+//! building them.
 
 use std::{fs, path::PathBuf};
 
@@ -9,14 +11,29 @@ fn root() -> PathBuf {
 }
 
 #[test]
-fn cross_and_make_setup_share_one_pre_build_script() {
+fn the_cross_image_and_make_setup_share_one_pre_build_script() {
     let text = fs::read_to_string(root().join("Cross.toml")).expect("Cross.toml");
     let cross: toml::Table = text.parse().expect("Cross.toml parses");
     let targets = cross["target"].as_table().expect("[target.*]");
+    let image_sh = fs::read_to_string(root().join("cross/image.sh")).expect("cross/image.sh");
+    let image = image_sh
+        .lines()
+        .find_map(|l| l.strip_prefix("IMAGE="))
+        .expect("IMAGE= in cross/image.sh");
     for triple in ["aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"] {
-        let pre = targets[triple]["pre-build"].as_str();
-        assert_eq!(pre, Some("./xtask/cross-pre-build.sh"), "{triple}");
+        assert_eq!(
+            targets[triple].get("image").and_then(|i| i.as_str()),
+            Some(image),
+            "{triple} builds in the image cross/image.sh makes"
+        );
     }
+    let containerfile =
+        fs::read_to_string(root().join("cross/Containerfile")).expect("cross/Containerfile");
+    assert!(
+        containerfile.contains("COPY xtask/cross-pre-build.sh ")
+            && containerfile.contains("CROSS_DEB_ARCH=arm64"),
+        "the image runs the pre-build script for arm64"
+    );
     assert!(root().join("xtask/cross-pre-build.sh").is_file());
     let setup = fs::read_to_string(root().join("xtask/setup.sh")).expect("setup.sh");
     assert!(

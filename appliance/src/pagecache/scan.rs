@@ -86,7 +86,7 @@ impl Scan {
         });
     }
 
-    /// Whether every file was measured by cachestat.
+    /// Whether every file was measured by `method`.
     pub fn all_by(&self, method: Method) -> bool {
         self.files.iter().all(|f| f.residency.method == method)
     }
