@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{
     Method, Scan,
+    scan::ScanError,
     sim::{Kind, Point},
     top::{Top, Users},
 };
@@ -81,7 +82,13 @@ pub fn table(scan: &Scan) -> String {
         t.dirty,
         iec(page),
     );
-    for e in &scan.errors {
+    errors(&mut out, &scan.errors);
+    out
+}
+
+/// One line per path that could not be measured.
+fn errors(out: &mut String, errors: &[ScanError]) {
+    for e in errors {
         let _ = writeln!(
             out,
             "error: {}: {}",
@@ -89,7 +96,6 @@ pub fn table(scan: &Scan) -> String {
             printable(&e.error)
         );
     }
-    out
 }
 
 /// Who uses a file, in a few words: "docroot", "3 procs: nginx 812, ...".
@@ -154,14 +160,7 @@ pub fn top(t: &Top) -> String {
         iec(t.cached_total * page),
         iec(page)
     );
-    for e in &t.errors {
-        let _ = writeln!(
-            out,
-            "error: {}: {}",
-            printable(&e.path.to_string_lossy()),
-            printable(&e.error)
-        );
-    }
+    errors(&mut out, &t.errors);
     out
 }
 
