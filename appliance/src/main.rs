@@ -425,9 +425,8 @@ fn main() -> ExitCode {
 fn cache_files(paths: &[PathBuf], json: bool) -> ExitCode {
     let scan = pagecache::scan(paths);
     if json {
-        match serde_json::to_string_pretty(&scan) {
-            Ok(text) => println!("{text}"),
-            Err(e) => return fail(1, e),
+        if let Err(code) = print_json(&scan) {
+            return code;
         }
     } else {
         print!("{}", pagecache::render::table(&scan));
@@ -450,9 +449,8 @@ fn cache_top(limit: usize, paths: &[PathBuf], config: Option<&Path>, json: bool)
         .then_some(config.fileserver.docroot.as_path());
     let top = pagecache::top::top(docroot, paths, limit);
     if json {
-        match serde_json::to_string_pretty(&top) {
-            Ok(text) => println!("{text}"),
-            Err(e) => return fail(1, e),
+        if let Err(code) = print_json(&top) {
+            return code;
         }
     } else {
         print!("{}", pagecache::render::top(&top));
@@ -508,6 +506,13 @@ fn cache_simulate(
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Prints `value` as indented JSON; the exit code to return if it cannot.
+fn print_json(value: &impl serde::Serialize) -> Result<(), ExitCode> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| fail(1, e))?;
+    println!("{text}");
+    Ok(())
 }
 
 fn config_sign(key: &Path, file: &Path) -> ExitCode {
@@ -597,9 +602,8 @@ fn probe_cmd(json: bool) -> ExitCode {
     }
     let report = ProbeReport::run();
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => return fail(1, e),
+        if let Err(code) = print_json(&report) {
+            return code;
         }
     } else {
         print!("{}", report.render());
