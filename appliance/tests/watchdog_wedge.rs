@@ -117,6 +117,14 @@ fn watchdog_is_withheld_while_a_component_is_wedged() {
     };
     let daemon = std::thread::spawn(move || daemon::run(opts));
 
+    // Start-up (probe, eBPF loads) takes a variable time on a loaded CI
+    // machine: count keep-alives only once the daemon said READY=1.
+    let mut startup = String::new();
+    let ready_by = Instant::now() + Duration::from_secs(20);
+    while !startup.contains("READY=1") && Instant::now() < ready_by {
+        startup.push_str(&received(&sock, Duration::from_millis(100)));
+    }
+    assert!(startup.contains("READY=1"), "never ready: {startup}");
     let healthy = received(&sock, Duration::from_millis(800));
     assert!(
         keepalives(&healthy) >= 2,
