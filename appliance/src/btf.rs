@@ -16,6 +16,7 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 const MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
@@ -49,6 +50,9 @@ pub enum BtfError {
         /// The field looked for.
         field: String,
     },
+    /// No enumeration of the kernel's has a value of that name.
+    #[error("no enumerator {0} in the kernel's BTF")]
+    NoEnumerator(String),
     /// The field is a bitfield or not byte-aligned.
     #[error("field {name}.{field} is not byte-aligned")]
     Unaligned {
@@ -269,6 +273,24 @@ impl Btf {
         Ok(bits / 8)
     }
 
+    /// The value of the enumerator `name` (a `PG_head` of `enum pageflags`:
+    /// kernel configuration decides such numbers).
+    pub fn enumerator(&self, name: &str) -> Result<i64, BtfError> {
+        (1..=self.index.len() as u32)
+            .filter(|&id| self.header(id).is_some_and(|h| h.1 == KIND_ENUM))
+            .find_map(|id| {
+                let (_, _, _, vlen, _) = self.header(id)?;
+                let at = self.index[id as usize - 1] as usize + 12;
+                (0..vlen).find_map(|i| {
+                    let e = at + i * 8;
+                    let n = u32_at(&self.bytes, e).ok()?;
+                    let v = u32_at(&self.bytes, e + 4).ok()? as i32;
+                    (self.name(n) == name.as_bytes()).then_some(i64::from(v))
+                })
+            })
+            .ok_or_else(|| BtfError::NoEnumerator(name.into()))
+    }
+
     fn find_member(&self, id: u32, field: &[u8], depth: usize) -> Option<u32> {
         if depth > MAX_NESTING {
             return None;
@@ -382,5 +404,17 @@ mod tests {
             btf.field_offset("task_struct", field).unwrap();
         }
         assert!(btf.field_offset("mm_struct", "arg_start").unwrap() > 0);
+    }
+
+    #[test]
+    fn reads_the_running_kernels_page_flags() {
+        let btf = Btf::kernel().unwrap();
+        let head = btf.enumerator("PG_head").unwrap();
+        assert!((1..64).contains(&head), "PG_head = {head}");
+        assert_eq!(btf.enumerator("PG_locked").unwrap(), 0);
+        assert!(matches!(
+            btf.enumerator("PG_nonesuch"),
+            Err(BtfError::NoEnumerator(_))
+        ));
     }
 }

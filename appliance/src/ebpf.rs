@@ -55,6 +55,16 @@ pub fn release_freed_memory() {
     }
 }
 
+/// A `T` from the start of a map value or ring-buffer record, or `None`
+/// when `bytes` is too short. Records are only 8-byte aligned, so it is
+/// read unaligned.
+pub fn read_record<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    (bytes.len() >= size_of::<T>())
+        // SAFETY: the length is checked and T is Pod (plain old data, every
+        // bit pattern valid); read_unaligned needs no alignment.
+        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
 /// Renders an error with its whole `source()` chain on one line, because aya's
 /// top-level errors ("the BPF_PROG_LOAD syscall failed") hide the kernel's
 /// actual answer ("Operation not permitted") one level down.

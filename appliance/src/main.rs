@@ -12,6 +12,7 @@ use nodus::{
     config::{self, Config, LogConfig, LogTarget},
     control::{self, protocol::Request, protocol::StatusReport},
     daemon::{self, Notifier, RunOptions},
+    ebpf::error_chain,
     fleet::watch::{self, WatchOptions},
     fleet::{config::MqttVersion, document},
     logging,
@@ -142,6 +143,48 @@ enum CacheCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pages accessed and missed in the page cache over a few seconds, per
+    /// file, process and cgroup, from the kernel's filemap tracepoints
+    /// (hits are estimated: accesses less misses).
+    Hits {
+        /// Seconds to count.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Rows per table.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+        /// A further file or directory to look for names in (repeatable).
+        #[arg(long = "path")]
+        paths: Vec<PathBuf>,
+        /// Config whose [fileserver] docroot to look for names in [default: as `nodus run`]
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Page-cache misses as they happen (time, pid, comm, file, offset),
+    /// until Ctrl-C; optionally every access saved as a trace for
+    /// `nodus cache simulate`.
+    Trace {
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Only this process's misses.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Save every page accessed as an oracleGeneral trace (one request
+        /// per page) to this file.
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
+        /// A file or directory to look for names in, for files the missing
+        /// process does not hold open (repeatable).
+        #[arg(long = "path")]
+        paths: Vec<PathBuf>,
+        /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -323,6 +366,20 @@ fn main() -> ExitCode {
                 config,
                 json,
             } => cache_top(limit, &paths, config.as_deref(), json),
+            CacheCommand::Hits {
+                seconds,
+                limit,
+                paths,
+                config,
+                json,
+            } => cache_hits(seconds, limit, &paths, config.as_deref(), json),
+            CacheCommand::Trace {
+                seconds,
+                pid,
+                record,
+                paths,
+                json,
+            } => cache_trace(seconds, pid, record, paths, json),
             CacheCommand::Simulate {
                 trace,
                 format,
@@ -438,16 +495,94 @@ fn cache_files(paths: &[PathBuf], json: bool) -> ExitCode {
     }
 }
 
-fn cache_top(limit: usize, paths: &[PathBuf], config: Option<&Path>, json: bool) -> ExitCode {
-    let config = match Config::resolve(config) {
-        Ok((c, _)) => c,
-        Err(e) => return fail(EXIT_CONFIG, e),
-    };
-    let docroot = config
+/// The file server's docroot, where the cache commands look for files.
+fn docroot_of(config: Option<&Path>) -> Result<Option<PathBuf>, ExitCode> {
+    let config = Config::resolve(config).map_err(|e| fail(EXIT_CONFIG, e))?.0;
+    Ok(config
         .fileserver
         .enabled
-        .then_some(config.fileserver.docroot.as_path());
-    let top = pagecache::top::top(docroot, paths, limit);
+        .then_some(config.fileserver.docroot))
+}
+
+fn seconds_arg(flag: &str, s: f64) -> Result<std::time::Duration, ExitCode> {
+    std::time::Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            fail(
+                EXIT_CONFIG,
+                format!("{flag} {s}: expected a positive number"),
+            )
+        })
+}
+
+fn cache_hits(
+    seconds: f64,
+    limit: usize,
+    paths: &[PathBuf],
+    config: Option<&Path>,
+    json: bool,
+) -> ExitCode {
+    let window = match seconds_arg("--seconds", seconds) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let docroot = match docroot_of(config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let counting = || eprintln!("nodus: counting for {:.1} s", window.as_secs_f64());
+    let hits = match pagecache::live::hits(window, limit, docroot.as_deref(), paths, counting) {
+        Ok(h) => h,
+        Err(e) => return fail(1, error_chain(&e)),
+    };
+    if json {
+        if let Err(code) = print_json(&hits) {
+            return code;
+        }
+    } else {
+        print!("{}", pagecache::render::hits(&hits));
+    }
+    ExitCode::SUCCESS
+}
+
+fn cache_trace(
+    seconds: Option<f64>,
+    pid: Option<u32>,
+    record: Option<PathBuf>,
+    named: Vec<PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let duration = match seconds.map(|s| seconds_arg("--seconds", s)).transpose() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let opts = pagecache::live::TraceOptions {
+        duration,
+        pid,
+        record,
+        named,
+        json,
+    };
+    let tracing = || eprintln!("nodus: tracing page-cache misses (Ctrl-C stops)");
+    match pagecache::live::trace(&opts, &mut std::io::stdout().lock(), tracing) {
+        Ok(s) => {
+            eprintln!(
+                "nodus: {} misses shown, {} accesses recorded, {} events lost to a full ring buffer",
+                s.misses, s.recorded, s.dropped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, error_chain(&e)),
+    }
+}
+
+fn cache_top(limit: usize, paths: &[PathBuf], config: Option<&Path>, json: bool) -> ExitCode {
+    let docroot = match docroot_of(config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let top = pagecache::top::top(docroot.as_deref(), paths, limit);
     if json {
         if let Err(code) = print_json(&top) {
             return code;

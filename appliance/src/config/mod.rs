@@ -24,6 +24,7 @@ pub use crate::{
     fileserver::FileserverConfig,
     fleet::FleetConfig,
     logging::{LogConfig, LogLevel, LogTarget},
+    pagecache::PageCacheConfig,
     proccache::ProcCacheConfig,
     profile::ProfileConfig,
     supervisor::DaemonConfig,
@@ -51,6 +52,8 @@ pub struct Config {
     pub proccache: ProcCacheConfig,
     /// The static file server.
     pub fileserver: FileserverConfig,
+    /// Page-cache hit and miss counting.
+    pub pagecache: PageCacheConfig,
     /// The fleet link: MQTT telemetry and signed fleet config.
     pub fleet: FleetConfig,
 }
@@ -140,6 +143,7 @@ impl Config {
         self.control.validate()?;
         self.proccache.validate()?;
         self.fileserver.validate()?;
+        self.pagecache.validate()?;
         self.fleet.validate()?;
         self.check_document_keys()
     }

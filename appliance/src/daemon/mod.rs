@@ -259,7 +259,7 @@ impl Daemon {
                 Some(r) = self.status_requests.recv() => {
                     let _ = r.reply.send(self.status_report());
                 }
-                _ = tick(&mut watchdog) => {
+                _ = crate::supervisor::tick_every(&mut watchdog) => {
                     let alive = self.supervisor.all_alive();
                     if alive {
                         self.notifier.notify(&[NotifyState::Watchdog]);
@@ -560,15 +560,6 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
                 ThreadPlacement::default(),
             )
         }
-    }
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

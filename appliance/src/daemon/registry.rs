@@ -11,6 +11,7 @@ use crate::{
     control::{ControlServer, ControlStats, Query},
     fileserver::{Fileserver, stats::FileserverStats},
     fleet::{Fleet, FleetShared, component::FleetStats},
+    pagecache::{PageCache, PageCacheStats},
     proccache::{ProcCache, ProcCacheStats, ProcessTable},
     profile::{ProfileStats, ThreadPlacement},
     status::StatusSource,
@@ -59,6 +60,11 @@ fn section<T: serde::Serialize>(t: &T) -> serde_json::Value {
     serde_json::to_value(t).unwrap_or(serde_json::Value::Null)
 }
 
+/// The file server's docroot, when it serves one.
+fn docroot(c: &Config) -> Option<std::path::PathBuf> {
+    c.fileserver.enabled.then(|| c.fileserver.docroot.clone())
+}
+
 /// Every component, in start order (stop order is the reverse).
 pub const REGISTRY: &[Registration] = &[
     Registration {
@@ -96,6 +102,22 @@ pub const REGISTRY: &[Registration] = &[
                     c.fileserver.clone(),
                     s.placement.fileserver.clone(),
                 )) as Box<dyn Component>
+            })
+        },
+    },
+    Registration {
+        name: "pagecache",
+        // The docroot is watched too: a new docroot restarts the component.
+        section: |c| {
+            serde_json::json!({
+                "pagecache": section(&c.pagecache),
+                "docroot": docroot(c),
+            })
+        },
+        stats: PageCacheStats::FIELDS,
+        build: |c, _| {
+            c.pagecache.enabled.then(|| {
+                Box::new(PageCache::new(c.pagecache.clone(), docroot(c))) as Box<dyn Component>
             })
         },
     },

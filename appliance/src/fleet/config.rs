@@ -71,6 +71,7 @@ pub struct FleetConfig {
 /// what the board exposes or reads.
 pub const DEFAULT_DOCUMENT_KEYS: &[&str] = &[
     "proccache",
+    "pagecache",
     "fileserver.enabled",
     "fileserver.listen",
     "fileserver.index",

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{
     Method, Scan,
+    live::{Hits, Row},
     scan::ScanError,
     sim::{Kind, Point},
     top::{Top, Users},
@@ -161,6 +162,56 @@ pub fn top(t: &Top) -> String {
         iec(page)
     );
     errors(&mut out, &t.errors);
+    out
+}
+
+fn rows(out: &mut String, title: &str, rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "\n{:>10} {:>10} {:>10} {:>6}  {title}",
+        "ACCESSES", "MISSES", "HITS~", "HIT%~"
+    );
+    for r in rows {
+        let ratio = r
+            .tally
+            .hit_ratio_pct
+            .map_or_else(|| "-".into(), |p| format!("{p:.1}"));
+        let _ = writeln!(
+            out,
+            "{:>10} {:>10} {:>10} {:>6}  {}",
+            r.tally.accesses,
+            r.tally.misses,
+            r.tally.hits_estimated,
+            ratio,
+            printable(&r.name)
+        );
+    }
+}
+
+/// `nodus cache hits` as three tables (files, processes, cgroups), busiest
+/// first; `~` marks the estimated columns.
+pub fn hits(h: &Hits) -> String {
+    let mut out = String::new();
+    let t = &h.total;
+    let _ = writeln!(
+        out,
+        "{:.1} s: {} pages accessed, {} missed, {} hits~ ({}); page size {}",
+        h.seconds,
+        t.accesses,
+        t.misses,
+        t.hits_estimated,
+        t.hit_ratio_pct
+            .map_or_else(|| "no accesses".into(), |p| format!("{p:.1}%~")),
+        iec(h.page_size)
+    );
+    let _ = writeln!(
+        out,
+        "counted by {}: ~ = estimated (hits = accesses - misses; pages mapped by fault-around and pages a write inserts are not told apart)",
+        h.method
+    );
+    rows(&mut out, "FILE", &h.files);
+    rows(&mut out, "PROCESS", &h.processes);
+    rows(&mut out, "CGROUP", &h.cgroups);
     out
 }
 

@@ -60,7 +60,7 @@ pub struct Top {
 }
 
 /// Every regular file process `pid` maps or holds open.
-fn files_of_process(pid: u32) -> Vec<PathBuf> {
+pub(super) fn files_of_process(pid: u32) -> Vec<PathBuf> {
     let mut out = vec![];
     if let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) {
         // address perms offset dev inode path: the path starts at the
@@ -87,7 +87,7 @@ fn files_of_process(pid: u32) -> Vec<PathBuf> {
 }
 
 /// Every candidate file and who uses it.
-fn candidates(docroot: Option<&Path>, named: &[PathBuf]) -> BTreeMap<PathBuf, Users> {
+pub(super) fn candidates(docroot: Option<&Path>, named: &[PathBuf]) -> BTreeMap<PathBuf, Users> {
     let mut files: BTreeMap<PathBuf, Users> = BTreeMap::new();
     let mut walk = |root: &Path, docroot: bool| {
         for e in walkdir::WalkDir::new(root).into_iter().flatten() {

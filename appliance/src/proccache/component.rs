@@ -303,7 +303,7 @@ impl Worker {
                     ctx.heartbeat.beat();
                     self.tick(&events, &mut rate);
                 }
-                _ = tick(&mut reconcile) => {
+                _ = crate::supervisor::tick_every(&mut reconcile) => {
                     let (procfs, sink) = (self.procfs.clone(), sink.clone());
                     let ring = events.as_ref().map(|e| e.ring.clone());
                     let with_events = ring.is_some();
@@ -390,14 +390,5 @@ impl Worker {
                 r.missed_processes
             );
         }
-    }
-}
-
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }

@@ -4,6 +4,8 @@ use nodus_common::proccache::{
     EVENT_EXEC, EVENT_EXIT, EVENT_FORK, ExecEvent, FLAG_ARGS_TRUNCATED, ProcEvent,
 };
 
+use crate::ebpf::read_record as read;
+
 /// One kernel event, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -35,13 +37,6 @@ pub struct Exec {
 pub struct DecodeError {
     len: usize,
     kind: u32,
-}
-
-fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
-    (bytes.len() >= size_of::<T>())
-        // SAFETY: the length is checked and T is a plain-old-data kernel ABI
-        // type (every bit pattern valid); read_unaligned needs no alignment.
-        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 impl Event {

@@ -105,6 +105,17 @@ impl MainLoop {
     }
 }
 
+/// The next tick of `interval`, or never when there is none (a periodic
+/// job switched off in the config), for one arm of a `select!` loop.
+pub async fn tick_every(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A component's entry in `nodus status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ComponentStatus {

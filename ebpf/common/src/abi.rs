@@ -18,5 +18,6 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     h = crate::probe::layout(h);
     h = crate::proccache::layout(h);
     h = crate::fileserver::layout(h);
+    h = crate::pagecache::layout(h);
     h.finish()
 };

@@ -12,5 +12,6 @@ pub mod abi;
 pub mod fileserver;
 pub mod layout;
 pub mod objects;
+pub mod pagecache;
 pub mod probe;
 pub mod proccache;

@@ -91,4 +91,10 @@ objects! {
         programs: [fileserver_tc],
         maps: [FS_TC_CONFIG, FS_REQUESTS],
     }
+    /// Page-cache hits and misses: the filemap tracepoints counting pages
+    /// accessed and inserted per file, process and cgroup.
+    pagecache {
+        programs: [pagecache_get_pages, pagecache_fault, pagecache_add],
+        maps: [PC_TOTALS, PC_FILES, PC_PROCESSES, PC_CGROUPS, PC_READS, PC_EVENTS, PC_DROPS],
+    }
 }

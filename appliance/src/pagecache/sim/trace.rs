@@ -105,6 +105,42 @@ pub fn read(path: &Path, format: Format) -> Result<Trace, TraceError> {
     }
 }
 
+/// Writes requests as libCacheSim's oracleGeneral records (what `nodus
+/// cache trace --record` saves, so `nodus cache simulate` and libCacheSim
+/// replay the board's own accesses). The next-access field is left at -1
+/// (unknown), which the policies here and libCacheSim's LRU, ARC, S3-FIFO
+/// and SIEVE do not read.
+pub struct OracleWriter<W: io::Write> {
+    out: W,
+    /// Requests written.
+    pub written: u64,
+}
+
+impl<W: io::Write> OracleWriter<W> {
+    /// Writes to `out` (buffer it: one record is 24 bytes).
+    pub fn new(out: W) -> Self {
+        OracleWriter { out, written: 0 }
+    }
+
+    /// One request for object `id` of `size` bytes at `time` (seconds).
+    pub fn request(&mut self, time: u32, id: u64, size: u32) -> io::Result<()> {
+        let mut rec = [0u8; 24];
+        rec[..4].copy_from_slice(&time.to_le_bytes());
+        rec[4..12].copy_from_slice(&id.to_le_bytes());
+        rec[12..16].copy_from_slice(&size.to_le_bytes());
+        rec[16..].copy_from_slice(&(-1i64).to_le_bytes());
+        self.out.write_all(&rec)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
 fn read_oracle(mut r: impl Read, records: u64) -> io::Result<Trace> {
     let mut t = Trace {
         ids: Vec::with_capacity(usize::try_from(records).unwrap_or(0)),
@@ -203,6 +239,22 @@ fn read_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_records_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.oracleGeneral");
+        let mut w = OracleWriter::new(std::fs::File::create(&path).unwrap());
+        for (t, id) in [(0, 7u64), (1, 9), (1, 7)] {
+            w.request(t, id, 4096).unwrap();
+        }
+        w.request(2, 5, 0).unwrap(); // size 0: skipped on reading
+        assert_eq!(w.written, 4);
+        w.finish().unwrap();
+        let t = read(&path, Format::OracleGeneral).unwrap();
+        assert_eq!(t.ids, [7, 9, 7]);
+        assert_eq!(t.skipped, 1);
+    }
 
     #[test]
     fn ids_parse_as_c_does() {

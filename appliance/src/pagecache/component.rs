@@ -1,0 +1,294 @@
+//! The `pagecache` component: counts page-cache accesses and misses in the
+//! kernel for as long as the daemon runs, and watches the file server's
+//! docroot (how much of it is cached, how often its files hit).
+
+use std::{
+    collections::HashSet,
+    os::unix::fs::MetadataExt,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use nodus_common::pagecache::Counts;
+use tokio::sync::watch;
+
+use super::{
+    PageCacheConfig,
+    kernel::{Emit, HitCounter, TableSizes},
+    live::{METHOD, Tally},
+    names::user_dev,
+    scan,
+};
+use crate::{
+    ebpf::error_chain,
+    supervisor::{
+        BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Float, Gauge, Health,
+        MainLoop, Maybe, StartError, StatSet, Stats, Text,
+    },
+    sync::lock,
+};
+
+crate::stats! {
+    /// What the page-cache component reports. Counts are in pages of the
+    /// kernel's page size, since the component started.
+    pub struct PageCacheStats {
+        /// How hits and misses are counted: `tracepoints` (the kernel's
+        /// read, fault and insertion tracepoints; hits are estimated as
+        /// accesses less misses) or `off` (health says why).
+        counting: Text,
+        /// Pages asked of the page cache: reads and file page faults.
+        accesses: Maybe<Counter>,
+        /// Pages inserted into the page cache (misses).
+        misses: Maybe<Counter>,
+        /// Accesses less misses: an estimate.
+        hits_estimated: Maybe<Counter>,
+        /// Estimated hits per access, percent.
+        hit_ratio_pct: Maybe<Float>,
+        /// Pages accessed per second, over the last second.
+        accesses_per_s: Maybe<Float>,
+        /// Pages missed per second, over the last second.
+        misses_per_s: Maybe<Float>,
+        /// Files the kernel's table holds counts for, at the last docroot look.
+        files_counted: Maybe<Gauge>,
+        /// Pages of the file server's docroot files in the page cache now
+        /// (cachestat, else mincore), at the last look.
+        docroot_cached_pages: Maybe<Gauge>,
+        /// Pages the docroot's files take in all.
+        docroot_pages: Maybe<Gauge>,
+        /// Pages of docroot files accessed, among the files counted.
+        docroot_accesses: Maybe<Counter>,
+        /// Pages of docroot files missed, among the files counted.
+        docroot_misses: Maybe<Counter>,
+        /// Estimated hits per access of docroot files, percent: what the
+        /// page cache does for the file server.
+        docroot_hit_ratio_pct: Maybe<Float>,
+    }
+}
+
+/// What the loop measured, for `stats()`.
+#[derive(Default)]
+struct Measures {
+    counting: Option<Result<(), String>>,
+    total: Option<Tally>,
+    accesses_per_s: Option<f64>,
+    misses_per_s: Option<f64>,
+    files_counted: Option<usize>,
+    docroot: Option<DocrootLook>,
+}
+
+/// One look at the docroot.
+#[derive(Clone, Copy, Default)]
+struct DocrootLook {
+    cached_pages: u64,
+    pages: u64,
+    counts: Option<Counts>,
+}
+
+/// The supervised page-cache counter.
+pub struct PageCache {
+    config: PageCacheConfig,
+    /// The file server's docroot, when it serves one.
+    docroot: Option<PathBuf>,
+    measures: Arc<Mutex<Measures>>,
+    running: Option<MainLoop>,
+}
+
+impl PageCache {
+    /// A component configured by `config`, watching `docroot`.
+    pub fn new(config: PageCacheConfig, docroot: Option<PathBuf>) -> PageCache {
+        PageCache {
+            config,
+            docroot,
+            measures: Arc::default(),
+            running: None,
+        }
+    }
+}
+
+impl Component for PageCache {
+    fn name(&self) -> &'static str {
+        "pagecache"
+    }
+
+    fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
+        let sizes = TableSizes {
+            files: self.config.files,
+            processes: self.config.processes,
+            cgroups: self.config.cgroups,
+        };
+        // The ring buffer is unused (no events): one page is the least.
+        let counter = match HitCounter::attach(sizes, Emit::Nothing, 4096) {
+            Ok(c) => {
+                lock(&self.measures).counting = Some(Ok(()));
+                Some(Arc::new(Mutex::new(c)))
+            }
+            Err(e) => {
+                let why = error_chain(&e);
+                log::warn!("pagecache: hit/miss counting unavailable: {why}");
+                lock(&self.measures).counting = Some(Err(why));
+                None
+            }
+        };
+        let worker = Worker {
+            counter,
+            docroot: self.docroot.clone(),
+            every: Duration::from_secs(self.config.docroot_interval_s),
+            measures: self.measures.clone(),
+        };
+        self.running = Some(MainLoop::spawn(|stopped| worker.run(ctx, stopped)));
+        Ok(())
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(running) = self.running.take() {
+                running.stop().await;
+            }
+        })
+    }
+
+    fn health(&self) -> Health {
+        if self.running.as_ref().is_none_or(MainLoop::is_finished) {
+            return Health::Unavailable("main loop not running".into());
+        }
+        match &lock(&self.measures).counting {
+            Some(Err(why)) => Health::Degraded(format!(
+                "hit/miss counting unavailable ({why}); docroot residency only"
+            )),
+            _ => Health::Healthy,
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let m = lock(&self.measures);
+        let counting = match &m.counting {
+            Some(Ok(())) => METHOD,
+            Some(Err(_)) => "off",
+            None => "starting",
+        };
+        let docroot = m.docroot;
+        let docroot_tally = docroot.and_then(|d| d.counts).map(Tally::from);
+        PageCacheStats {
+            counting: counting.into(),
+            accesses: m.total.map(|t| t.accesses),
+            misses: m.total.map(|t| t.misses),
+            hits_estimated: m.total.map(|t| t.hits_estimated),
+            hit_ratio_pct: m.total.and_then(|t| t.hit_ratio_pct),
+            accesses_per_s: m.accesses_per_s,
+            misses_per_s: m.misses_per_s,
+            files_counted: m.files_counted.map(|n| n as i64),
+            docroot_cached_pages: docroot.map(|d| d.cached_pages as i64),
+            docroot_pages: docroot.map(|d| d.pages as i64),
+            docroot_accesses: docroot_tally.map(|t| t.accesses),
+            docroot_misses: docroot_tally.map(|t| t.misses),
+            docroot_hit_ratio_pct: docroot_tally.and_then(|t| t.hit_ratio_pct),
+        }
+        .to_stats()
+    }
+}
+
+/// The spawned side.
+struct Worker {
+    counter: Option<Arc<Mutex<HitCounter>>>,
+    docroot: Option<PathBuf>,
+    every: Duration,
+    measures: Arc<Mutex<Measures>>,
+}
+
+impl Worker {
+    async fn run(self, ctx: ComponentContext, mut stopped: watch::Receiver<bool>) {
+        let mut beat = tokio::time::interval(BEAT_INTERVAL);
+        let look_every = (!self.every.is_zero()).then_some(self.every);
+        let mut look = look_every.map(|d| tokio::time::interval_at(tokio::time::Instant::now(), d));
+        let mut last: Option<(Instant, Counts)> = None;
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = beat.tick() => {
+                    ctx.heartbeat.beat();
+                    self.rates(&mut last);
+                }
+                _ = crate::supervisor::tick_every(&mut look) => {
+                    let (counter, docroot) = (self.counter.clone(), self.docroot.clone());
+                    let looked = tokio::task::spawn_blocking(move || {
+                        look_at(docroot.as_deref(), counter.as_deref())
+                    });
+                    let mut looked = std::pin::pin!(looked);
+                    // Beats continue while the docroot is read.
+                    let result = loop {
+                        tokio::select! {
+                            r = &mut looked => break r,
+                            _ = beat.tick() => ctx.heartbeat.beat(),
+                        }
+                    };
+                    if let Ok((look, files)) = result {
+                        let mut m = lock(&self.measures);
+                        m.docroot = look;
+                        m.files_counted = files;
+                    }
+                }
+            }
+        }
+        // `counter` drops here: the programs detach.
+    }
+
+    /// The totals and their rates since the last call.
+    fn rates(&self, last: &mut Option<(Instant, Counts)>) {
+        let Some(counter) = &self.counter else {
+            return;
+        };
+        let Ok(now) = lock(counter).totals() else {
+            return;
+        };
+        let mut m = lock(&self.measures);
+        m.total = Some(now.into());
+        if let Some((at, before)) = *last {
+            let secs = at.elapsed().as_secs_f64();
+            if secs > 0.0 {
+                m.accesses_per_s = Some(now.accesses.saturating_sub(before.accesses) as f64 / secs);
+                m.misses_per_s = Some(now.misses.saturating_sub(before.misses) as f64 / secs);
+            }
+        }
+        *last = Some((Instant::now(), now));
+    }
+}
+
+/// What of `docroot` is cached and its files' counts (none when it does
+/// not exist: the file server then serves its demo site, or nothing), with
+/// the size of the kernel's file table.
+fn look_at(
+    docroot: Option<&std::path::Path>,
+    counter: Option<&Mutex<HitCounter>>,
+) -> (Option<DocrootLook>, Option<usize>) {
+    let snapshot = counter.and_then(|c| lock(c).snapshot().ok());
+    let counted = snapshot.as_ref().map(|s| s.files.len());
+    let Some(docroot) = docroot.filter(|d| d.is_dir()) else {
+        return (None, counted);
+    };
+    let scanned = scan::scan(&[docroot.to_owned()]);
+    let mut look = DocrootLook {
+        cached_pages: scanned.totals.cached,
+        pages: scanned.totals.pages,
+        counts: None,
+    };
+    let Some(snapshot) = snapshot else {
+        return (Some(look), counted);
+    };
+    let files: HashSet<(u64, u64)> = walkdir::WalkDir::new(docroot)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let mut sum = Counts::default();
+    for (key, c) in &snapshot.files {
+        if files.contains(&(user_dev(key.dev), key.ino)) {
+            sum.accesses += c.accesses;
+            sum.misses += c.misses;
+        }
+    }
+    look.counts = Some(sum);
+    (Some(look), counted)
+}

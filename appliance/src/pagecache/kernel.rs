@@ -1,0 +1,290 @@
+//! Loading the hit/miss programs (`ebpf/programs/src/bin/pagecache.rs`)
+//! and reading what they counted.
+//!
+//! The programs attach to the filemap tracepoints raw, so they need the
+//! kernel's structure offsets, found here in its BTF. Every counter is per
+//! CPU in the kernel and summed here.
+
+use aya::{
+    maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    programs::{ProgramError, RawTracePoint},
+};
+use nodus_common::{
+    objects::pagecache::{OBJECT, maps, programs},
+    pagecache::{COMM_LEN, CacheEvent, Counts, FileKey, FileLayout, ProcessCounts},
+};
+
+use super::residency::page_size;
+use crate::{
+    btf::{Btf, BtfError},
+    ebpf,
+};
+
+/// The three filemap tracepoints and the program attached to each.
+const ATTACH: [(&str, &str); 3] = [
+    (programs::pagecache_get_pages, "mm_filemap_get_pages"),
+    (programs::pagecache_fault, "mm_filemap_fault"),
+    (programs::pagecache_add, "mm_filemap_add_to_page_cache"),
+];
+
+/// Why the counting programs could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The kernel's BTF lacks a structure field or flag the programs read.
+    #[error("reading the kernel's layout")]
+    Layout(#[source] BtfError),
+    /// The kernel refused the object.
+    #[error("loading the pagecache programs")]
+    Load(#[source] aya::EbpfError),
+    /// A program could not be loaded or attached (the kernel may lack the
+    /// tracepoint: the filemap read and fault tracepoints came in Linux 6.11).
+    #[error("attaching {program} to {tracepoint}")]
+    Attach {
+        /// The program.
+        program: &'static str,
+        /// The tracepoint.
+        tracepoint: &'static str,
+        /// What went wrong.
+        #[source]
+        source: ProgramError,
+    },
+    /// A map the object must have is missing or of another type.
+    #[error("map {map}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// What went wrong.
+        #[source]
+        source: MapError,
+    },
+    /// The object lacks a program the list of objects names.
+    #[error("program {0} missing from the object")]
+    MissingProgram(&'static str),
+}
+
+/// What the programs send as events, chosen at load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// Count only (the daemon).
+    Nothing,
+    /// An event per miss (`nodus cache trace`).
+    Misses,
+    /// An event per miss and per access (recording an access trace).
+    Everything,
+}
+
+/// How many files, processes and cgroups the kernel keeps counts for (the
+/// least recently counted make room).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSizes {
+    /// Files.
+    pub files: u32,
+    /// Processes.
+    pub processes: u32,
+    /// Cgroups.
+    pub cgroups: u32,
+}
+
+/// Pages accessed and inserted by one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessEntry {
+    /// The process id.
+    pub pid: u32,
+    /// Its command name, as the last counting thread had it.
+    pub comm: String,
+    /// The counts.
+    pub counts: Counts,
+}
+
+/// Everything the programs counted so far.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Summed over all files.
+    pub totals: Counts,
+    /// Per file.
+    pub files: Vec<(FileKey, Counts)>,
+    /// Per process.
+    pub processes: Vec<ProcessEntry>,
+    /// Per cgroup v2 id.
+    pub cgroups: Vec<(u64, Counts)>,
+}
+
+/// The attached programs and their maps.
+pub struct HitCounter {
+    /// Holds the programs (and so their links) for as long as it lives.
+    ebpf: aya::Ebpf,
+}
+
+/// The kernel-structure offsets the programs need, from this kernel's BTF.
+pub fn file_layout(btf: &Btf) -> Result<FileLayout, BtfError> {
+    let folio = |f| btf.field_offset("folio", f);
+    let head = btf.enumerator("PG_head")?;
+    Ok(FileLayout {
+        filled: 1,
+        mapping_host: btf.field_offset("address_space", "host")?,
+        inode_ino: btf.field_offset("inode", "i_ino")?,
+        inode_sb: btf.field_offset("inode", "i_sb")?,
+        inode_size: btf.field_offset("inode", "i_size")?,
+        sb_dev: btf.field_offset("super_block", "s_dev")?,
+        folio_flags: folio("flags")?,
+        folio_mapping: folio("mapping")?,
+        folio_index: folio("index")?,
+        folio_nr_pages: folio("_nr_pages")?,
+        head_bit: head as u32,
+        page_shift: page_size().trailing_zeros(),
+        reserved: 0,
+    })
+}
+
+fn sum(values: &PerCpuValues<Counts>) -> Counts {
+    values.iter().fold(Counts::default(), |a, c| Counts {
+        accesses: a.accesses + c.accesses,
+        misses: a.misses + c.misses,
+    })
+}
+
+/// The command name in a NUL-padded kernel buffer.
+pub fn comm(raw: &[u8; COMM_LEN]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+impl HitCounter {
+    /// Loads the programs for this kernel with tables of `sizes`, sending
+    /// `emit` events into a ring buffer of `ring_bytes`, and attaches them.
+    pub fn attach(
+        sizes: TableSizes,
+        emit: Emit,
+        ring_bytes: u32,
+    ) -> Result<HitCounter, KernelError> {
+        let btf = Btf::kernel().map_err(KernelError::Layout)?;
+        let layout = file_layout(&btf).map_err(KernelError::Layout)?;
+        drop(btf);
+        let emit: u32 = match emit {
+            Emit::Nothing => nodus_common::pagecache::EMIT_NONE,
+            Emit::Misses => nodus_common::pagecache::EMIT_MISSES,
+            Emit::Everything => nodus_common::pagecache::EMIT_ALL,
+        };
+        let mut bpf = ebpf::load_with(&OBJECT, |loader| {
+            loader
+                .override_global("FILE_LAYOUT", &layout, true)
+                .override_global("EMIT_EVENTS", &emit, true)
+                .map_max_entries(maps::PC_FILES, sizes.files)
+                .map_max_entries(maps::PC_PROCESSES, sizes.processes)
+                .map_max_entries(maps::PC_CGROUPS, sizes.cgroups)
+                .map_max_entries(maps::PC_READS, sizes.processes)
+                .map_max_entries(maps::PC_EVENTS, ring_bytes);
+        })
+        .map_err(KernelError::Load)?;
+        for (program, tracepoint) in ATTACH {
+            let attach = |bpf: &mut aya::Ebpf| -> Result<(), ProgramError> {
+                let p: &mut RawTracePoint = bpf
+                    .program_mut(program)
+                    .ok_or(ProgramError::NotLoaded)?
+                    .try_into()?;
+                p.load()?;
+                p.attach(tracepoint)?;
+                Ok(())
+            };
+            if bpf.program(program).is_none() {
+                return Err(KernelError::MissingProgram(program));
+            }
+            attach(&mut bpf).map_err(|source| KernelError::Attach {
+                program,
+                tracepoint,
+                source,
+            })?;
+        }
+        Ok(HitCounter { ebpf: bpf })
+    }
+
+    fn map(&self, map: &'static str) -> Result<&aya::maps::Map, KernelError> {
+        self.ebpf.map(map).ok_or(KernelError::Map {
+            map,
+            source: MapError::InvalidName { name: map.into() },
+        })
+    }
+
+    /// The totals alone (cheap: one per-CPU slot).
+    pub fn totals(&self) -> Result<Counts, KernelError> {
+        let err = |source| KernelError::Map {
+            map: maps::PC_TOTALS,
+            source,
+        };
+        let totals: PerCpuArray<&MapData, Counts> =
+            PerCpuArray::try_from(self.map(maps::PC_TOTALS)?).map_err(err)?;
+        Ok(sum(&totals.get(&0, 0).map_err(err)?))
+    }
+
+    /// Everything counted so far. Entries the kernel evicts while this reads
+    /// are skipped.
+    pub fn snapshot(&self) -> Result<Snapshot, KernelError> {
+        fn table<K: aya::Pod, V: aya::Pod>(
+            counter: &HitCounter,
+            map: &'static str,
+        ) -> Result<Vec<(K, PerCpuValues<V>)>, KernelError> {
+            let m: PerCpuHashMap<&MapData, K, V> = PerCpuHashMap::try_from(counter.map(map)?)
+                .map_err(|source| KernelError::Map { map, source })?;
+            Ok(m.iter().filter_map(Result::ok).collect())
+        }
+        let files = table::<FileKey, Counts>(self, maps::PC_FILES)?
+            .into_iter()
+            .map(|(k, v)| (k, sum(&v)))
+            .collect();
+        let cgroups = table::<u64, Counts>(self, maps::PC_CGROUPS)?
+            .into_iter()
+            .map(|(k, v)| (k, sum(&v)))
+            .collect();
+        let processes = table::<u32, ProcessCounts>(self, maps::PC_PROCESSES)?
+            .into_iter()
+            .map(|(pid, per_cpu)| {
+                let mut counts = Counts::default();
+                let mut name = String::new();
+                for p in per_cpu.iter() {
+                    counts.accesses += p.counts.accesses;
+                    counts.misses += p.counts.misses;
+                    if name.is_empty() {
+                        name = comm(&p.comm);
+                    }
+                }
+                ProcessEntry {
+                    pid,
+                    comm: name,
+                    counts,
+                }
+            })
+            .collect();
+        Ok(Snapshot {
+            totals: self.totals()?,
+            files,
+            processes,
+            cgroups,
+        })
+    }
+
+    /// Events lost to a full ring buffer.
+    pub fn drops(&self) -> Result<u64, KernelError> {
+        let err = |source| KernelError::Map {
+            map: maps::PC_DROPS,
+            source,
+        };
+        let drops: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(maps::PC_DROPS)?).map_err(err)?;
+        Ok(drops.get(&0, 0).map_err(err)?.iter().sum())
+    }
+
+    /// The event ring (taken: call once).
+    pub fn events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let map = maps::PC_EVENTS;
+        let taken = self.ebpf.take_map(map).ok_or(KernelError::Map {
+            map,
+            source: MapError::InvalidName { name: map.into() },
+        })?;
+        RingBuf::try_from(taken).map_err(|source| KernelError::Map { map, source })
+    }
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Option<CacheEvent> {
+    ebpf::read_record(bytes)
+}

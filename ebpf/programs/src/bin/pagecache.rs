@@ -1,0 +1,310 @@
+//! Page-cache hits and misses: pages asked of the cache and pages inserted
+//! into it, per file, process and cgroup, from the filemap tracepoints
+//! (attached raw: no perf_event_open).
+//!
+//! What each tracepoint counts is in `nodus_common::pagecache`. Every
+//! counter is per CPU (several CPUs read the same file; the eBPF target has
+//! no atomic add in Rust's `core`), summed by userspace; the maps are LRU
+//! maps, so a board reading millions of files keeps the busiest ones and
+//! its memory stays bounded. A full ring buffer (only used
+//! while `nodus cache trace` runs) is counted in `PC_DROPS`, never silent.
+#![no_std]
+#![no_main]
+// aya-ebpf's attribute macros expand to `pub fn(ctx: *mut ...)` entry points
+// that hand the pointer to the context type; the kernel owns that pointer.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use core::ptr::read_volatile;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+    },
+    macros::{map, raw_tracepoint},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    programs::RawTracePointContext,
+};
+use nodus_common::pagecache::{
+    CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS, EVENT_MISS, FileKey, FileLayout,
+    ProcessCounts, ReadState,
+};
+
+nodus_ebpf::abi_stamp!();
+
+/// Field offsets of this kernel, written by userspace before load.
+#[unsafe(no_mangle)]
+static FILE_LAYOUT: FileLayout = FileLayout {
+    filled: 0,
+    mapping_host: 0,
+    inode_ino: 0,
+    inode_sb: 0,
+    inode_size: 0,
+    sb_dev: 0,
+    folio_flags: 0,
+    folio_mapping: 0,
+    folio_index: 0,
+    folio_nr_pages: 0,
+    head_bit: 0,
+    page_shift: 0,
+    reserved: 0,
+};
+
+/// `EMIT_NONE`, `EMIT_MISSES` or `EMIT_ALL`, written by userspace before load.
+#[unsafe(no_mangle)]
+static EMIT_EVENTS: u32 = 0;
+
+/// Everything, summed over all files: slot 0.
+#[map]
+static PC_TOTALS: PerCpuArray<Counts> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per file. Userspace sizes it from the config at load.
+#[map]
+static PC_FILES: LruPerCpuHashMap<FileKey, Counts> = LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// Per process (tgid).
+#[map]
+static PC_PROCESSES: LruPerCpuHashMap<u32, ProcessCounts> =
+    LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// Per cgroup v2 id.
+#[map]
+static PC_CGROUPS: LruPerCpuHashMap<u64, Counts> = LruPerCpuHashMap::with_max_entries(256, 0);
+
+/// Where each thread's last read stood (key: the kernel's pid_tgid).
+#[map]
+static PC_READS: LruHashMap<u64, ReadState> = LruHashMap::with_max_entries(1024, 0);
+
+/// Events for `nodus cache trace`; empty unless `EMIT_EVENTS` asks.
+#[map]
+static PC_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Events lost to a full ring buffer: slot 0.
+#[map]
+static PC_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn layout() -> Option<FileLayout> {
+    // SAFETY: a plain read of our own read-only global; volatile so that the
+    // compiler does not fold in the zeros it was compiled with.
+    let l = unsafe { read_volatile(&FILE_LAYOUT) };
+    (l.filled != 0).then_some(l)
+}
+
+#[inline(always)]
+fn emit_level() -> u32 {
+    // SAFETY: as in `layout`.
+    unsafe { read_volatile(&EMIT_EVENTS) }
+}
+
+/// Reads a `T` at `base + offset` of kernel memory.
+#[inline(always)]
+fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe
+    // path; a bad address is an error, never a crash.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
+}
+
+/// The file an `address_space` belongs to, and its size in bytes.
+#[inline(always)]
+fn file_of(mapping: *const u8, l: &FileLayout) -> Option<(FileKey, i64)> {
+    let inode: *const u8 = read(mapping, l.mapping_host)?;
+    let ino: u64 = read(inode, l.inode_ino)?;
+    let size: i64 = read(inode, l.inode_size)?;
+    let sb: *const u8 = read(inode, l.inode_sb)?;
+    let dev: u32 = read(sb, l.sb_dev)?;
+    let key = FileKey {
+        dev,
+        reserved: 0,
+        ino,
+    };
+    Some((key, size))
+}
+
+#[inline(always)]
+fn add_counts(counts: *mut Counts, accesses: u64, misses: u64) {
+    // SAFETY: `counts` is this CPU's slot of a live per-CPU map value, and
+    // programs run with preemption off: no other writer.
+    unsafe {
+        (*counts).accesses += accesses;
+        (*counts).misses += misses;
+    }
+}
+
+/// Adds to every table: the totals, the file, the process, the cgroup.
+#[inline(always)]
+fn count(file: &FileKey, accesses: u64, misses: u64, tgid: u32, cgroup: u64) {
+    if let Some(totals) = PC_TOTALS.get_ptr_mut(0) {
+        add_counts(totals, accesses, misses);
+    }
+    let new = Counts { accesses, misses };
+    match PC_FILES.get_ptr_mut(file) {
+        Some(c) => add_counts(c, accesses, misses),
+        None => {
+            let _ = PC_FILES.insert(file, &new, 0);
+        }
+    }
+    match PC_CGROUPS.get_ptr_mut(&cgroup) {
+        Some(c) => add_counts(c, accesses, misses),
+        None => {
+            let _ = PC_CGROUPS.insert(&cgroup, &new, 0);
+        }
+    }
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    match PC_PROCESSES.get_ptr_mut(&tgid) {
+        Some(p) => {
+            // SAFETY: this CPU's slot of a live per-CPU map value.
+            unsafe {
+                add_counts(&raw mut (*p).counts, accesses, misses);
+                (*p).comm = comm;
+            }
+        }
+        None => {
+            let _ = PC_PROCESSES.insert(&tgid, &ProcessCounts { counts: new, comm }, 0);
+        }
+    }
+}
+
+#[inline(always)]
+fn emit(kind: u32, file: FileKey, index: u64, pages: u64, pid: u32, cgroup_id: u64) {
+    let wanted = match kind {
+        EVENT_MISS => emit_level() >= EMIT_MISSES,
+        _ => emit_level() >= EMIT_ALL,
+    };
+    if !wanted {
+        return;
+    }
+    let event = CacheEvent {
+        kind,
+        pid,
+        // SAFETY: takes no pointers.
+        time_ns: unsafe { bpf_ktime_get_boot_ns() },
+        cgroup_id,
+        file,
+        index,
+        pages,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    };
+    match PC_EVENTS.reserve::<CacheEvent>(0) {
+        Some(mut entry) => {
+            entry.write(event);
+            entry.submit(0);
+        }
+        None => {
+            if let Some(n) = PC_DROPS.get_ptr_mut(0) {
+                // SAFETY: a per-CPU slot only this CPU writes.
+                unsafe { *n += 1 };
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn record(kind: u32, file: FileKey, index: u64, pages: u64) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: takes no pointers.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let (accesses, misses) = match kind {
+        EVENT_MISS => (0, pages),
+        _ => (pages, 0),
+    };
+    count(&file, accesses, misses, tgid, cgroup);
+    emit(kind, file, index, pages, tgid, cgroup);
+}
+
+/// `mm_filemap_get_pages(mapping, index, last_index)`: a read found (or
+/// made) the pages `index..=last_index` in the cache. One read of many
+/// pages reports each batch with the read's whole remaining range, so a
+/// batch continuing the thread's last read adds nothing: the first batch
+/// counted the whole range.
+#[raw_tracepoint(tracepoint = "mm_filemap_get_pages")]
+pub fn pagecache_get_pages(ctx: RawTracePointContext) -> i32 {
+    let _ = on_get_pages(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_get_pages(ctx: &RawTracePointContext) -> Option<()> {
+    let l = layout()?;
+    let mapping: *const u8 = ctx.arg(0);
+    let index: u64 = ctx.arg(1);
+    let asked_last: u64 = ctx.arg(2);
+    if asked_last < index {
+        return None;
+    }
+    let (file, size) = file_of(mapping, &l)?;
+    if size <= 0 {
+        return None;
+    }
+    // The range is what the reader's buffer could take; a buffer larger than
+    // what is left of the file asks for pages past its end.
+    let end = ((size - 1) as u64) >> (l.page_shift & 63);
+    let last = if asked_last < end { asked_last } else { end };
+    if last < index {
+        return None;
+    }
+    let thread = bpf_get_current_pid_tgid();
+    let now = ReadState {
+        mapping: mapping as u64,
+        index,
+        last: asked_last,
+    };
+    if let Some(before) = PC_READS.get_ptr_mut(&thread) {
+        // SAFETY: a live map value only this thread's programs write.
+        let before = unsafe { &mut *before };
+        let continues =
+            before.mapping == now.mapping && before.last == now.last && index > before.index;
+        *before = now;
+        if continues {
+            return None;
+        }
+    } else {
+        let _ = PC_READS.insert(&thread, &now, 0);
+    }
+    record(EVENT_ACCESS, file, index, last - index + 1);
+    Some(())
+}
+
+/// `mm_filemap_fault(mapping, index)`: a page fault on a file mapping, one
+/// page asked of the cache.
+#[raw_tracepoint(tracepoint = "mm_filemap_fault")]
+pub fn pagecache_fault(ctx: RawTracePointContext) -> i32 {
+    let _ = on_fault(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_fault(ctx: &RawTracePointContext) -> Option<()> {
+    let l = layout()?;
+    let mapping: *const u8 = ctx.arg(0);
+    let index: u64 = ctx.arg(1);
+    record(EVENT_ACCESS, file_of(mapping, &l)?.0, index, 1);
+    Some(())
+}
+
+/// `mm_filemap_add_to_page_cache(folio)`: a folio (one page, or a large
+/// folio of `_nr_pages`) was inserted into a file's cache: a miss.
+#[raw_tracepoint(tracepoint = "mm_filemap_add_to_page_cache")]
+pub fn pagecache_add(ctx: RawTracePointContext) -> i32 {
+    let _ = on_add(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_add(ctx: &RawTracePointContext) -> Option<()> {
+    let l = layout()?;
+    let folio: *const u8 = ctx.arg(0);
+    let mapping: *const u8 = read(folio, l.folio_mapping)?;
+    let index: u64 = read(folio, l.folio_index)?;
+    let flags: u64 = read(folio, l.folio_flags)?;
+    let pages = if (flags >> (l.head_bit & 63)) & 1 == 1 {
+        read::<u32>(folio, l.folio_nr_pages)? as u64
+    } else {
+        1
+    };
+    record(EVENT_MISS, file_of(mapping, &l)?.0, index, pages);
+    Some(())
+}
