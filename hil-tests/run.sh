@@ -117,6 +117,10 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+# --- a disk: an empty ext4 file system (/dev/vda on the board), because the
+# page cache of tmpfs files is not a cache (nothing to miss or drop).
+mkfs.ext4 -q -F "$work/disk.img" 64M
+
 # --- boot ---------------------------------------------------------------------
 console=$out/console.log
 results=$out/results.jsonl
@@ -129,6 +133,7 @@ qemu=(qemu-system-aarch64 -M virt,mte=on -cpu max -smp 4,sockets=2,cores=2 -m 2G
   -kernel "$cache/vmlinuz" -initrd "$work/initrd.gz"
   -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token nodus.brokerport=$brokerport"
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwdport-:8080" -device virtio-net-pci,netdev=n0,romfile=
+  -drive "file=$work/disk.img,if=none,format=raw,id=d0" -device virtio-blk-pci,drive=d0,romfile=
   -display none -serial stdio -monitor none -no-reboot)
 
 problems=()

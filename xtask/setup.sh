@@ -20,7 +20,8 @@ PKGS_BUILD="build-essential pkg-config libelf-dev zlib1g-dev libzstd-dev
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross file"
 PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyperfine
   iproute2 rt-tests stress-ng procps vmtouch"
-PKGS_BOARD="cpio busybox-static"
+# The board: its initramfs, and (e2fsprogs) the ext4 disk the page-cache scenario reads.
+PKGS_BOARD="cpio busybox-static e2fsprogs"
 # Packaging checks: strace and systemd-analyze for the service unit test;
 # what BitBake's HOSTTOOLS and locale check ask for (the Yocto layer test);
 # what Buildroot's check-package imports and runs, and its host checks.
