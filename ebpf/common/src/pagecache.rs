@@ -67,7 +67,7 @@ pub struct Counts {
 pub struct ProcessCounts {
     /// The counts.
     pub counts: Counts,
-    /// The command name of the thread that last added to them.
+    /// The command name of the thread first counted (per CPU).
     pub comm: [u8; COMM_LEN],
 }
 

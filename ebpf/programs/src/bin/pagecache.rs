@@ -153,16 +153,14 @@ fn count(file: &FileKey, accesses: u64, misses: u64, tgid: u32, cgroup: u64) {
             let _ = PC_CGROUPS.insert(&cgroup, &new, 0);
         }
     }
-    let comm = bpf_get_current_comm().unwrap_or_default();
     match PC_PROCESSES.get_ptr_mut(&tgid) {
-        Some(p) => {
-            // SAFETY: this CPU's slot of a live per-CPU map value.
-            unsafe {
-                add_counts(&raw mut (*p).counts, accesses, misses);
-                (*p).comm = comm;
-            }
-        }
+        // SAFETY: this CPU's slot of a live per-CPU map value.
+        Some(p) => add_counts(unsafe { &raw mut (*p).counts }, accesses, misses),
         None => {
+            // The name is taken when the process is first counted (on each
+            // CPU it runs on): copying it on every event costs a helper call
+            // on the hottest path.
+            let comm = bpf_get_current_comm().unwrap_or_default();
             let _ = PC_PROCESSES.insert(&tgid, &ProcessCounts { counts: new, comm }, 0);
         }
     }
