@@ -123,7 +123,7 @@ fn a_dropped_file_read_twice_is_all_misses_then_all_hits() {
 }
 
 /// Runs `nodus ARGS` and, once it says it is counting, a reader of `path`
-/// (dd, twice); returns its stdout once it exits.
+/// (dd, twice, from a shell); returns its stdout once it exits.
 fn with_reader(args: &[&str], path: &Path) -> String {
     let mut child = common::nodus()
         .args(args)
@@ -137,14 +137,18 @@ fn with_reader(args: &[&str], path: &Path) -> String {
         let n = std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
         assert!(n > 0, "nodus never started counting: {said}");
     }
-    for _ in 0..2 {
-        let ok = Command::new("dd")
-            .arg(format!("if={}", path.display()))
-            .args(["of=/dev/null", "bs=64k", "status=none"])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
+    // Forked by a shell: each dd is counted before its exec (the kernel
+    // reads the program's header under the shell's name), so naming it dd
+    // needs the name renewed at exec.
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dd if='{0}' of=/dev/null bs=64k status=none && dd if='{0}' of=/dev/null bs=64k status=none",
+            path.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(ok.success());
     let out = child.wait_with_output().unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
     assert!(out.status.success(), "{said}");
@@ -273,7 +277,10 @@ fn the_daemon_reports_the_docroots_hits_and_misses() {
     }
     let stats = common::wait_for("docroot counts", Duration::from_secs(10), || {
         let s = pc()["stats"].clone();
-        (s["docroot_accesses"].as_u64() >= Some(2 * pages)).then_some(s)
+        // The totals and the docroot's counts are taken at different ticks.
+        (s["docroot_accesses"].as_u64() >= Some(2 * pages)
+            && s["accesses"].as_u64() >= Some(2 * pages))
+        .then_some(s)
     });
     assert_eq!(
         stats["docroot_accesses"].as_u64(),
@@ -292,6 +299,5 @@ fn the_daemon_reports_the_docroots_hits_and_misses() {
         Some(pages),
         "{stats}"
     );
-    assert!(stats["accesses"].as_u64() >= Some(2 * pages), "{stats}");
     assert_eq!(pc()["health"]["state"], "healthy");
 }

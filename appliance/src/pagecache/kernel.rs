@@ -5,13 +5,15 @@
 //! kernel's structure offsets, found here in its BTF. Every counter is per
 //! CPU in the kernel and summed here.
 
+use std::collections::HashMap;
+
 use aya::{
     maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{ProgramError, RawTracePoint},
 };
 use nodus_common::{
     objects::pagecache::{OBJECT, maps, programs},
-    pagecache::{COMM_LEN, CacheEvent, Counts, FileKey, FileLayout, ProcessCounts},
+    pagecache::{COMM_LEN, CacheEvent, Counts, FileKey, FileLayout},
 };
 
 use super::residency::page_size;
@@ -20,11 +22,12 @@ use crate::{
     ebpf,
 };
 
-/// The three filemap tracepoints and the program attached to each.
-const ATTACH: [(&str, &str); 3] = [
+/// The three filemap tracepoints and exec, and the program attached to each.
+const ATTACH: [(&str, &str); 4] = [
     (programs::pagecache_get_pages, "mm_filemap_get_pages"),
     (programs::pagecache_fault, "mm_filemap_fault"),
     (programs::pagecache_add, "mm_filemap_add_to_page_cache"),
+    (programs::pagecache_exec, "sched_process_exec"),
 ];
 
 /// Why the counting programs could not run.
@@ -171,6 +174,7 @@ impl HitCounter {
                 .override_global("EMIT_EVENTS", &emit, true)
                 .map_max_entries(maps::PC_FILES, sizes.files)
                 .map_max_entries(maps::PC_PROCESSES, sizes.processes)
+                .map_max_entries(maps::PC_NAMES, sizes.processes)
                 .map_max_entries(maps::PC_CGROUPS, sizes.cgroups)
                 .map_max_entries(maps::PC_READS, sizes.processes)
                 .map_max_entries(maps::PC_EVENTS, ring_bytes);
@@ -235,23 +239,19 @@ impl HitCounter {
             .into_iter()
             .map(|(k, v)| (k, sum(&v)))
             .collect();
-        let processes = table::<u32, ProcessCounts>(self, maps::PC_PROCESSES)?
+        let names: HashMap<u32, [u8; COMM_LEN]> = {
+            let map = maps::PC_NAMES;
+            let m: aya::maps::HashMap<&MapData, u32, [u8; COMM_LEN]> =
+                aya::maps::HashMap::try_from(self.map(map)?)
+                    .map_err(|source| KernelError::Map { map, source })?;
+            m.iter().filter_map(Result::ok).collect()
+        };
+        let processes = table::<u32, Counts>(self, maps::PC_PROCESSES)?
             .into_iter()
-            .map(|(pid, per_cpu)| {
-                let mut counts = Counts::default();
-                let mut name = String::new();
-                for p in per_cpu.iter() {
-                    counts.accesses += p.counts.accesses;
-                    counts.misses += p.counts.misses;
-                    if name.is_empty() {
-                        name = comm(&p.comm);
-                    }
-                }
-                ProcessEntry {
-                    pid,
-                    comm: name,
-                    counts,
-                }
+            .map(|(pid, per_cpu)| ProcessEntry {
+                pid,
+                comm: names.get(&pid).map(comm).unwrap_or_default(),
+                counts: sum(&per_cpu),
             })
             .collect();
         Ok(Snapshot {

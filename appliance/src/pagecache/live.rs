@@ -288,6 +288,7 @@ pub fn trace(
         move |source| TraceError::Write { what, source }
     };
     let page = page_size();
+    let me = std::process::id();
     let started = Instant::now();
     let mut summary = TraceSummary::default();
     let mut namer = Namer {
@@ -323,6 +324,11 @@ pub fn trace(
             };
             drop(item);
             let since = started.elapsed();
+            // This process's own reads (naming files reads /proc) would
+            // feed the trace with itself.
+            if e.pid == me {
+                continue;
+            }
             if e.kind == EVENT_ACCESS {
                 if let Some(w) = record.as_mut() {
                     for index in e.index..e.index.saturating_add(e.pages) {

@@ -92,9 +92,13 @@ objects! {
         maps: [FS_TC_CONFIG, FS_REQUESTS],
     }
     /// Page-cache hits and misses: the filemap tracepoints counting pages
-    /// accessed and inserted per file, process and cgroup.
+    /// accessed and inserted per file, process and cgroup, and exec keeping
+    /// the processes' names current.
     pagecache {
-        programs: [pagecache_get_pages, pagecache_fault, pagecache_add],
-        maps: [PC_TOTALS, PC_FILES, PC_PROCESSES, PC_CGROUPS, PC_READS, PC_EVENTS, PC_DROPS],
+        programs: [pagecache_get_pages, pagecache_fault, pagecache_add, pagecache_exec],
+        maps: [
+            PC_TOTALS, PC_FILES, PC_PROCESSES, PC_NAMES, PC_CGROUPS, PC_READS, PC_EVENTS,
+            PC_DROPS,
+        ],
     }
 }

@@ -61,16 +61,6 @@ pub struct Counts {
     pub misses: u64,
 }
 
-/// [`Counts`] of one process, with the name it last had.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProcessCounts {
-    /// The counts.
-    pub counts: Counts,
-    /// The command name of the thread first counted (per CPU).
-    pub comm: [u8; COMM_LEN],
-}
-
 /// Where the last read of a thread stood, so that the batches of one
 /// `read(2)` count once: the kernel reports each batch with the read's
 /// whole remaining range.
@@ -148,21 +138,18 @@ mod pod {
     // by the size assertions below).
     unsafe impl aya::Pod for super::FileKey {}
     unsafe impl aya::Pod for super::Counts {}
-    unsafe impl aya::Pod for super::ProcessCounts {}
     unsafe impl aya::Pod for super::ReadState {}
     unsafe impl aya::Pod for super::CacheEvent {}
     unsafe impl aya::Pod for super::FileLayout {}
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
-const _: () = assert!(core::mem::size_of::<ProcessCounts>() == 16 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<CacheEvent>() == 8 + 16 + 16 + 16 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<FileLayout>() == 13 * 4);
 
 pub(crate) const fn layout(h: Fnv) -> Fnv {
     let h = crate::layout_of!(h, FileKey { dev, reserved, ino });
     let h = crate::layout_of!(h, Counts { accesses, misses });
-    let h = crate::layout_of!(h, ProcessCounts { counts, comm });
     let h = crate::layout_of!(
         h,
         ReadState {

@@ -17,6 +17,7 @@
 use core::ptr::read_volatile;
 
 use aya_ebpf::{
+    bindings::{BPF_EXIST, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
@@ -26,8 +27,8 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use nodus_common::pagecache::{
-    CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS, EVENT_MISS, FileKey, FileLayout,
-    ProcessCounts, ReadState,
+    COMM_LEN, CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS, EVENT_MISS, FileKey,
+    FileLayout, ReadState,
 };
 
 nodus_ebpf::abi_stamp!();
@@ -64,8 +65,13 @@ static PC_FILES: LruPerCpuHashMap<FileKey, Counts> = LruPerCpuHashMap::with_max_
 
 /// Per process (tgid).
 #[map]
-static PC_PROCESSES: LruPerCpuHashMap<u32, ProcessCounts> =
-    LruPerCpuHashMap::with_max_entries(1024, 0);
+static PC_PROCESSES: LruPerCpuHashMap<u32, Counts> = LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// The name of each counted process: set when it is first counted, renewed
+/// at each exec (a process counted before its exec would otherwise keep
+/// the name of the shell that forked it). Same size as `PC_PROCESSES`.
+#[map]
+static PC_NAMES: LruHashMap<u32, [u8; COMM_LEN]> = LruHashMap::with_max_entries(1024, 0);
 
 /// Per cgroup v2 id.
 #[map]
@@ -154,14 +160,13 @@ fn count(file: &FileKey, accesses: u64, misses: u64, tgid: u32, cgroup: u64) {
         }
     }
     match PC_PROCESSES.get_ptr_mut(&tgid) {
-        // SAFETY: this CPU's slot of a live per-CPU map value.
-        Some(p) => add_counts(unsafe { &raw mut (*p).counts }, accesses, misses),
+        Some(p) => add_counts(p, accesses, misses),
         None => {
-            // The name is taken when the process is first counted (on each
-            // CPU it runs on): copying it on every event costs a helper call
-            // on the hottest path.
+            let _ = PC_PROCESSES.insert(&tgid, &new, 0);
+            // Named here and at exec only: copying the name on every event
+            // would cost a helper call on the hottest path.
             let comm = bpf_get_current_comm().unwrap_or_default();
-            let _ = PC_PROCESSES.insert(&tgid, &ProcessCounts { counts: new, comm }, 0);
+            let _ = PC_NAMES.insert(&tgid, &comm, u64::from(BPF_NOEXIST));
         }
     }
 }
@@ -211,6 +216,18 @@ fn record(kind: u32, file: FileKey, index: u64, pages: u64) {
     };
     count(&file, accesses, misses, tgid, cgroup);
     emit(kind, file, index, pages, tgid, cgroup);
+}
+
+/// `sched_process_exec(task, old_pid, bprm)`: a counted process has a new
+/// name.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn pagecache_exec(_ctx: RawTracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if PC_NAMES.get_ptr(&tgid).is_some() {
+        let comm = bpf_get_current_comm().unwrap_or_default();
+        let _ = PC_NAMES.insert(&tgid, &comm, u64::from(BPF_EXIST));
+    }
+    0
 }
 
 /// `mm_filemap_get_pages(mapping, index, last_index)`: a read found (or
