@@ -128,6 +128,8 @@ pub fn file_layout(btf: &Btf) -> Result<FileLayout, BtfError> {
         inode_ino: btf.field_offset("inode", "i_ino")?,
         inode_sb: btf.field_offset("inode", "i_sb")?,
         inode_size: btf.field_offset("inode", "i_size")?,
+        inode_mode: btf.field_offset("inode", "i_mode")?,
+        inode_rdev: btf.field_offset("inode", "i_rdev")?,
         sb_dev: btf.field_offset("super_block", "s_dev")?,
         folio_flags: folio("flags")?,
         folio_mapping: folio("mapping")?,
@@ -135,7 +137,6 @@ pub fn file_layout(btf: &Btf) -> Result<FileLayout, BtfError> {
         folio_nr_pages: folio("_nr_pages")?,
         head_bit: head as u32,
         page_shift: page_size().trailing_zeros(),
-        reserved: 0,
     })
 }
 

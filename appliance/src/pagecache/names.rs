@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nodus_common::pagecache::FileKey;
+use nodus_common::pagecache::{BLOCK_DEVICE_INO, FileKey};
 
 use crate::pagecache::top;
 
@@ -29,14 +29,23 @@ pub fn user_dev(kernel_dev: u32) -> u64 {
     )
 }
 
-/// How a file is shown when no path was found.
+/// How a file is shown when no path was found; a block device's own cache
+/// is named as such.
 pub fn unnamed(key: &FileKey) -> String {
-    format!(
-        "dev {}:{} ino {}",
-        key.dev >> 20,
-        key.dev & 0xf_ffff,
-        key.ino
-    )
+    let (major, minor) = (key.dev >> 20, key.dev & 0xf_ffff);
+    if key.ino == BLOCK_DEVICE_INO {
+        return match block_device_name(major, minor) {
+            Some(name) => format!("/dev/{name} (block device: file-system metadata)"),
+            None => format!("block device {major}:{minor} (file-system metadata)"),
+        };
+    }
+    format!("dev {major}:{minor} ino {}", key.ino)
+}
+
+/// The kernel's name of block device `major:minor` (`vda`, `nvme0n1p2`).
+fn block_device_name(major: u32, minor: u32) -> Option<String> {
+    let link = std::fs::read_link(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// Paths of the files in `wanted`, searched among the processes' open and
@@ -127,6 +136,28 @@ mod tests {
             ino: 42,
         };
         assert_eq!(unnamed(&key), "dev 259:3 ino 42");
+    }
+
+    #[test]
+    fn a_block_devices_own_cache_is_named_by_the_device() {
+        // The device the root file system lives on, if it is a block device.
+        let dev = std::fs::metadata("/").unwrap().dev();
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let key = FileKey {
+            dev: (major as u32) << 20 | minor as u32,
+            reserved: 0,
+            ino: BLOCK_DEVICE_INO,
+        };
+        let name = unnamed(&key);
+        if std::path::Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
+            assert!(name.starts_with("/dev/"), "{name}");
+        } else {
+            assert_eq!(
+                name,
+                format!("block device {major}:{minor} (file-system metadata)")
+            );
+        }
+        assert!(name.ends_with("file-system metadata)"), "{name}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ use crate::layout::Fnv;
 /// Length of `task_struct::comm`.
 pub const COMM_LEN: usize = 16;
 
+/// [`FileKey::ino`] of a block device's own page cache (no file has inode 0).
+pub const BLOCK_DEVICE_INO: u64 = 0;
+
 /// [`CacheEvent::kind`]: pages were inserted into the cache (a miss).
 pub const EVENT_MISS: u32 = 1;
 /// [`CacheEvent::kind`]: pages were asked of the cache (an access).
@@ -39,7 +42,9 @@ pub const EMIT_MISSES: u32 = 1;
 pub const EMIT_ALL: u32 = 2;
 
 /// A file, as the kernel names it: the device of its superblock (kernel
-/// encoding, `major << 20 | minor`) and its inode number.
+/// encoding, `major << 20 | minor`) and its inode number. A block device's
+/// own cache (where file systems keep their metadata) is the device itself
+/// with inode [`BLOCK_DEVICE_INO`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FileKey {
@@ -114,6 +119,10 @@ pub struct FileLayout {
     pub inode_sb: u32,
     /// `inode::i_size`.
     pub inode_size: u32,
+    /// `inode::i_mode`.
+    pub inode_mode: u32,
+    /// `inode::i_rdev`.
+    pub inode_rdev: u32,
     /// `super_block::s_dev`.
     pub sb_dev: u32,
     /// `folio::flags`.
@@ -128,8 +137,6 @@ pub struct FileLayout {
     pub head_bit: u32,
     /// log2 of the kernel's page size.
     pub page_shift: u32,
-    /// Keeps the size a multiple of 8; always zero.
-    pub reserved: u32,
 }
 
 #[cfg(feature = "user")]
@@ -145,7 +152,7 @@ mod pod {
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CacheEvent>() == 8 + 16 + 16 + 16 + COMM_LEN);
-const _: () = assert!(core::mem::size_of::<FileLayout>() == 13 * 4);
+const _: () = assert!(core::mem::size_of::<FileLayout>() == 14 * 4);
 
 pub(crate) const fn layout(h: Fnv) -> Fnv {
     let h = crate::layout_of!(h, FileKey { dev, reserved, ino });
@@ -179,14 +186,15 @@ pub(crate) const fn layout(h: Fnv) -> Fnv {
             inode_ino,
             inode_sb,
             inode_size,
+            inode_mode,
+            inode_rdev,
             sb_dev,
             folio_flags,
             folio_mapping,
             folio_index,
             folio_nr_pages,
             head_bit,
-            page_shift,
-            reserved
+            page_shift
         }
     )
 }

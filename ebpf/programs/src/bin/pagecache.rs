@@ -27,11 +27,15 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use nodus_common::pagecache::{
-    COMM_LEN, CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS, EVENT_MISS, FileKey,
-    FileLayout, ReadState,
+    BLOCK_DEVICE_INO, COMM_LEN, CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS,
+    EVENT_MISS, FileKey, FileLayout, ReadState,
 };
 
 nodus_ebpf::abi_stamp!();
+
+/// `S_IFMT` and `S_IFBLK` of `inode::i_mode` (the same on every architecture).
+const S_IFMT: u32 = 0o170000;
+const S_IFBLK: u32 = 0o060000;
 
 /// Field offsets of this kernel, written by userspace before load.
 #[unsafe(no_mangle)]
@@ -41,6 +45,8 @@ static FILE_LAYOUT: FileLayout = FileLayout {
     inode_ino: 0,
     inode_sb: 0,
     inode_size: 0,
+    inode_mode: 0,
+    inode_rdev: 0,
     sb_dev: 0,
     folio_flags: 0,
     folio_mapping: 0,
@@ -48,7 +54,6 @@ static FILE_LAYOUT: FileLayout = FileLayout {
     folio_nr_pages: 0,
     head_bit: 0,
     page_shift: 0,
-    reserved: 0,
 };
 
 /// `EMIT_NONE`, `EMIT_MISSES` or `EMIT_ALL`, written by userspace before load.
@@ -120,12 +125,22 @@ fn file_of(mapping: *const u8, l: &FileLayout) -> Option<(FileKey, i64)> {
     let inode: *const u8 = read(mapping, l.mapping_host)?;
     let ino: u64 = read(inode, l.inode_ino)?;
     let size: i64 = read(inode, l.inode_size)?;
-    let sb: *const u8 = read(inode, l.inode_sb)?;
-    let dev: u32 = read(sb, l.sb_dev)?;
-    let key = FileKey {
-        dev,
-        reserved: 0,
-        ino,
+    let mode: u16 = read(inode, l.inode_mode)?;
+    let key = if u32::from(mode) & S_IFMT == S_IFBLK {
+        // A block device's cache (file-system metadata): named by the
+        // device, not by its inode on the kernel's internal bdev file system.
+        FileKey {
+            dev: read(inode, l.inode_rdev)?,
+            reserved: 0,
+            ino: BLOCK_DEVICE_INO,
+        }
+    } else {
+        let sb: *const u8 = read(inode, l.inode_sb)?;
+        FileKey {
+            dev: read(sb, l.sb_dev)?,
+            reserved: 0,
+            ino,
+        }
     };
     Some((key, size))
 }
