@@ -105,7 +105,7 @@ enum Command {
         #[command(subcommand)]
         command: TelemetryCommand,
     },
-    /// Page-cache insight: what of which file is cached.
+    /// Page-cache insight: what is cached, what hits and misses, what another policy would do.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,

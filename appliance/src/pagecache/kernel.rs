@@ -39,8 +39,8 @@ pub enum KernelError {
     /// The kernel refused the object.
     #[error("loading the pagecache programs")]
     Load(#[source] aya::EbpfError),
-    /// A program could not be loaded or attached (the kernel may lack the
-    /// tracepoint: the filemap read and fault tracepoints came in Linux 6.11).
+    /// A program could not be loaded or attached (an older kernel may lack
+    /// the filemap read and fault tracepoints).
     #[error("attaching {program} to {tracepoint}")]
     Attach {
         /// The program.
