@@ -76,6 +76,7 @@ fn a_dropped_file_read_twice_is_all_misses_then_all_hits() {
     let pages = 300;
     uncached_file(&path, pages - 1, 100);
     let counter = HitCounter::attach(CLI_TABLES, Emit::Nothing, 4096).unwrap();
+    let exact = counter.counting.exact();
     // One large read (the kernel walks it in several batches, each reported
     // with the read's whole remaining range), then many small ones.
     read_through(&path, 4 << 20);
@@ -92,6 +93,9 @@ fn a_dropped_file_read_twice_is_all_misses_then_all_hits() {
         (pages, pages),
         "first read: every page accessed and missed"
     );
+    if exact {
+        assert_eq!(first.hits, 0, "first read: no hits");
+    }
     read_through(&path, 4096);
     let snap = counter.snapshot().unwrap();
     let both = snap
@@ -105,6 +109,9 @@ fn a_dropped_file_read_twice_is_all_misses_then_all_hits() {
         (2 * pages, pages),
         "second read: every page accessed, none missed"
     );
+    if exact {
+        assert_eq!(both.hits, pages, "second read: every page hit");
+    }
     let me = std::process::id();
     let mine = snap
         .processes
@@ -177,7 +184,16 @@ fn cache_hits_names_the_file_and_counts_its_pages() {
         &path,
     );
     let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // This host refuses fentry: tracepoints, hits estimated, and why.
     assert_eq!(hits["method"], "tracepoints");
+    assert_eq!(hits["hits_exact"], false);
+    assert!(
+        hits["fentry_unavailable"]
+            .as_str()
+            .is_some_and(|why| why.contains("filemap_read")),
+        "{}",
+        hits["fentry_unavailable"]
+    );
     let row = hits["files"]
         .as_array()
         .unwrap()
@@ -187,7 +203,7 @@ fn cache_hits_names_the_file_and_counts_its_pages() {
         .clone();
     assert_eq!(row["accesses"].as_u64(), Some(2 * pages), "{row}");
     assert_eq!(row["misses"].as_u64(), Some(pages), "{row}");
-    assert_eq!(row["hits_estimated"].as_u64(), Some(pages), "{row}");
+    assert_eq!(row["hits"].as_u64(), Some(pages), "{row}");
     assert_eq!(row["hit_ratio_pct"].as_f64(), Some(50.0), "{row}");
     assert!(
         hits["processes"]

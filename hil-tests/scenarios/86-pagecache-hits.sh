@@ -1,8 +1,9 @@
-# Page-cache hits and misses counted by the board's kernel, against ground
-# truth: on the ext4 disk, a file dropped from the cache and read twice is
-# every page missed once and every page hit once (`nodus cache hits`), its
-# misses stream with the reader's name (`nodus cache trace`), and the daemon's
-# pagecache component sees the file server's docroot hit.
+# Page-cache hits and misses counted by the board's kernel with fentry (hits
+# counted, not estimated), against ground truth: on the ext4 disk, a file
+# dropped from the cache and read twice is every page missed once and every
+# page hit once (`nodus cache hits`), its misses stream with the reader's name
+# (`nodus cache trace`), and the daemon's pagecache component sees the file
+# server's docroot (sendfile) hit.
 mkdir -p /mnt/disk
 mount -t ext4 /dev/vda /mnt/disk || fail "mounting the board's ext4 disk (/dev/vda)"
 f=/mnt/disk/hits.dat
@@ -36,10 +37,11 @@ read_twice
 wait "$hits" || fail "nodus cache hits exited $?: $(cat /tmp/hits.err)"
 row=$(grep -A5 "\"name\": \"$f\"" /tmp/hits.json)
 echo "$row"
-expect_line "\"method\": \"tracepoints\"" "$(cat /tmp/hits.json)" "the counting method is named"
+expect_line "\"method\": \"fentry\"" "$(cat /tmp/hits.json)" "fentry on the board"
+expect_line "\"hits_exact\": true" "$(cat /tmp/hits.json)" "hits counted, not estimated"
 expect_line "\"accesses\": $((2 * pages)),\$" "$row" "both reads: every page accessed"
 expect_line "\"misses\": $pages,\$" "$row" "first read: every page missed"
-expect_line "\"hits_estimated\": $pages,\$" "$row" "second read: every page hit"
+expect_line "\"hits\": $pages,\$" "$row" "second read: every page hit"
 
 nodus cache trace --seconds 10 --path /mnt/disk >/tmp/trace.txt 2>/tmp/trace.err &
 tracer=$!
@@ -74,8 +76,9 @@ done
 out=$(nodus status) || fail "nodus status exited $?"
 printf '%s\n' "$out" | sed -n '/^  pagecache/,/^  [a-z]/p'
 expect_line "^  pagecache +healthy" "$out" "pagecache component"
-expect_line "^      counting +tracepoints\$" "$out" "counting method in status"
+expect_line "^      counting +fentry\$" "$out" "counting method in status"
 expect_line "^      docroot_accesses +$((2 * pages))\$" "$out" "two GETs: every page accessed"
 expect_line "^      docroot_misses +$pages\$" "$out" "first GET: every page missed"
+expect_line "^      docroot_hit_ratio_pct +50\.0\$" "$out" "second GET: every page hit"
 nodus_stop
 umount /mnt/disk

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 use super::{
     PageCacheConfig,
-    kernel::{Emit, HitCounter, TableSizes},
-    live::{METHOD, Tally},
+    kernel::{Counting, Emit, HitCounter, TableSizes},
+    live::Tally,
     names::user_dev,
     scan,
 };
@@ -33,17 +33,19 @@ crate::stats! {
     /// What the page-cache component reports. Counts are in pages of the
     /// kernel's page size, since the component started.
     pub struct PageCacheStats {
-        /// How hits and misses are counted: `tracepoints` (the kernel's
-        /// read, fault and insertion tracepoints; hits are estimated as
-        /// accesses less misses) or `off` (health says why).
+        /// How hits and misses are counted: `fentry` (around the kernel's
+        /// read, splice and fault functions: hits counted), `tracepoints`
+        /// (hits estimated as accesses less misses) or `off` (health says
+        /// why).
         counting: Text,
         /// Pages asked of the page cache: reads and file page faults.
         accesses: Maybe<Counter>,
         /// Pages inserted into the page cache (misses).
         misses: Maybe<Counter>,
-        /// Accesses less misses: an estimate.
-        hits_estimated: Maybe<Counter>,
-        /// Estimated hits per access, percent.
+        /// Pages a read or fault found cached: counted with `fentry`, else
+        /// accesses less misses (an estimate).
+        hits: Maybe<Counter>,
+        /// Hits per access, percent.
         hit_ratio_pct: Maybe<Float>,
         /// Pages accessed per second, over the last second.
         accesses_per_s: Maybe<Float>,
@@ -60,8 +62,8 @@ crate::stats! {
         docroot_accesses: Maybe<Counter>,
         /// Pages of docroot files missed, among the files counted.
         docroot_misses: Maybe<Counter>,
-        /// Estimated hits per access of docroot files, percent: what the
-        /// page cache does for the file server.
+        /// Hits per access of docroot files, percent (estimated with
+        /// `tracepoints`): what the page cache does for the file server.
         docroot_hit_ratio_pct: Maybe<Float>,
     }
 }
@@ -69,8 +71,8 @@ crate::stats! {
 /// What the loop measured, for `stats()`.
 #[derive(Default)]
 struct Measures {
-    counting: Option<Result<(), String>>,
-    total: Option<Tally>,
+    counting: Option<Result<Counting, String>>,
+    total: Option<Counts>,
     accesses_per_s: Option<f64>,
     misses_per_s: Option<f64>,
     files_counted: Option<usize>,
@@ -120,7 +122,12 @@ impl Component for PageCache {
         // The ring buffer is unused (no events): one page is the least.
         let counter = match HitCounter::attach(sizes, Emit::Nothing, 4096) {
             Ok(c) => {
-                lock(&self.measures).counting = Some(Ok(()));
+                if let Counting::Tracepoints(why) = &c.counting {
+                    log::info!(
+                        "pagecache: counting with tracepoints, hits estimated (fentry: {why})"
+                    );
+                }
+                lock(&self.measures).counting = Some(Ok(c.counting.clone()));
                 Some(Arc::new(Mutex::new(c)))
             }
             Err(e) => {
@@ -162,19 +169,22 @@ impl Component for PageCache {
 
     fn stats(&self) -> Stats {
         let m = lock(&self.measures);
-        let counting = match &m.counting {
-            Some(Ok(())) => METHOD,
-            Some(Err(_)) => "off",
-            None => "starting",
+        let (name, counting) = match &m.counting {
+            Some(Ok(c)) => (c.name(), c.clone()),
+            Some(Err(_)) => ("off", Counting::Tracepoints(String::new())),
+            None => ("starting", Counting::Tracepoints(String::new())),
         };
+        let total = m.total.map(|c| Tally::new(c, &counting));
         let docroot = m.docroot;
-        let docroot_tally = docroot.and_then(|d| d.counts).map(Tally::from);
+        let docroot_tally = docroot
+            .and_then(|d| d.counts)
+            .map(|c| Tally::new(c, &counting));
         PageCacheStats {
-            counting: counting.into(),
-            accesses: m.total.map(|t| t.accesses),
-            misses: m.total.map(|t| t.misses),
-            hits_estimated: m.total.map(|t| t.hits_estimated),
-            hit_ratio_pct: m.total.and_then(|t| t.hit_ratio_pct),
+            counting: name.into(),
+            accesses: total.map(|t| t.accesses),
+            misses: total.map(|t| t.misses),
+            hits: total.map(|t| t.hits),
+            hit_ratio_pct: total.and_then(|t| t.hit_ratio_pct),
             accesses_per_s: m.accesses_per_s,
             misses_per_s: m.misses_per_s,
             files_counted: m.files_counted.map(|n| n as i64),
@@ -242,7 +252,7 @@ impl Worker {
             return;
         };
         let mut m = lock(&self.measures);
-        m.total = Some(now.into());
+        m.total = Some(now);
         if let Some((at, before)) = *last {
             let secs = at.elapsed().as_secs_f64();
             if secs > 0.0 {
@@ -287,6 +297,7 @@ fn look_at(
         if files.contains(&(user_dev(key.dev), key.ino)) {
             sum.accesses += c.accesses;
             sum.misses += c.misses;
+            sum.hits += c.hits;
         }
     }
     look.counts = Some(sum);

@@ -2,18 +2,21 @@
 //! and reading what they counted.
 //!
 //! The programs attach to the filemap tracepoints raw, so they need the
-//! kernel's structure offsets, found here in its BTF. Every counter is per
+//! kernel's structure offsets, found here in its BTF. Where the kernel
+//! allows fentry/fexit, reads, splices and faults are counted around their
+//! functions and hits are exact ([`Counting::Fentry`]); elsewhere the
+//! tracepoints alone count and hits are an estimate. Every counter is per
 //! CPU in the kernel and summed here.
 
 use std::collections::HashMap;
 
 use aya::{
     maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
-    programs::{ProgramError, RawTracePoint},
+    programs::{FEntry, FExit, ProgramError, RawTracePoint},
 };
 use nodus_common::{
     objects::pagecache::{OBJECT, maps, programs},
-    pagecache::{COMM_LEN, CacheEvent, Counts, FileKey, FileLayout},
+    pagecache::{COMM_LEN, CacheEvent, Counts, FileKey, FileLayout, MODE_FENTRY, MODE_TRACEPOINTS},
 };
 
 use super::residency::page_size;
@@ -22,13 +25,54 @@ use crate::{
     ebpf,
 };
 
-/// The three filemap tracepoints and exec, and the program attached to each.
-const ATTACH: [(&str, &str); 4] = [
-    (programs::pagecache_get_pages, "mm_filemap_get_pages"),
+/// The tracepoints both ways of counting use, and the program on each.
+const TRACEPOINTS: [(&str, &str); 3] = [
     (programs::pagecache_fault, "mm_filemap_fault"),
     (programs::pagecache_add, "mm_filemap_add_to_page_cache"),
     (programs::pagecache_exec, "sched_process_exec"),
 ];
+
+/// Reads with tracepoints alone.
+const READS_BY_TRACEPOINT: (&str, &str) = (programs::pagecache_get_pages, "mm_filemap_get_pages");
+
+/// Reads, splices and faults with fentry/fexit: (program, kernel function,
+/// fexit).
+const READS_BY_FENTRY: [(&str, &str, bool); 5] = [
+    (programs::pagecache_read_entry, "filemap_read", false),
+    (programs::pagecache_read_exit, "filemap_read", true),
+    (
+        programs::pagecache_splice_entry,
+        "filemap_splice_read",
+        false,
+    ),
+    (programs::pagecache_splice_exit, "filemap_splice_read", true),
+    (programs::pagecache_fault_exit, "filemap_fault", true),
+];
+
+/// How the programs count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Counting {
+    /// fentry/fexit around the read, splice and fault paths: hits counted.
+    Fentry,
+    /// Tracepoints alone: hits estimated as accesses less misses; why
+    /// fentry could not be used.
+    Tracepoints(String),
+}
+
+impl Counting {
+    /// `fentry` or `tracepoints`, as status and JSON show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Counting::Fentry => "fentry",
+            Counting::Tracepoints(_) => "tracepoints",
+        }
+    }
+
+    /// Whether hits are counted rather than estimated.
+    pub fn exact(&self) -> bool {
+        *self == Counting::Fentry
+    }
+}
 
 /// Why the counting programs could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +84,7 @@ pub enum KernelError {
     #[error("loading the pagecache programs")]
     Load(#[source] aya::EbpfError),
     /// A program could not be loaded or attached (an older kernel may lack
-    /// the filemap read and fault tracepoints).
+    /// the filemap read and fault tracepoints, or refuse fentry).
     #[error("attaching {program} to {tracepoint}")]
     Attach {
         /// The program.
@@ -60,6 +104,18 @@ pub enum KernelError {
         #[source]
         source: MapError,
     },
+    /// A program of the object is not of the kind its name says.
+    #[error("program {program}")]
+    ProgramKind {
+        /// The program.
+        program: &'static str,
+        /// What went wrong.
+        #[source]
+        source: ProgramError,
+    },
+    /// aya could not read the kernel's BTF (needed for fentry).
+    #[error("reading the kernel's BTF for fentry")]
+    AyaBtf(#[source] aya::BtfError),
     /// The object lacks a program the list of objects names.
     #[error("program {0} missing from the object")]
     MissingProgram(&'static str),
@@ -116,6 +172,8 @@ pub struct Snapshot {
 pub struct HitCounter {
     /// Holds the programs (and so their links) for as long as it lives.
     ebpf: aya::Ebpf,
+    /// How they count.
+    pub counting: Counting,
 }
 
 /// The kernel-structure offsets the programs need, from this kernel's BTF.
@@ -137,6 +195,12 @@ pub fn file_layout(btf: &Btf) -> Result<FileLayout, BtfError> {
         folio_nr_pages: folio("_nr_pages")?,
         head_bit: head as u32,
         page_shift: page_size().trailing_zeros(),
+        // Only the fentry programs read these; a kernel without them counts
+        // with tracepoints (the fentry programs then fail to load).
+        kiocb_filp: btf.field_offset("kiocb", "ki_filp").unwrap_or(0),
+        kiocb_pos: btf.field_offset("kiocb", "ki_pos").unwrap_or(0),
+        file_mapping: btf.field_offset("file", "f_mapping").unwrap_or(0),
+        iter_count: btf.field_offset("iov_iter", "count").unwrap_or(0),
     })
 }
 
@@ -144,6 +208,7 @@ fn sum(values: &PerCpuValues<Counts>) -> Counts {
     values.iter().fold(Counts::default(), |a, c| Counts {
         accesses: a.accesses + c.accesses,
         misses: a.misses + c.misses,
+        hits: a.hits + c.hits,
     })
 }
 
@@ -155,7 +220,8 @@ pub fn comm(raw: &[u8; COMM_LEN]) -> String {
 
 impl HitCounter {
     /// Loads the programs for this kernel with tables of `sizes`, sending
-    /// `emit` events into a ring buffer of `ring_bytes`, and attaches them.
+    /// `emit` events into a ring buffer of `ring_bytes`, and attaches them:
+    /// with fentry where the kernel allows it, else with tracepoints alone.
     pub fn attach(
         sizes: TableSizes,
         emit: Emit,
@@ -169,38 +235,41 @@ impl HitCounter {
             Emit::Misses => nodus_common::pagecache::EMIT_MISSES,
             Emit::Everything => nodus_common::pagecache::EMIT_ALL,
         };
-        let mut bpf = ebpf::load_with(&OBJECT, |loader| {
-            loader
-                .override_global("FILE_LAYOUT", &layout, true)
-                .override_global("EMIT_EVENTS", &emit, true)
-                .map_max_entries(maps::PC_FILES, sizes.files)
-                .map_max_entries(maps::PC_PROCESSES, sizes.processes)
-                .map_max_entries(maps::PC_NAMES, sizes.processes)
-                .map_max_entries(maps::PC_CGROUPS, sizes.cgroups)
-                .map_max_entries(maps::PC_READS, sizes.processes)
-                .map_max_entries(maps::PC_EVENTS, ring_bytes);
-        })
-        .map_err(KernelError::Load)?;
-        for (program, tracepoint) in ATTACH {
-            let attach = |bpf: &mut aya::Ebpf| -> Result<(), ProgramError> {
-                let p: &mut RawTracePoint = bpf
-                    .program_mut(program)
-                    .ok_or(ProgramError::NotLoaded)?
-                    .try_into()?;
-                p.load()?;
-                p.attach(tracepoint)?;
-                Ok(())
-            };
-            if bpf.program(program).is_none() {
-                return Err(KernelError::MissingProgram(program));
+        let load = |mode: u32| {
+            ebpf::load_with(&OBJECT, |loader| {
+                loader
+                    .override_global("FILE_LAYOUT", &layout, true)
+                    .override_global("EMIT_EVENTS", &emit, true)
+                    .override_global("COUNT_MODE", &mode, true)
+                    .map_max_entries(maps::PC_FILES, sizes.files)
+                    .map_max_entries(maps::PC_PROCESSES, sizes.processes)
+                    .map_max_entries(maps::PC_NAMES, sizes.processes)
+                    .map_max_entries(maps::PC_CGROUPS, sizes.cgroups)
+                    .map_max_entries(maps::PC_READS, sizes.processes)
+                    .map_max_entries(maps::PC_CALLS, sizes.processes)
+                    .map_max_entries(maps::PC_FRESH, sizes.files)
+                    .map_max_entries(maps::PC_EVENTS, ring_bytes);
+            })
+            .map_err(KernelError::Load)
+        };
+        let fentry = load(MODE_FENTRY).and_then(|mut bpf| {
+            attach_fentry(&mut bpf)?;
+            attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
+            Ok(bpf)
+        });
+        let (bpf, counting) = match fentry {
+            Ok(bpf) => (bpf, Counting::Fentry),
+            Err(e) => {
+                let mut bpf = load(MODE_TRACEPOINTS)?;
+                attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
+                attach_tracepoints(&mut bpf, &[READS_BY_TRACEPOINT])?;
+                (bpf, Counting::Tracepoints(ebpf::error_chain(&e)))
             }
-            attach(&mut bpf).map_err(|source| KernelError::Attach {
-                program,
-                tracepoint,
-                source,
-            })?;
-        }
-        Ok(HitCounter { ebpf: bpf })
+        };
+        Ok(HitCounter {
+            ebpf: bpf,
+            counting,
+        })
     }
 
     fn map(&self, map: &'static str) -> Result<&aya::maps::Map, KernelError> {
@@ -283,6 +352,64 @@ impl HitCounter {
         })?;
         RingBuf::try_from(taken).map_err(|source| KernelError::Map { map, source })
     }
+}
+
+fn program<'a, P>(bpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| KernelError::ProgramKind {
+            program: name,
+            source,
+        })
+}
+
+fn attach_tracepoints(
+    bpf: &mut aya::Ebpf,
+    which: &[(&'static str, &'static str)],
+) -> Result<(), KernelError> {
+    for &(name, tracepoint) in which {
+        let p: &mut RawTracePoint = program(bpf, name)?;
+        p.load()
+            .and_then(|()| p.attach(tracepoint).map(drop))
+            .map_err(|source| KernelError::Attach {
+                program: name,
+                tracepoint,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Loads and attaches the fentry/fexit programs (aya reads the kernel's
+/// BTF for them; the memory it took is handed back after).
+fn attach_fentry(bpf: &mut aya::Ebpf) -> Result<(), KernelError> {
+    let btf = aya::Btf::from_sys_fs().map_err(KernelError::AyaBtf)?;
+    let attached = (|| {
+        for (name, function, exit) in READS_BY_FENTRY {
+            let err = |source| KernelError::Attach {
+                program: name,
+                tracepoint: function,
+                source,
+            };
+            if exit {
+                let p: &mut FExit = program(bpf, name)?;
+                p.load(function, &btf).map_err(err)?;
+                p.attach().map_err(err)?;
+            } else {
+                let p: &mut FEntry = program(bpf, name)?;
+                p.load(function, &btf).map_err(err)?;
+                p.attach().map_err(err)?;
+            }
+        }
+        Ok(())
+    })();
+    drop(btf);
+    ebpf::release_freed_memory();
+    attached
 }
 
 /// Decodes one ring-buffer record.

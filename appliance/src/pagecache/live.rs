@@ -24,16 +24,11 @@ use nix::{
 use nodus_common::pagecache::{CacheEvent, Counts, EVENT_ACCESS, EVENT_MISS, FileKey};
 
 use super::{
-    kernel::{self, Emit, HitCounter, KernelError, TableSizes},
+    kernel::{self, Counting, Emit, HitCounter, KernelError, TableSizes},
     names,
     residency::page_size,
     sim::trace::OracleWriter,
 };
-
-/// How hits are known. Only tracepoints are used today: the kernel's read
-/// and fault tracepoints count pages asked for, the insertion tracepoint
-/// pages added, and hits are the difference.
-pub const METHOD: &str = "tracepoints";
 
 /// Table sizes of a command-line run (the daemon's come from its config).
 pub const CLI_TABLES: TableSizes = TableSizes {
@@ -42,26 +37,32 @@ pub const CLI_TABLES: TableSizes = TableSizes {
     cgroups: 1024,
 };
 
-/// Accesses, misses and the hits they imply.
+/// Accesses, misses and hits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Tally {
     /// Pages asked of the cache.
     pub accesses: u64,
     /// Pages inserted into the cache.
     pub misses: u64,
-    /// `accesses - misses` (an estimate: see [`METHOD`]).
-    pub hits_estimated: u64,
+    /// Pages found cached: counted with fentry, else `accesses - misses`
+    /// (an estimate; [`Hits::hits_exact`] says which).
+    pub hits: u64,
     /// Hits per access, percent; absent without accesses.
     pub hit_ratio_pct: Option<f64>,
 }
 
-impl From<Counts> for Tally {
-    fn from(c: Counts) -> Tally {
-        let hits = c.accesses.saturating_sub(c.misses);
+impl Tally {
+    /// The tally of `c`, counted as `counting` counts.
+    pub fn new(c: Counts, counting: &Counting) -> Tally {
+        let hits = if counting.exact() {
+            c.hits
+        } else {
+            c.accesses.saturating_sub(c.misses)
+        };
         Tally {
             accesses: c.accesses,
             misses: c.misses,
-            hits_estimated: hits,
+            hits,
             hit_ratio_pct: (c.accesses > 0).then(|| 100.0 * hits as f64 / c.accesses as f64),
         }
     }
@@ -80,8 +81,12 @@ pub struct Row {
 /// What `nodus cache hits` reports.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Hits {
-    /// How the counts were taken ([`METHOD`]).
+    /// How the counts were taken: `fentry` or `tracepoints`.
     pub method: &'static str,
+    /// Hits were counted (fentry), not estimated (tracepoints).
+    pub hits_exact: bool,
+    /// Why fentry was not used, when it was not.
+    pub fentry_unavailable: Option<String>,
     /// Seconds counted.
     pub seconds: f64,
     /// The kernel's page size in bytes (every count is in pages).
@@ -107,6 +112,7 @@ fn busiest<K: Copy>(entries: &[(K, Counts)], limit: usize) -> Vec<(K, Counts)> {
 /// Names the busiest entries of a snapshot.
 pub fn rank(
     snap: &kernel::Snapshot,
+    counting: &Counting,
     limit: usize,
     docroot: Option<&Path>,
     named: &[PathBuf],
@@ -120,7 +126,7 @@ pub fn rank(
             name: paths
                 .get(&k)
                 .map_or_else(|| names::unnamed(&k), |p| p.display().to_string()),
-            tally: c.into(),
+            tally: Tally::new(c, counting),
         })
         .collect();
     let procs: Vec<(usize, Counts)> = snap
@@ -133,7 +139,7 @@ pub fn rank(
         .into_iter()
         .map(|(i, c)| Row {
             name: format!("{} {}", snap.processes[i].pid, snap.processes[i].comm),
-            tally: c.into(),
+            tally: Tally::new(c, counting),
         })
         .collect();
     let cgroups = busiest(&snap.cgroups, limit);
@@ -146,7 +152,7 @@ pub fn rank(
                 .get(&id)
                 .cloned()
                 .unwrap_or_else(|| format!("cgroup id {id}")),
-            tally: c.into(),
+            tally: Tally::new(c, counting),
         })
         .collect();
     (files, processes, cgroups)
@@ -167,13 +173,19 @@ pub fn hits(
     std::thread::sleep(window);
     let snap = counter.snapshot()?;
     let seconds = started.elapsed().as_secs_f64();
+    let counting = counter.counting.clone();
     drop(counter);
-    let (files, processes, cgroups) = rank(&snap, limit, docroot, named);
+    let (files, processes, cgroups) = rank(&snap, &counting, limit, docroot, named);
     Ok(Hits {
-        method: METHOD,
+        method: counting.name(),
+        hits_exact: counting.exact(),
+        fentry_unavailable: match &counting {
+            Counting::Tracepoints(why) => Some(why.clone()),
+            Counting::Fentry => None,
+        },
         seconds,
         page_size: page_size(),
-        total: snap.totals.into(),
+        total: Tally::new(snap.totals, &counting),
         files,
         processes,
         cgroups,
@@ -383,18 +395,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hits_are_accesses_less_misses_never_negative() {
-        let t = Tally::from(Counts {
+    fn estimated_hits_are_accesses_less_misses_never_negative() {
+        let estimated = Counting::Tracepoints("no fentry here".into());
+        let c = |accesses, misses| Counts {
+            accesses,
+            misses,
+            hits: 0,
+        };
+        let t = Tally::new(c(10, 4), &estimated);
+        assert_eq!((t.hits, t.hit_ratio_pct), (6, Some(60.0)));
+        let t = Tally::new(c(2, 5), &estimated);
+        assert_eq!((t.hits, t.hit_ratio_pct), (0, Some(0.0)));
+        assert_eq!(Tally::new(c(0, 0), &estimated).hit_ratio_pct, None);
+    }
+
+    #[test]
+    fn counted_hits_are_taken_as_counted() {
+        let c = Counts {
             accesses: 10,
-            misses: 4,
-        });
-        assert_eq!((t.hits_estimated, t.hit_ratio_pct), (6, Some(60.0)));
-        let t = Tally::from(Counts {
-            accesses: 2,
-            misses: 5,
-        });
-        assert_eq!((t.hits_estimated, t.hit_ratio_pct), (0, Some(0.0)));
-        assert_eq!(Tally::from(Counts::default()).hit_ratio_pct, None);
+            misses: 8,
+            hits: 7,
+        };
+        let t = Tally::new(c, &Counting::Fentry);
+        assert_eq!((t.hits, t.hit_ratio_pct), (7, Some(70.0)));
     }
 
     #[test]

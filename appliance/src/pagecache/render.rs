@@ -165,11 +165,14 @@ pub fn top(t: &Top) -> String {
     out
 }
 
-fn rows(out: &mut String, title: &str, rows: &[Row]) {
+fn rows(out: &mut String, title: &str, rows: &[Row], mark: &str) {
     let _ = writeln!(
         out,
         "\n{:>10} {:>10} {:>10} {:>6}  {title}",
-        "ACCESSES", "MISSES", "HITS~", "HIT%~"
+        "ACCESSES",
+        "MISSES",
+        format!("HITS{mark}"),
+        format!("HIT%{mark}")
     );
     for r in rows {
         let ratio = r
@@ -181,7 +184,7 @@ fn rows(out: &mut String, title: &str, rows: &[Row]) {
             "{:>10} {:>10} {:>10} {:>6}  {}",
             r.tally.accesses,
             r.tally.misses,
-            r.tally.hits_estimated,
+            r.tally.hits,
             ratio,
             printable(&r.name)
         );
@@ -189,29 +192,37 @@ fn rows(out: &mut String, title: &str, rows: &[Row]) {
 }
 
 /// `nodus cache hits` as three tables (files, processes, cgroups), busiest
-/// first; `~` marks the estimated columns.
+/// first; `~` marks estimated columns (tracepoint counting).
 pub fn hits(h: &Hits) -> String {
     let mut out = String::new();
     let t = &h.total;
+    let mark = if h.hits_exact { "" } else { "~" };
     let _ = writeln!(
         out,
-        "{:.1} s: {} pages accessed, {} missed, {} hits~ ({}); page size {}",
+        "{:.1} s: {} pages accessed, {} missed, {} hits{mark} ({}); page size {}",
         h.seconds,
         t.accesses,
         t.misses,
-        t.hits_estimated,
+        t.hits,
         t.hit_ratio_pct
-            .map_or_else(|| "no accesses".into(), |p| format!("{p:.1}%~")),
+            .map_or_else(|| "no accesses".into(), |p| format!("{p:.1}%{mark}")),
         iec(h.page_size)
     );
-    let _ = writeln!(
-        out,
-        "counted by {}: ~ = estimated (hits = accesses - misses; pages mapped by fault-around and pages a write inserts are not told apart)",
-        h.method
-    );
-    rows(&mut out, "FILE", &h.files);
-    rows(&mut out, "PROCESS", &h.processes);
-    rows(&mut out, "CGROUP", &h.cgroups);
+    if h.hits_exact {
+        let _ = writeln!(
+            out,
+            "counted by fentry: hits are pages a read or fault found cached"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "counted by {}: ~ = estimated (hits = accesses - misses; pages mapped by fault-around and pages a write inserts are not told apart)",
+            h.method
+        );
+    }
+    rows(&mut out, "FILE", &h.files, mark);
+    rows(&mut out, "PROCESS", &h.processes, mark);
+    rows(&mut out, "CGROUP", &h.cgroups, mark);
     out
 }
 

@@ -92,13 +92,18 @@ objects! {
         maps: [FS_TC_CONFIG, FS_REQUESTS],
     }
     /// Page-cache hits and misses: the filemap tracepoints counting pages
-    /// accessed and inserted per file, process and cgroup, and exec keeping
-    /// the processes' names current.
+    /// accessed and inserted per file, process and cgroup, exec keeping the
+    /// processes' names current, and (where the kernel allows fentry)
+    /// fentry/fexit around the read, splice and fault paths for exact hits.
     pagecache {
-        programs: [pagecache_get_pages, pagecache_fault, pagecache_add, pagecache_exec],
+        programs: [
+            pagecache_get_pages, pagecache_fault, pagecache_add, pagecache_exec,
+            pagecache_read_entry, pagecache_read_exit, pagecache_splice_entry,
+            pagecache_splice_exit, pagecache_fault_exit,
+        ],
         maps: [
-            PC_TOTALS, PC_FILES, PC_PROCESSES, PC_NAMES, PC_CGROUPS, PC_READS, PC_EVENTS,
-            PC_DROPS,
+            PC_TOTALS, PC_FILES, PC_PROCESSES, PC_NAMES, PC_CGROUPS, PC_READS, PC_CALLS,
+            PC_FRESH, PC_EVENTS, PC_DROPS,
         ],
     }
 }

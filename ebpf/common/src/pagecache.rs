@@ -16,9 +16,16 @@
 //! - a *miss*: each page inserted into the cache
 //!   (`mm_filemap_add_to_page_cache`, a folio of one or more pages).
 //!
-//! Hits are accesses minus misses: an estimate (pages mapped by fault-around
-//! and pages inserted by a write are not told apart), labelled so wherever
-//! it is shown.
+//! With tracepoints alone ([`MODE_TRACEPOINTS`]), hits are accesses minus
+//! misses: an estimate (pages mapped by fault-around and pages inserted by
+//! a write are not told apart), labelled so wherever it is shown. Where the
+//! kernel allows fentry/fexit ([`MODE_FENTRY`]), reads are counted around
+//! `filemap_read` and `filemap_splice_read`, and faults around
+//! `filemap_fault`: the pages each call delivered (not the range it asked
+//! for), and of those, hits are counted ([`Counts::hits`]): pages inserted
+//! by reads of a file (the read's own and its readahead; not writes) are
+//! owed to that file, and the next pages delivered from it pay that off as
+//! misses; every other page delivered is a hit.
 
 use crate::layout::Fnv;
 
@@ -32,6 +39,12 @@ pub const BLOCK_DEVICE_INO: u64 = 0;
 pub const EVENT_MISS: u32 = 1;
 /// [`CacheEvent::kind`]: pages were asked of the cache (an access).
 pub const EVENT_ACCESS: u32 = 2;
+
+/// The `COUNT_MODE` global: tracepoints only, hits estimated.
+pub const MODE_TRACEPOINTS: u32 = 0;
+/// The `COUNT_MODE` global: fentry/fexit around the read and fault paths,
+/// hits counted.
+pub const MODE_FENTRY: u32 = 1;
 
 /// The `EMIT_EVENTS` global: count only, no events (the daemon).
 pub const EMIT_NONE: u32 = 0;
@@ -64,6 +77,9 @@ pub struct Counts {
     pub accesses: u64,
     /// Pages inserted into the cache (misses).
     pub misses: u64,
+    /// Pages delivered by a read or fault that were already cached: counted
+    /// with [`MODE_FENTRY`] only (zero with tracepoints).
+    pub hits: u64,
 }
 
 /// Where the last read of a thread stood, so that the batches of one
@@ -77,6 +93,20 @@ pub struct ReadState {
     /// First page of the last batch.
     pub index: u64,
     /// Last page of the read (inclusive).
+    pub last: u64,
+}
+
+/// A read or fault in flight on one thread ([`MODE_FENTRY`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallState {
+    /// The `address_space` read from.
+    pub mapping: u64,
+    /// Byte position the call started at.
+    pub pos: u64,
+    /// First page it asked for.
+    pub first: u64,
+    /// Last page it asked for (inclusive).
     pub last: u64,
 }
 
@@ -137,6 +167,14 @@ pub struct FileLayout {
     pub head_bit: u32,
     /// log2 of the kernel's page size.
     pub page_shift: u32,
+    /// `kiocb::ki_filp` (fentry mode).
+    pub kiocb_filp: u32,
+    /// `kiocb::ki_pos` (fentry mode).
+    pub kiocb_pos: u32,
+    /// `file::f_mapping` (fentry mode).
+    pub file_mapping: u32,
+    /// `iov_iter::count` (fentry mode).
+    pub iter_count: u32,
 }
 
 #[cfg(feature = "user")]
@@ -146,17 +184,34 @@ mod pod {
     unsafe impl aya::Pod for super::FileKey {}
     unsafe impl aya::Pod for super::Counts {}
     unsafe impl aya::Pod for super::ReadState {}
+    unsafe impl aya::Pod for super::CallState {}
     unsafe impl aya::Pod for super::CacheEvent {}
     unsafe impl aya::Pod for super::FileLayout {}
 }
 
 const _: () = assert!(core::mem::size_of::<FileKey>() == 16);
 const _: () = assert!(core::mem::size_of::<CacheEvent>() == 8 + 16 + 16 + 16 + COMM_LEN);
-const _: () = assert!(core::mem::size_of::<FileLayout>() == 14 * 4);
+const _: () = assert!(core::mem::size_of::<FileLayout>() == 18 * 4);
 
 pub(crate) const fn layout(h: Fnv) -> Fnv {
     let h = crate::layout_of!(h, FileKey { dev, reserved, ino });
-    let h = crate::layout_of!(h, Counts { accesses, misses });
+    let h = crate::layout_of!(
+        h,
+        Counts {
+            accesses,
+            misses,
+            hits
+        }
+    );
+    let h = crate::layout_of!(
+        h,
+        CallState {
+            mapping,
+            pos,
+            first,
+            last
+        }
+    );
     let h = crate::layout_of!(
         h,
         ReadState {
@@ -194,7 +249,11 @@ pub(crate) const fn layout(h: Fnv) -> Fnv {
             folio_index,
             folio_nr_pages,
             head_bit,
-            page_shift
+            page_shift,
+            kiocb_filp,
+            kiocb_pos,
+            file_mapping,
+            iter_count
         }
     )
 }

@@ -22,13 +22,13 @@ use aya_ebpf::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
     },
-    macros::{map, raw_tracepoint},
+    macros::{fentry, fexit, map, raw_tracepoint},
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::RawTracePointContext,
+    programs::{FEntryContext, FExitContext, RawTracePointContext},
 };
 use nodus_common::pagecache::{
-    BLOCK_DEVICE_INO, COMM_LEN, CacheEvent, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS,
-    EVENT_MISS, FileKey, FileLayout, ReadState,
+    BLOCK_DEVICE_INO, COMM_LEN, CacheEvent, CallState, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS,
+    EVENT_MISS, FileKey, FileLayout, MODE_FENTRY, ReadState,
 };
 
 nodus_ebpf::abi_stamp!();
@@ -54,7 +54,15 @@ static FILE_LAYOUT: FileLayout = FileLayout {
     folio_nr_pages: 0,
     head_bit: 0,
     page_shift: 0,
+    kiocb_filp: 0,
+    kiocb_pos: 0,
+    file_mapping: 0,
+    iter_count: 0,
 };
+
+/// `MODE_TRACEPOINTS` or `MODE_FENTRY`, written by userspace before load.
+#[unsafe(no_mangle)]
+static COUNT_MODE: u32 = 0;
 
 /// `EMIT_NONE`, `EMIT_MISSES` or `EMIT_ALL`, written by userspace before load.
 #[unsafe(no_mangle)]
@@ -82,6 +90,15 @@ static PC_NAMES: LruHashMap<u32, [u8; COMM_LEN]> = LruHashMap::with_max_entries(
 #[map]
 static PC_CGROUPS: LruPerCpuHashMap<u64, Counts> = LruPerCpuHashMap::with_max_entries(256, 0);
 
+/// Each thread's read or fault in flight (fentry mode; key: pid_tgid).
+#[map]
+static PC_CALLS: LruHashMap<u64, CallState> = LruHashMap::with_max_entries(1024, 0);
+
+/// Pages inserted by reads of each file (key: its `address_space`) that no
+/// read delivered yet (fentry mode).
+#[map]
+static PC_FRESH: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+
 /// Where each thread's last read stood (key: the kernel's pid_tgid).
 #[map]
 static PC_READS: LruHashMap<u64, ReadState> = LruHashMap::with_max_entries(1024, 0);
@@ -106,6 +123,12 @@ fn layout() -> Option<FileLayout> {
 fn emit_level() -> u32 {
     // SAFETY: as in `layout`.
     unsafe { read_volatile(&EMIT_EVENTS) }
+}
+
+#[inline(always)]
+fn fentry_mode() -> bool {
+    // SAFETY: as in `layout`.
+    unsafe { read_volatile(&COUNT_MODE) == MODE_FENTRY }
 }
 
 /// Reads a `T` at `base + offset` of kernel memory.
@@ -146,38 +169,38 @@ fn file_of(mapping: *const u8, l: &FileLayout) -> Option<(FileKey, i64)> {
 }
 
 #[inline(always)]
-fn add_counts(counts: *mut Counts, accesses: u64, misses: u64) {
+fn add_counts(counts: *mut Counts, add: &Counts) {
     // SAFETY: `counts` is this CPU's slot of a live per-CPU map value, and
     // programs run with preemption off: no other writer.
     unsafe {
-        (*counts).accesses += accesses;
-        (*counts).misses += misses;
+        (*counts).accesses += add.accesses;
+        (*counts).misses += add.misses;
+        (*counts).hits += add.hits;
     }
 }
 
 /// Adds to every table: the totals, the file, the process, the cgroup.
 #[inline(always)]
-fn count(file: &FileKey, accesses: u64, misses: u64, tgid: u32, cgroup: u64) {
+fn count(file: &FileKey, new: &Counts, tgid: u32, cgroup: u64) {
     if let Some(totals) = PC_TOTALS.get_ptr_mut(0) {
-        add_counts(totals, accesses, misses);
+        add_counts(totals, new);
     }
-    let new = Counts { accesses, misses };
     match PC_FILES.get_ptr_mut(file) {
-        Some(c) => add_counts(c, accesses, misses),
+        Some(c) => add_counts(c, new),
         None => {
-            let _ = PC_FILES.insert(file, &new, 0);
+            let _ = PC_FILES.insert(file, new, 0);
         }
     }
     match PC_CGROUPS.get_ptr_mut(&cgroup) {
-        Some(c) => add_counts(c, accesses, misses),
+        Some(c) => add_counts(c, new),
         None => {
-            let _ = PC_CGROUPS.insert(&cgroup, &new, 0);
+            let _ = PC_CGROUPS.insert(&cgroup, new, 0);
         }
     }
     match PC_PROCESSES.get_ptr_mut(&tgid) {
-        Some(p) => add_counts(p, accesses, misses),
+        Some(p) => add_counts(p, new),
         None => {
-            let _ = PC_PROCESSES.insert(&tgid, &new, 0);
+            let _ = PC_PROCESSES.insert(&tgid, new, 0);
             // Named here and at exec only: copying the name on every event
             // would cost a helper call on the hottest path.
             let comm = bpf_get_current_comm().unwrap_or_default();
@@ -220,17 +243,188 @@ fn emit(kind: u32, file: FileKey, index: u64, pages: u64, pid: u32, cgroup_id: u
     }
 }
 
+/// Counts `pages` from `index` of `file` as accessed (of which `hits` were
+/// cached) or missed, and emits the event if asked.
 #[inline(always)]
-fn record(kind: u32, file: FileKey, index: u64, pages: u64) {
+fn record(kind: u32, file: FileKey, index: u64, pages: u64, hits: u64) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: takes no pointers.
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
-    let (accesses, misses) = match kind {
-        EVENT_MISS => (0, pages),
-        _ => (pages, 0),
+    let counts = match kind {
+        EVENT_MISS => Counts {
+            accesses: 0,
+            misses: pages,
+            hits: 0,
+        },
+        _ => Counts {
+            accesses: pages,
+            misses: 0,
+            hits,
+        },
     };
-    count(&file, accesses, misses, tgid, cgroup);
+    count(&file, &counts, tgid, cgroup);
     emit(kind, file, index, pages, tgid, cgroup);
+}
+
+/// fentry mode: a read or fault of `len` bytes at `pos` of `mapping`
+/// begins on this thread.
+#[inline(always)]
+fn begin_call(mapping: *const u8, pos: i64, len: u64, l: &FileLayout) {
+    if mapping.is_null() || pos < 0 || len == 0 {
+        return;
+    }
+    let shift = l.page_shift & 63;
+    let pos = pos as u64;
+    let state = CallState {
+        mapping: mapping as u64,
+        pos,
+        first: pos >> shift,
+        last: (pos + len - 1) >> shift,
+    };
+    let _ = PC_CALLS.insert(&bpf_get_current_pid_tgid(), &state, 0);
+}
+
+/// fentry mode: the thread's call delivered `delivered` bytes (or failed):
+/// those pages were accessed; the first of them pay off what reads of the
+/// file inserted and nobody read yet (misses), the rest were hits.
+#[inline(always)]
+fn end_call(delivered: i64, l: &FileLayout) -> Option<()> {
+    let thread = bpf_get_current_pid_tgid();
+    // SAFETY: a copy out of a live map value this thread's programs write.
+    let state = unsafe { *PC_CALLS.get(&thread)? };
+    let _ = PC_CALLS.remove(&thread);
+    if delivered <= 0 {
+        return None;
+    }
+    let shift = l.page_shift & 63;
+    let end = (state.pos + delivered as u64 - 1) >> shift;
+    let last = if end < state.last { end } else { state.last };
+    if last < state.first {
+        return None;
+    }
+    let pages = last - state.first + 1;
+    let missed = match PC_FRESH.get_ptr_mut(&state.mapping) {
+        Some(fresh) => {
+            // SAFETY: a live map value; another CPU reading the same file at
+            // the same instant may lose an update (no atomics here).
+            let fresh = unsafe { &mut *fresh };
+            let missed = if *fresh < pages { *fresh } else { pages };
+            *fresh -= missed;
+            missed
+        }
+        None => 0,
+    };
+    let (file, _) = file_of(state.mapping as *const u8, l)?;
+    record(EVENT_ACCESS, file, state.first, pages, pages - missed);
+    Some(())
+}
+
+/// fentry mode: `pages` of `mapping` were inserted. Inside a read or fault
+/// of that file (its own pages or readahead), they are owed to the file's
+/// next reads; a write's are not (nothing was missed).
+#[inline(always)]
+fn note_inserted(mapping: *const u8, pages: u64) {
+    let Some(call) = PC_CALLS.get_ptr(&bpf_get_current_pid_tgid()) else {
+        return;
+    };
+    // SAFETY: a live map value only this thread's programs write.
+    if unsafe { (*call).mapping } != mapping as u64 {
+        return;
+    }
+    let key = mapping as u64;
+    match PC_FRESH.get_ptr_mut(&key) {
+        // SAFETY: a live map value (see `end_call` on concurrent updates).
+        Some(fresh) => unsafe { *fresh += pages },
+        None => {
+            let _ = PC_FRESH.insert(&key, &pages, 0);
+        }
+    }
+}
+
+/// `filemap_read(iocb, iter, already_read)`: read(2) and friends on a
+/// cached file (fentry mode).
+#[fentry(function = "filemap_read")]
+pub fn pagecache_read_entry(ctx: FEntryContext) -> i32 {
+    let _ = on_read_entry(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_read_entry(ctx: &FEntryContext) -> Option<()> {
+    let l = layout()?;
+    let iocb: *const u8 = ctx.arg(0);
+    let iter: *const u8 = ctx.arg(1);
+    let file: *const u8 = read(iocb, l.kiocb_filp)?;
+    let mapping: *const u8 = read(file, l.file_mapping)?;
+    let pos: i64 = read(iocb, l.kiocb_pos)?;
+    let len: u64 = read(iter, l.iter_count)?;
+    begin_call(mapping, pos, len, &l);
+    Some(())
+}
+
+/// `filemap_read` returned the bytes read, counting `already_read`.
+#[fexit(function = "filemap_read")]
+pub fn pagecache_read_exit(ctx: FExitContext) -> i32 {
+    let _ = on_read_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_read_exit(ctx: &FExitContext) -> Option<()> {
+    let l = layout()?;
+    let already: i64 = ctx.arg(2);
+    let ret: i64 = ctx.arg(3);
+    end_call(ret - already, &l)
+}
+
+/// `filemap_splice_read(in, ppos, pipe, len, flags)`: sendfile(2) and
+/// splice(2) from a cached file (fentry mode).
+#[fentry(function = "filemap_splice_read")]
+pub fn pagecache_splice_entry(ctx: FEntryContext) -> i32 {
+    let _ = on_splice_entry(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_splice_entry(ctx: &FEntryContext) -> Option<()> {
+    let l = layout()?;
+    let file: *const u8 = ctx.arg(0);
+    let ppos: *const u8 = ctx.arg(1);
+    let len: u64 = ctx.arg(3);
+    let mapping: *const u8 = read(file, l.file_mapping)?;
+    let pos: i64 = read(ppos, 0)?;
+    begin_call(mapping, pos, len, &l);
+    Some(())
+}
+
+/// `filemap_splice_read` returned the bytes spliced.
+#[fexit(function = "filemap_splice_read")]
+pub fn pagecache_splice_exit(ctx: FExitContext) -> i32 {
+    if let Some(l) = layout() {
+        let ret: i64 = ctx.arg(5);
+        let _ = end_call(ret, &l);
+    }
+    0
+}
+
+/// `VM_FAULT_ERROR` and `VM_FAULT_RETRY` of a `vm_fault_t`: the fault
+/// delivered no page (yet; a retried fault comes back).
+const FAULT_NO_PAGE: u32 = 0x0873 | 0x0400;
+
+/// `filemap_fault(vmf)` returned: the fault the `mm_filemap_fault`
+/// tracepoint began delivered its page, or not (fentry mode).
+#[fexit(function = "filemap_fault")]
+pub fn pagecache_fault_exit(ctx: FExitContext) -> i32 {
+    if let Some(l) = layout() {
+        let ret: u32 = ctx.arg(1);
+        let delivered = if ret & FAULT_NO_PAGE == 0 {
+            1i64 << (l.page_shift & 63)
+        } else {
+            0
+        };
+        let _ = end_call(delivered, &l);
+    }
+    0
 }
 
 /// `sched_process_exec(task, old_pid, bprm)`: a counted process has a new
@@ -294,7 +488,7 @@ fn on_get_pages(ctx: &RawTracePointContext) -> Option<()> {
     } else {
         let _ = PC_READS.insert(&thread, &now, 0);
     }
-    record(EVENT_ACCESS, file, index, last - index + 1);
+    record(EVENT_ACCESS, file, index, last - index + 1, 0);
     Some(())
 }
 
@@ -311,7 +505,13 @@ fn on_fault(ctx: &RawTracePointContext) -> Option<()> {
     let l = layout()?;
     let mapping: *const u8 = ctx.arg(0);
     let index: u64 = ctx.arg(1);
-    record(EVENT_ACCESS, file_of(mapping, &l)?.0, index, 1);
+    if fentry_mode() {
+        // Counted when filemap_fault returns (pagecache_fault_exit).
+        let shift = l.page_shift & 63;
+        begin_call(mapping, (index << shift) as i64, 1 << shift, &l);
+        return Some(());
+    }
+    record(EVENT_ACCESS, file_of(mapping, &l)?.0, index, 1, 0);
     Some(())
 }
 
@@ -335,6 +535,9 @@ fn on_add(ctx: &RawTracePointContext) -> Option<()> {
     } else {
         1
     };
-    record(EVENT_MISS, file_of(mapping, &l)?.0, index, pages);
+    if fentry_mode() {
+        note_inserted(mapping, pages);
+    }
+    record(EVENT_MISS, file_of(mapping, &l)?.0, index, pages, 0);
     Some(())
 }
