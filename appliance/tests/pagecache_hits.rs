@@ -75,7 +75,7 @@ fn a_dropped_file_read_twice_is_all_misses_then_all_hits() {
     // must not count pages that do not exist.
     let pages = 300;
     uncached_file(&path, pages - 1, 100);
-    let counter = HitCounter::attach(CLI_TABLES, Emit::Nothing, 4096).unwrap();
+    let counter = HitCounter::attach(CLI_TABLES, Emit::Nothing, 4096, None).unwrap();
     let exact = counter.counting.exact();
     // One large read (the kernel walks it in several batches, each reported
     // with the read's whole remaining range), then many small ones.
@@ -284,7 +284,11 @@ fn the_daemon_reports_the_docroots_hits_and_misses() {
     );
     drop_cached(&fs.file("big.bin"));
     let pc = || common::daemon::component(&fs.daemon.status_json(), "pagecache");
-    let stats = pc()["stats"].clone();
+    // The programs load after READY (off the start path).
+    let stats = common::wait_for("the programs loaded", Duration::from_secs(10), || {
+        let s = pc()["stats"].clone();
+        (s["counting"] != "starting").then_some(s)
+    });
     assert_eq!(stats["counting"], "tracepoints", "{stats}");
     for _ in 0..2 {
         let got = fs.get("/big.bin", &[]);

@@ -222,10 +222,13 @@ impl HitCounter {
     /// Loads the programs for this kernel with tables of `sizes`, sending
     /// `emit` events into a ring buffer of `ring_bytes`, and attaches them:
     /// with fentry where the kernel allows it, else with tracepoints alone.
+    /// `no_fentry` skips trying fentry (a probe already said why not: each
+    /// try costs a load of the object and a parse of the kernel's BTF).
     pub fn attach(
         sizes: TableSizes,
         emit: Emit,
         ring_bytes: u32,
+        no_fentry: Option<String>,
     ) -> Result<HitCounter, KernelError> {
         let btf = Btf::kernel().map_err(KernelError::Layout)?;
         let layout = file_layout(&btf).map_err(KernelError::Layout)?;
@@ -252,18 +255,23 @@ impl HitCounter {
             })
             .map_err(KernelError::Load)
         };
-        let fentry = load(MODE_FENTRY).and_then(|mut bpf| {
-            attach_fentry(&mut bpf)?;
-            attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
-            Ok(bpf)
-        });
+        let fentry = match no_fentry {
+            Some(why) => Err(why),
+            None => load(MODE_FENTRY)
+                .and_then(|mut bpf| {
+                    attach_fentry(&mut bpf)?;
+                    attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
+                    Ok(bpf)
+                })
+                .map_err(|e| ebpf::error_chain(&e)),
+        };
         let (bpf, counting) = match fentry {
             Ok(bpf) => (bpf, Counting::Fentry),
-            Err(e) => {
+            Err(why) => {
                 let mut bpf = load(MODE_TRACEPOINTS)?;
                 attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
                 attach_tracepoints(&mut bpf, &[READS_BY_TRACEPOINT])?;
-                (bpf, Counting::Tracepoints(ebpf::error_chain(&e)))
+                (bpf, Counting::Tracepoints(why))
             }
         };
         Ok(HitCounter {

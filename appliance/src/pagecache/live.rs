@@ -167,7 +167,7 @@ pub fn hits(
     named: &[PathBuf],
     counting: impl FnOnce(),
 ) -> Result<Hits, KernelError> {
-    let counter = HitCounter::attach(CLI_TABLES, Emit::Nothing, 4096)?;
+    let counter = HitCounter::attach(CLI_TABLES, Emit::Nothing, 4096, None)?;
     counting();
     let started = Instant::now();
     std::thread::sleep(window);
@@ -281,7 +281,7 @@ pub fn trace(
     } else {
         Emit::Misses
     };
-    let mut counter = HitCounter::attach(CLI_TABLES, emit, 4 << 20)?;
+    let mut counter = HitCounter::attach(CLI_TABLES, emit, 4 << 20, None)?;
     let mut ring = counter.events()?;
     tracing();
     let mut record = match &opts.record {
