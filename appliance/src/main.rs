@@ -306,6 +306,7 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    nodus::ebpf::fix_mmap_threshold();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run { .. }) {
         // A command's output piped into `head` or `grep -q` ends the

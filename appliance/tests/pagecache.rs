@@ -388,3 +388,38 @@ fn top_lists_open_mapped_docroot_and_named_files_by_cached_pages() {
     assert_eq!(n["users"]["named"], true, "{n}");
     assert_eq!(n["cached"].as_u64(), Some(2));
 }
+
+/// Under a system-call filter that refuses cachestat with EPERM (what a
+/// systemd unit's allow-list does where systemd predates cachestat), root
+/// still gets the residency, from mincore, not a "run as root" error.
+#[test]
+fn a_filter_refusing_cachestat_falls_back_to_mincore() {
+    require_root!();
+    let dir = disk_dir();
+    let path = dir.path().join("filtered.dat");
+    partly_cached(&path, 8, &[(0, 3)]);
+    let script = format!(
+        "import errno, os, seccomp\n\
+         f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)\n\
+         f.add_rule(seccomp.ERRNO(errno.EPERM), 451)\n\
+         f.load()\n\
+         os.execv({nodus:?}, ['nodus', 'cache', 'files', '--json', {path:?}])\n",
+        nodus = env!("CARGO_BIN_EXE_nodus"),
+        path = path.display().to_string(),
+    );
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &files_of(&scan)[&path];
+    assert_eq!(f["method"], "mincore", "{f}");
+    let theirs = fincore(std::slice::from_ref(&path))[&path];
+    assert_eq!(f["cached"].as_u64(), Some(theirs), "{f}");
+    assert!(theirs >= 3, "the pages read back are cached: {theirs}");
+}

@@ -57,8 +57,11 @@ crate::stats! {
         /// Pages of the file server's docroot files in the page cache now
         /// (cachestat, else mincore), at the last look.
         docroot_cached_pages: Maybe<Gauge>,
-        /// Pages the docroot's files take in all.
+        /// Pages the docroot's measured files take in all.
         docroot_pages: Maybe<Gauge>,
+        /// Docroot files the kernel would not report on, or that could not
+        /// be opened: not in the two figures above (never a false zero).
+        docroot_unmeasured: Maybe<Gauge>,
         /// Pages of docroot files accessed, among the files counted.
         docroot_accesses: Maybe<Counter>,
         /// Pages of docroot files missed, among the files counted.
@@ -85,6 +88,7 @@ struct Measures {
 struct DocrootLook {
     cached_pages: u64,
     pages: u64,
+    unmeasured: u64,
     counts: Option<Counts>,
 }
 
@@ -172,6 +176,7 @@ impl Component for PageCache {
             files_counted: m.files_counted.map(|n| n as i64),
             docroot_cached_pages: docroot.map(|d| d.cached_pages as i64),
             docroot_pages: docroot.map(|d| d.pages as i64),
+            docroot_unmeasured: docroot.map(|d| d.unmeasured as i64),
             docroot_accesses: docroot_tally.map(|t| t.accesses),
             docroot_misses: docroot_tally.map(|t| t.misses),
             docroot_hit_ratio_pct: docroot_tally.and_then(|t| t.hit_ratio_pct),
@@ -191,11 +196,9 @@ struct Worker {
 impl Worker {
     /// Loads the programs off the start path, beating meanwhile: a load
     /// parses the kernel's BTF (the footprint bench measured READY 86 ms
-    /// later when it was done in `start`). On glibc builds the parse's
-    /// memory stays in the loading thread's arena (idle RSS 9 MiB higher
-    /// on the build host); musl, the boards' static build, returns it.
-    /// Trying fentry costs a second load, so it is tried only where the
-    /// probe found fentry. `None` when asked to stop meanwhile.
+    /// later when it was done in `start`). Trying fentry costs a second
+    /// load, so it is tried only where the probe found fentry. `None` when
+    /// asked to stop meanwhile.
     async fn attach(
         &self,
         ctx: &ComponentContext,
@@ -317,6 +320,7 @@ fn look_at(
     let mut look = DocrootLook {
         cached_pages: scanned.totals.cached,
         pages: scanned.totals.pages,
+        unmeasured: scanned.errors.len() as u64,
         counts: None,
     };
     let Some(snapshot) = snapshot else {

@@ -67,11 +67,15 @@ pub fn pages_of(size: u64) -> u64 {
 /// kernel's rule since CVE-2025-21691 for cachestat, and since Linux 5.0 for
 /// mincore, which otherwise reports only pages mapped by the caller: a
 /// silent zero). Such a file is an error saying so, never a false zero.
+///
+/// EPERM from cachestat for a caller the kernel's rule admits (root, the
+/// owner, a writer) is not that rule: a system-call filter refused the call
+/// (systemd before v255 does not know cachestat, so a unit's
+/// `SystemCallFilter` allow-list drops it), and mincore answers instead.
 pub fn of_file(file: &File, size: u64) -> io::Result<Residency> {
     match cachestat(file, size) {
         Ok(r) => Ok(r),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(not_permitted()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) => {
             if may_write_or_owns(file)? {
                 mincore(file, size)
             } else {
