@@ -146,9 +146,10 @@ enum CacheCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Pages accessed and missed in the page cache over a few seconds, per
-    /// file, process and cgroup, from the kernel's filemap tracepoints
-    /// (hits are estimated: accesses less misses).
+    /// Pages accessed, missed and hit in the page cache over a few seconds,
+    /// per file, process and cgroup: counted with fentry where the kernel
+    /// allows it, else from its filemap tracepoints (hits then estimated as
+    /// accesses less misses, and marked so).
     Hits {
         /// Seconds to count.
         #[arg(long, default_value_t = 5.0)]

@@ -1,5 +1,6 @@
 //! Shared glue for nodus's eBPF program binaries: the panic handler every
-//! `no_std` object needs and the ABI stamp the appliance build checks.
+//! `no_std` object needs, the ABI stamp the appliance build checks, and the
+//! kernel-memory read the programs that follow kernel structures share.
 #![no_std]
 
 /// Places the shared-types layout fingerprint in the object's
@@ -13,6 +14,23 @@ macro_rules! abi_stamp {
         #[used]
         static NODUS_ABI: [u8; 8] = ::nodus_common::abi::LAYOUT_FINGERPRINT.to_le_bytes();
     };
+}
+
+/// Reads a `T` at `base + offset` of kernel memory: `None` for a null
+/// `base` or an address the kernel will not read. For programs that follow
+/// kernel structures at offsets userspace found in the kernel's BTF (aya-ebpf
+/// cannot emit CO-RE relocations).
+#[inline(always)]
+pub fn read_kernel<T>(base: *const u8, offset: u32) -> Option<T> {
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe
+    // path; a bad address is an error, never a crash.
+    unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T)
+            .ok()
+    }
 }
 
 #[cfg(not(test))]

@@ -20,7 +20,7 @@ use aya_ebpf::{
     bindings::{BPF_EXIST, BPF_NOEXIST},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_ktime_get_boot_ns,
     },
     macros::{fentry, fexit, map, raw_tracepoint},
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
@@ -30,6 +30,8 @@ use nodus_common::pagecache::{
     BLOCK_DEVICE_INO, COMM_LEN, CacheEvent, CallState, Counts, EMIT_ALL, EMIT_MISSES, EVENT_ACCESS,
     EVENT_MISS, FileKey, FileLayout, MODE_FENTRY, ReadState,
 };
+
+use nodus_ebpf::read_kernel as read;
 
 nodus_ebpf::abi_stamp!();
 
@@ -129,17 +131,6 @@ fn emit_level() -> u32 {
 fn fentry_mode() -> bool {
     // SAFETY: as in `layout`.
     unsafe { read_volatile(&COUNT_MODE) == MODE_FENTRY }
-}
-
-/// Reads a `T` at `base + offset` of kernel memory.
-#[inline(always)]
-fn read<T>(base: *const u8, offset: u32) -> Option<T> {
-    if base.is_null() {
-        return None;
-    }
-    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe
-    // path; a bad address is an error, never a crash.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
 }
 
 /// The file an `address_space` belongs to, and its size in bytes.

@@ -18,8 +18,7 @@ use core::{ffi::c_void, ptr::read_volatile};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid,
-        bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
-        generated::bpf_probe_read_user,
+        bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
     },
     macros::{map, raw_tracepoint},
     maps::{PerCpuArray, RingBuf},
@@ -29,6 +28,8 @@ use nodus_common::proccache::{
     ARGS_MAX, EVENT_EXEC, EVENT_EXIT, EVENT_FORK, EVENT_KINDS, ExecEvent, FILENAME_MAX,
     FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE, FLAG_FILENAME_TRUNCATED, ProcEvent, TaskLayout,
 };
+
+use nodus_ebpf::read_kernel as read;
 
 nodus_ebpf::abi_stamp!();
 
@@ -55,17 +56,6 @@ fn layout() -> Option<TaskLayout> {
     // compiler does not fold in the zeros it was compiled with.
     let l = unsafe { read_volatile(&TASK_LAYOUT) };
     (l.task_tgid != 0).then_some(l)
-}
-
-/// Reads a `T` at `base + offset` of kernel memory.
-#[inline(always)]
-fn read<T>(base: *const u8, offset: u32) -> Option<T> {
-    if base.is_null() {
-        return None;
-    }
-    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe
-    // path; a bad address is an error, never a crash.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T).ok() }
 }
 
 #[inline(always)]
