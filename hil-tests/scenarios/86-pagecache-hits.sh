@@ -64,6 +64,13 @@ hot_bytes = 0
 docroot_interval_s = 1
 TOML
 nodus_start --config /tmp/pc.toml
+# The component loads its programs after READY (slow under TCG): count from then.
+i=0
+until nodus status | grep -Eq "^      counting +(fentry|tracepoints|off)\$"; do
+  i=$((i + 1))
+  [ "$i" -lt 1200 ] || fail "pagecache still loading its programs after 120 s"
+  sleep 0.1
+done
 echo 3 >/proc/sys/vm/drop_caches
 wget -q -O /dev/null http://127.0.0.1:8080/big.bin || fail "first GET"
 wget -q -O /dev/null http://127.0.0.1:8080/big.bin || fail "second GET"
