@@ -8,6 +8,7 @@
 
 pub mod board;
 pub mod btf;
+pub mod cachesim;
 pub mod change;
 pub mod config;
 pub mod control;

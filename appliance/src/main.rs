@@ -9,14 +9,14 @@ use std::{
 use clap::{Parser, Subcommand};
 use nodus::{
     board::Topology,
+    cachesim as sim,
     config::{self, Config, LogConfig, LogTarget},
     control::{self, protocol::Request, protocol::StatusReport},
     daemon::{self, Notifier, RunOptions},
     ebpf::error_chain,
     fleet::watch::{self, WatchOptions},
     fleet::{config::MqttVersion, document},
-    logging,
-    pagecache::{self, sim},
+    logging, pagecache,
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
@@ -191,7 +191,7 @@ enum CacheCommand {
     },
     /// Replay an access trace through LRU, ARC, S3-FIFO and SIEVE caches of
     /// several sizes: the miss-ratio curve of each (libCacheSim's rules and
-    /// trace formats; every object counts one).
+    /// trace formats; every object counts one unless --weighted).
     Simulate {
         /// The trace file.
         trace: PathBuf,
@@ -210,10 +210,15 @@ enum CacheCommand {
         /// Policies, comma-separated [default: lru,arc,s3fifo,sieve]
         #[arg(long, value_delimiter = ',')]
         policies: Vec<String>,
-        /// Cache sizes in objects, comma-separated [default: 1%, 2%, 5%, 10%,
-        /// 20% and 50% of the distinct objects in the trace]
+        /// Cache sizes in objects (or, --weighted, in the trace's size unit),
+        /// comma-separated [default: 1%, 2%, 5%, 10%, 20% and 50% of the
+        /// distinct objects in the trace, or of their total size]
         #[arg(long, value_delimiter = ',')]
-        sizes: Vec<usize>,
+        sizes: Vec<u64>,
+        /// Weigh each object by its size in the trace (a cache of files or
+        /// web objects, sized in bytes) instead of counting it one.
+        #[arg(long)]
+        weighted: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -390,6 +395,7 @@ fn main() -> ExitCode {
                 delimiter,
                 policies,
                 sizes,
+                weighted,
                 json,
             } => {
                 let format = match format.as_str() {
@@ -424,7 +430,7 @@ fn main() -> ExitCode {
                         }
                     }
                 }
-                cache_simulate(&trace, format, &kinds, &sizes, json)
+                cache_simulate(&trace, format, &kinds, &sizes, weighted, json)
             }
         },
         Command::Selftest => match nodus::supervisor::selftest::panic_containment() {
@@ -602,18 +608,24 @@ fn cache_simulate(
     path: &Path,
     format: sim::trace::Format,
     kinds: &[sim::Kind],
-    sizes: &[usize],
+    sizes: &[u64],
+    weighted: bool,
     json: bool,
 ) -> ExitCode {
     let trace = match sim::trace::read(path, format) {
         Ok(t) => t,
         Err(e) => return fail(1, e),
     };
-    let unique = trace.unique();
-    let sizes: Vec<usize> = if sizes.is_empty() {
-        let mut s: Vec<usize> = SIMULATE_DEFAULT_FRACTIONS
+    let (unique, unique_bytes) = trace.unique();
+    let sizes: Vec<u64> = if sizes.is_empty() {
+        let whole = if weighted {
+            unique_bytes
+        } else {
+            unique as u64
+        };
+        let mut s: Vec<u64> = SIMULATE_DEFAULT_FRACTIONS
             .iter()
-            .map(|f| ((unique as f64 * f) as usize).max(1))
+            .map(|f| ((whole as f64 * f) as u64).max(1))
             .collect();
         s.dedup();
         s
@@ -626,11 +638,14 @@ fn cache_simulate(
         kinds
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let points = sim::curve(kinds, &sizes, &trace.ids, threads);
+    let weights = weighted.then_some(&trace.sizes[..]);
+    let points = sim::curve(kinds, &sizes, &trace.ids, weights, threads);
     if json {
         let doc = serde_json::json!({
             "requests": trace.ids.len(),
             "unique_objects": unique,
+            "unique_bytes": unique_bytes,
+            "weighted": weighted,
             "skipped_size_zero": trace.skipped,
             "unparsable_ids": trace.unparsable_ids,
             "points": points,
@@ -639,7 +654,7 @@ fn cache_simulate(
     } else {
         print!(
             "{}",
-            pagecache::render::curve(&points, trace.ids.len(), unique)
+            pagecache::render::curve(&points, trace.ids.len(), unique, weighted)
         );
     }
     ExitCode::SUCCESS

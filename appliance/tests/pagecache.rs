@@ -238,7 +238,8 @@ const LIBCACHESIM_PYTHON: &str = "/opt/nodus-tools/libcachesim/bin/python";
 
 /// `nodus cache simulate` gives libCacheSim's miss ratios for each policy
 /// and size on the same traces (Zipf at three skews, one with one-time
-/// scans mixed in, in both trace formats). The target is 0.1 percentage
+/// scans mixed in, in both trace formats; and objects of 1-64 KiB weighted
+/// by size, `--weighted`, as the file server's hot set runs them). The target is 0.1 percentage
 /// points; the rules are libCacheSim's own, so the test holds them to the
 /// same miss count: a rule changed (S3-FIFO moving objects to main after
 /// one read instead of two) moves the ratios by less than 0.1 points and
@@ -265,21 +266,34 @@ fn miss_ratios_agree_with_libcachesim() {
     let expected: Vec<serde_json::Value> = serde_json::from_slice(&reference.stdout).unwrap();
     assert_eq!(
         expected.len(),
-        4 * 4 * 6,
-        "3 traces and a csv copy, 4 policies, 6 sizes"
+        5 * 4 * 6,
+        "3 traces, a csv copy and a weighted trace, 4 policies, 6 sizes"
     );
     let mut ours: BTreeMap<(String, String, u64), f64> = BTreeMap::new();
-    for (trace, format) in expected
+    for (trace, format, weighted) in expected
         .iter()
-        .map(|e| (e["trace"].as_str().unwrap(), e["format"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["trace"].as_str().unwrap(),
+                e["format"].as_str().unwrap(),
+                e["weighted"].as_bool().unwrap(),
+            )
+        })
         .collect::<std::collections::BTreeSet<_>>()
     {
+        let sizes_of_trace: Vec<String> = expected
+            .iter()
+            .filter(|e| e["trace"] == trace && e["policy"] == "lru")
+            .map(|e| e["size"].to_string())
+            .collect();
         let mut cmd = common::nodus();
-        cmd.args([
-            "cache", "simulate", "--json", "--sizes", sizes, "--format", format,
-        ]);
+        cmd.args(["cache", "simulate", "--json", "--format", format])
+            .args(["--sizes", &sizes_of_trace.join(",")]);
         if format == "csv" {
             cmd.args(["--id-column", "2", "--size-column", "3"]);
+        }
+        if weighted {
+            cmd.arg("--weighted");
         }
         let out = cmd.arg(trace).output().unwrap();
         assert!(

@@ -27,8 +27,8 @@ use super::{
     kernel::{self, Counting, Emit, HitCounter, KernelError, TableSizes},
     names,
     residency::page_size,
-    sim::trace::OracleWriter,
 };
+use crate::cachesim::trace::OracleWriter;
 
 /// Table sizes of a command-line run (the daemon's come from its config).
 pub const CLI_TABLES: TableSizes = TableSizes {

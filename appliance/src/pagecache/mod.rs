@@ -8,7 +8,8 @@
 //! uses (`nodus cache top`); `kernel` loads the hit/miss programs and reads
 //! their counts; `names` turns devices, inodes and cgroup ids into paths;
 //! `live` is the command-line side of the counts; `render` prints for
-//! people; `sim` replays access traces through LRU, ARC, S3-FIFO and SIEVE.
+//! people. The policies `nodus cache simulate` replays are in
+//! [`crate::cachesim`], which the file server's hot set uses too.
 
 pub mod component;
 pub mod config;
@@ -18,7 +19,6 @@ pub mod names;
 pub mod render;
 pub mod residency;
 pub mod scan;
-pub mod sim;
 pub mod top;
 
 pub use component::{PageCache, PageCacheStats};

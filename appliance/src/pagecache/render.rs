@@ -7,9 +7,9 @@ use super::{
     Method, Scan,
     live::{Hits, Row},
     scan::ScanError,
-    sim::{Kind, Point},
     top::{Top, Users},
 };
+use crate::cachesim::{Kind, Point};
 use crate::terminal::printable;
 
 /// Bytes in IEC units, like fincore's and ls -h's ("0", "4K", "1.5M").
@@ -228,9 +228,9 @@ pub fn hits(h: &Hits) -> String {
 
 /// A miss-ratio curve as a table: one row per cache size, one column per
 /// policy, miss ratios in percent; then the replay speed.
-pub fn curve(points: &[Point], requests: usize, unique: usize) -> String {
+pub fn curve(points: &[Point], requests: usize, unique: usize, weighted: bool) -> String {
     let mut kinds: Vec<Kind> = vec![];
-    let mut sizes: Vec<usize> = vec![];
+    let mut sizes: Vec<u64> = vec![];
     for p in points {
         if !kinds.contains(&p.policy) {
             kinds.push(p.policy);
@@ -242,7 +242,12 @@ pub fn curve(points: &[Point], requests: usize, unique: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{requests} requests, {unique} distinct objects; miss ratio (%) by cache size (objects)"
+        "{requests} requests, {unique} distinct objects; miss ratio (%) by cache size ({})",
+        if weighted {
+            "the trace's size unit, objects weighted by size"
+        } else {
+            "objects"
+        }
     );
     let _ = write!(out, "{:>10}", "SIZE");
     for k in &kinds {

@@ -5,7 +5,9 @@ Usage: libcachesim_reference.py OUT_DIR SIZES
 Writes OUT_DIR/<trace>.oracleGeneral.bin (and <trace>.csv for one trace)
 and prints JSON: for each trace, each policy and each size in SIZES (comma
 separated), libCacheSim's object miss ratio with every object counted one
-(ignore_obj_size). Run with the pinned libcachesim venv (make setup).
+(ignore_obj_size); and for one trace of objects of 1-64 KiB, with objects
+weighted by their size in a cache of SIZE x WEIGHTED_UNIT bytes ("weighted":
+true). Run with the pinned libcachesim venv (make setup).
 """
 import json
 import os
@@ -35,11 +37,20 @@ def with_scans(ids, scan_len, every):
     return out
 
 
-def write_oracle(path, ids):
+# Cache sizes of the weighted trace: SIZES in units of this many bytes.
+WEIGHTED_UNIT = 32 * 1024
+
+
+def object_size(x):
+    """1-64 KiB, fixed per object (a docroot of small files)."""
+    return 1024 * (1 + (x * 2654435761) % 64)
+
+
+def write_oracle(path, ids, size=lambda x: 4000):
     with open(path, "wb") as f:
         for t, x in enumerate(ids):
-            # obj_size 4000: ignored (every object counts one).
-            f.write(struct.pack("<IQIq", t, x, 4000, -1))
+            # Unweighted: obj_size 4000 is ignored (every object counts one).
+            f.write(struct.pack("<IQIq", t, x, size(x), -1))
 
 
 def write_csv(path, ids):
@@ -79,8 +90,20 @@ def main():
                 for size in sizes:
                     result.append({
                         "trace": path, "format": fmt, "policy": policy, "size": size,
+                        "weighted": False,
                         "miss_ratio": miss_ratio(policy, size, path, trace_type, params),
                     })
+    weighted = os.path.join(out, "zipf-0.9-sized.oracleGeneral.bin")
+    write_oracle(weighted, with_scans(zipf(0.9, 5_000, 100_000, 11), 100, 10_000), object_size)
+    params = lcs.ReaderInitParam(ignore_obj_size=False)
+    for policy in POLICIES:
+        for size in sizes:
+            result.append({
+                "trace": weighted, "format": "oracle-general", "policy": policy,
+                "size": size * WEIGHTED_UNIT, "weighted": True,
+                "miss_ratio": miss_ratio(policy, size * WEIGHTED_UNIT, weighted,
+                                         lcs.TraceType.ORACLE_GENERAL_TRACE, params),
+            })
     json.dump(result, sys.stdout)
 
 

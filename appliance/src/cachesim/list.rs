@@ -11,6 +11,8 @@ pub const NIL: u32 = u32::MAX;
 pub struct Node {
     /// The object.
     pub id: u64,
+    /// Its size, in the cache's unit (1 for a page, bytes for a file).
+    pub size: u64,
     /// Toward the head (the newest end).
     pub newer: u32,
     /// Toward the tail (the oldest end).
@@ -30,6 +32,8 @@ pub struct List {
     pub tail: u32,
     /// Nodes in it.
     pub len: usize,
+    /// Sum of their sizes.
+    pub bytes: u64,
 }
 
 impl Default for List {
@@ -38,6 +42,7 @@ impl Default for List {
             head: NIL,
             tail: NIL,
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -50,10 +55,11 @@ pub struct Arena {
 }
 
 impl Arena {
-    /// A new node for `id` in `queue`, not yet in any list.
-    pub fn alloc(&mut self, id: u64, queue: u8) -> u32 {
+    /// A new node for `id` of `size` in `queue`, not yet in any list.
+    pub fn alloc(&mut self, id: u64, size: u64, queue: u8) -> u32 {
         let node = Node {
             id,
+            size,
             newer: NIL,
             older: NIL,
             freq: 0,
@@ -91,6 +97,7 @@ impl Arena {
         let old_head = list.head;
         {
             let n = self.get_mut(i);
+            list.bytes += n.size;
             n.newer = NIL;
             n.older = old_head;
         }
@@ -106,7 +113,9 @@ impl Arena {
 
     /// Takes node `i` out of `list`.
     pub fn unlink(&mut self, list: &mut List, i: u32) {
-        let Node { newer, older, .. } = *self.get(i);
+        let Node {
+            newer, older, size, ..
+        } = *self.get(i);
         if newer != NIL {
             self.get_mut(newer).older = older;
         } else {
@@ -121,6 +130,7 @@ impl Arena {
         n.newer = NIL;
         n.older = NIL;
         list.len -= 1;
+        list.bytes -= size;
     }
 }
 
@@ -142,17 +152,19 @@ mod tests {
     fn push_unlink_and_reuse() {
         let mut a = Arena::default();
         let mut l = List::default();
-        let n: Vec<u32> = (1..=3).map(|id| a.alloc(id, 0)).collect();
+        let n: Vec<u32> = (1..=3).map(|id| a.alloc(id, id * 10, 0)).collect();
         for &i in &n {
             a.push_head(&mut l, i);
         }
         assert_eq!(ids(&a, &l), [3, 2, 1]);
+        assert_eq!(l.bytes, 60);
         a.unlink(&mut l, n[1]);
         assert_eq!(ids(&a, &l), [3, 1]);
+        assert_eq!(l.bytes, 40);
         a.unlink(&mut l, n[2]);
         a.unlink(&mut l, n[0]);
-        assert_eq!((l.len, l.head, l.tail), (0, NIL, NIL));
+        assert_eq!((l.len, l.bytes, l.head, l.tail), (0, 0, NIL, NIL));
         a.release(n[1]);
-        assert_eq!(a.alloc(9, 1), n[1]);
+        assert_eq!(a.alloc(9, 1, 1), n[1]);
     }
 }

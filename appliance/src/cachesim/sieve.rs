@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 /// SIEVE.
 #[derive(Debug)]
 pub struct Sieve {
-    capacity: usize,
+    capacity: u64,
     arena: Arena,
     queue: List,
     /// Where the next eviction starts looking; NIL: at the tail.
@@ -21,18 +21,31 @@ pub struct Sieve {
 }
 
 impl Sieve {
-    /// An empty cache of `capacity` objects.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache of `capacity` units.
+    pub fn new(capacity: u64) -> Self {
         Sieve {
             capacity,
             arena: Arena::default(),
             queue: List::default(),
             hand: NIL,
-            index: FxHashMap::with_capacity_and_hasher(capacity + 1, Default::default()),
+            index: FxHashMap::default(),
         }
     }
 
-    fn evict(&mut self) {
+    /// Takes node `i` out of the queue, keeping the hand on the next node
+    /// toward the head, where its walk would have gone.
+    fn take(&mut self, i: u32) -> u64 {
+        if self.hand == i {
+            self.hand = self.arena.get(i).newer;
+        }
+        self.arena.unlink(&mut self.queue, i);
+        let id = self.arena.get(i).id;
+        self.index.remove(&id);
+        self.arena.release(i);
+        id
+    }
+
+    fn evict(&mut self) -> u64 {
         let mut i = if self.hand != NIL {
             self.hand
         } else {
@@ -48,28 +61,41 @@ impl Sieve {
                 self.queue.tail
             };
         }
-        self.hand = self.arena.get(i).newer;
-        self.arena.unlink(&mut self.queue, i);
-        self.index.remove(&self.arena.get(i).id);
-        self.arena.release(i);
+        self.hand = i;
+        self.take(i)
     }
 }
 
 impl Policy for Sieve {
-    fn access(&mut self, id: u64) -> bool {
+    fn access(&mut self, id: u64, size: u64, evicted: &mut Vec<u64>) -> bool {
         if let Some(&i) = self.index.get(&id) {
             self.arena.get_mut(i).freq = 1;
             return true;
         }
-        if self.capacity == 0 {
+        if size > self.capacity {
             return false;
         }
-        while self.queue.len + 1 > self.capacity {
-            self.evict();
+        while self.queue.bytes + size > self.capacity {
+            let gone = self.evict();
+            evicted.push(gone);
         }
-        let i = self.arena.alloc(id, 0);
+        let i = self.arena.alloc(id, size, 0);
         self.arena.push_head(&mut self.queue, i);
         self.index.insert(id, i);
         false
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(&i) = self.index.get(&id) {
+            self.take(i);
+        }
+    }
+
+    fn used(&self) -> u64 {
+        self.queue.bytes
     }
 }

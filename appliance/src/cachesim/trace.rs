@@ -2,7 +2,8 @@
 //! them so both replay the same requests: oracleGeneral (24-byte
 //! little-endian records) and csv (1-based columns, a header detected as
 //! libCacheSim does). Requests of size 0 are skipped, as libCacheSim does
-//! by default; every other request counts one object.
+//! by default. The sizes are kept: a replay counts every object one unit
+//! (a page cache) or weighs it by its size (`--weighted`).
 
 use std::{
     io::{self, BufRead, Read},
@@ -63,6 +64,8 @@ pub enum TraceError {
 pub struct Trace {
     /// The requests.
     pub ids: Vec<u64>,
+    /// Each request's object size (1 where a csv trace has no size column).
+    pub sizes: Vec<u32>,
     /// Requests skipped (size 0).
     pub skipped: u64,
     /// csv ids that were not numbers (read as 0, as libCacheSim does).
@@ -70,11 +73,19 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Distinct objects requested.
-    pub fn unique(&self) -> usize {
+    /// Distinct objects requested, and the sum of their sizes (each
+    /// object's size at its first request).
+    pub fn unique(&self) -> (usize, u64) {
         let mut seen = rustc_hash::FxHashSet::default();
         seen.reserve(self.ids.len() / 4);
-        self.ids.iter().filter(|id| seen.insert(**id)).count()
+        let (mut objects, mut bytes) = (0, 0u64);
+        for (id, size) in self.ids.iter().zip(&self.sizes) {
+            if seen.insert(*id) {
+                objects += 1;
+                bytes += u64::from(*size);
+            }
+        }
+        (objects, bytes)
     }
 }
 
@@ -144,6 +155,7 @@ impl<W: io::Write> OracleWriter<W> {
 fn read_oracle(mut r: impl Read, records: u64) -> io::Result<Trace> {
     let mut t = Trace {
         ids: Vec::with_capacity(usize::try_from(records).unwrap_or(0)),
+        sizes: Vec::with_capacity(usize::try_from(records).unwrap_or(0)),
         ..Trace::default()
     };
     let mut rec = [0u8; 24];
@@ -155,6 +167,7 @@ fn read_oracle(mut r: impl Read, records: u64) -> io::Result<Trace> {
             t.skipped += 1;
         } else {
             t.ids.push(id);
+            t.sizes.push(size);
         }
     }
     Ok(t)
@@ -223,15 +236,22 @@ fn read_csv(
                 column: id_column,
             });
         };
-        if size_column > 0 && size_field.and_then(c_number).unwrap_or(0) == 0 {
-            t.skipped += 1;
-            continue;
-        }
+        let size = if size_column > 0 {
+            let size = size_field.and_then(c_number).unwrap_or(0);
+            if size == 0 {
+                t.skipped += 1;
+                continue;
+            }
+            u32::try_from(size).unwrap_or(u32::MAX)
+        } else {
+            1
+        };
         let id = c_number(id_field).unwrap_or_else(|| {
             t.unparsable_ids += 1;
             0
         });
         t.ids.push(id);
+        t.sizes.push(size);
     }
     Ok(t)
 }
