@@ -270,3 +270,129 @@ fn pipelining_and_http10() {
         "{got}"
     );
 }
+
+/// The hot set reviews its policy on what it served: after each window of
+/// requests (a skewed set of small files with a crawler's one-off reads
+/// mixed in), status shows the measured hit ratio beside each policy's
+/// replay of the same requests at the same budget; the measured ratio is
+/// the replay of the policy that served the window (what the simulator says
+/// is what the file server gets), and the policy that runs next is the best
+/// replayed one when it beats the running one by the switch margin.
+#[test]
+fn hot_set_shows_measured_beside_simulated_and_runs_the_best() {
+    require_root!();
+    const FILES: u64 = 300;
+    const WINDOW: usize = 1000;
+    let size = |k: u64| 1024 * (1 + (k * 2_654_435_761) % 16) as usize;
+    let d = FsDaemon::start(
+        |root| {
+            for k in 0..FILES + 2000 {
+                fs::write(root.join(format!("f{k}")), vec![b'x'; size(k)]).unwrap();
+            }
+        },
+        &format!("hot_bytes = 131072\nhot_review_requests = {WINDOW}"),
+    );
+    // Zipf(1.0) over FILES files by inverse CDF, from a fixed xorshift,
+    // and every 100 requests a crawler reading 60 files once.
+    let weights: Vec<f64> = (1..=FILES).map(|k| 1.0 / k as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let cdf: Vec<f64> = weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut paths = Vec::new();
+    let mut scan = FILES;
+    while paths.len() < 3 * WINDOW {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+        paths.push(cdf.partition_point(|&c| c < u).min(FILES as usize - 1) as u64);
+        if paths.len() % 160 == 100 {
+            paths.extend(scan..scan + 60);
+            scan += 60;
+        }
+    }
+    let names = ["lru", "arc", "s3fifo", "sieve"];
+    let mut running = "arc".to_owned();
+    let mut lru_behind = false;
+    for (n, window) in paths[..3 * WINDOW].chunks(WINDOW).enumerate() {
+        pipelined_gets(d.port, window);
+        let stats = common::wait_for("a review of the hot set", Duration::from_secs(10), || {
+            let s = d.status()["stats"].clone();
+            (s["hot_policy_reviews"].as_u64() == Some(n as u64 + 1)).then_some(s)
+        });
+        assert_eq!(
+            stats["hot_reviewed_requests"].as_u64(),
+            Some(WINDOW as u64),
+            "{stats}"
+        );
+        let sim = |k: &str| stats[format!("hot_sim_{k}_pct")].as_f64().unwrap();
+        let measured = stats["hot_hit_ratio_pct"].as_f64().unwrap();
+        assert!(
+            (measured - sim(&running)).abs() < 2.0,
+            "window {n}: measured {measured}, {running} replayed {}: {stats}",
+            sim(&running)
+        );
+        eprintln!(
+            "window {n}: measured {measured:.1}, replayed lru {:.1} arc {:.1} s3fifo {:.1} sieve {:.1}",
+            sim("lru"),
+            sim("arc"),
+            sim("s3fifo"),
+            sim("sieve")
+        );
+        lru_behind |= sim("lru") + 2.0 < sim(&running);
+        let (best, best_pct) = names
+            .into_iter()
+            .map(|k| (k, sim(k)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        if best_pct > sim(&running) + 0.5 {
+            running = best.to_owned();
+        }
+        assert_eq!(
+            stats["hot_policy"].as_str(),
+            Some(format!("{running} (auto)").as_str()),
+            "window {n}: {stats}"
+        );
+    }
+    assert!(lru_behind, "the crawler flushes LRU");
+    // At this budget the workload favours S3-FIFO over the starting ARC by
+    // more than the margin: the switch itself is exercised.
+    assert_ne!(running, "arc", "no switch happened");
+    let stats = d.status()["stats"].clone();
+    assert!(stats["hot_policy_changes"].as_u64() >= Some(1), "{stats}");
+}
+
+/// Sends `GET /f<k>` for each of `keys` pipelined on one connection (the
+/// last closing it) and checks each was answered 200.
+fn pipelined_gets(port: u16, keys: &[u64]) {
+    let mut requests = String::new();
+    for (n, k) in keys.iter().enumerate() {
+        let close = if n + 1 == keys.len() {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        requests.push_str(&format!("GET /f{k} HTTP/1.1\r\nHost: x\r\n{close}\r\n"));
+    }
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    // Written from another thread: the answers come back while the
+    // requests still go out.
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        writer.write_all(requests.as_bytes()).unwrap();
+    });
+    let mut answers = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut answers).unwrap();
+    sender.join().unwrap();
+    let answers = String::from_utf8_lossy(&answers);
+    assert_eq!(answers.matches("HTTP/1.1 200 ").count(), keys.len());
+}

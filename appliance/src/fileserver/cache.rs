@@ -28,7 +28,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
 use crate::fileserver::{
-    hotset::{self, Policy},
+    hotset::{self, Choice, HotSet, ReviewInput, Successor},
     path::{RelPath, Symlinks, open_beneath},
     resident::{self, Body, Job},
     resource::{Coding, Resource, Variant},
@@ -49,6 +49,10 @@ pub struct CacheOptions {
     pub small_file_max: u64,
     /// Hot-set budget in bytes.
     pub hot_bytes: u64,
+    /// The hot set's policy, or `auto`.
+    pub hot_policy: Choice,
+    /// Requests between two reviews of the hot set's policy.
+    pub hot_review_requests: usize,
     /// Most resources kept open.
     pub open_files: usize,
 }
@@ -92,8 +96,12 @@ pub struct CacheCounters {
 
 struct Inner {
     resources: HashMap<RelPath, Arc<Resource>>,
-    hot: hotset::Arc<Arc<[u8]>>,
-    resident: HashMap<Arc<[u8]>, Body>,
+    hot: HotSet,
+    /// Bodies of resident files by hot-set id, with the path they are of.
+    resident: HashMap<u64, (Arc<[u8]>, Body)>,
+    /// Files whose load was started since they became resident (loaded,
+    /// failed or in flight): each is loaded at most once per residency.
+    attempted: HashSet<u64>,
     /// Bumped on every invalidation, so a load finished for an older
     /// version of a file is thrown away.
     generation: u64,
@@ -193,8 +201,9 @@ impl FileCache {
         )?);
         let inner = Arc::new(Mutex::new(Inner {
             resources: HashMap::new(),
-            hot: hotset::Arc::new(opts.hot_bytes),
+            hot: HotSet::new(opts.hot_bytes, opts.hot_policy, opts.hot_review_requests),
             resident: HashMap::new(),
+            attempted: HashSet::new(),
             generation: 0,
             watched: HashMap::new(),
             watched_dirs: HashSet::new(),
@@ -254,17 +263,18 @@ impl FileCache {
     /// Hot-set bookkeeping for one access: the resident body if any, and
     /// whether (at which generation) a load should start.
     fn touch(&self, v: &Arc<Variant>) -> (Option<Arc<[u8]>>, Option<u64>) {
+        let id = hotset::id_of(&v.key);
         let mut inner = lock(&self.inner);
-        let access = inner.hot.access(&v.key, v.len);
+        let access = inner.hot.access(id, v.len);
         for k in &access.evicted {
             inner.resident.remove(k);
+            inner.attempted.remove(k);
         }
-        let body = match inner.resident.get(&v.key) {
-            Some(Body::Heap(b)) => Some(b.clone()),
+        let body = match inner.resident.get(&id) {
+            Some((key, Body::Heap(b))) if *key == v.key => Some(b.clone()),
             _ => None,
         };
-        let load = (access.resident && !inner.resident.contains_key(&v.key) && !access.hit)
-            .then_some(inner.generation);
+        let load = (access.resident && inner.attempted.insert(id)).then_some(inner.generation);
         (body, load)
     }
 
@@ -286,8 +296,9 @@ impl FileCache {
                 }
             };
             let mut inner = lock(&inner);
-            if inner.generation == generation && inner.hot.is_resident(&key) {
-                inner.resident.insert(key, body);
+            let id = hotset::id_of(&key);
+            if inner.generation == generation && inner.hot.contains(id) {
+                inner.resident.insert(id, (key, body));
                 counters.loads.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -299,6 +310,57 @@ impl FileCache {
     pub fn resident(&self) -> (u64, usize) {
         let inner = lock(&self.inner);
         (inner.hot.resident_bytes(), inner.resident.len())
+    }
+
+    /// The hot set's policy now, how it was chosen, its last verdict, and
+    /// the reviews made and policy changes since start.
+    pub fn hot_policy(
+        &self,
+    ) -> (
+        crate::cachesim::Kind,
+        Choice,
+        Option<hotset::Verdict>,
+        (u64, u64),
+    ) {
+        let inner = lock(&self.inner);
+        let (kind, choice) = inner.hot.policy();
+        (
+            kind,
+            choice,
+            inner.hot.verdict().cloned(),
+            inner.hot.changes(),
+        )
+    }
+
+    /// The hot set's requests to review, once a window has been served.
+    pub fn hot_review_due(&self) -> Option<ReviewInput> {
+        lock(&self.inner).hot.review_due()
+    }
+
+    /// Takes a review's verdict ([`hotset::judge`], run off the request
+    /// path); bodies the new policy does not hold are dropped.
+    pub fn hot_adopt(&self, successor: Successor) {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        if inner.hot.adopt(successor) {
+            let hot = &inner.hot;
+            inner.resident.retain(|id, _| hot.contains(*id));
+            inner.attempted.retain(|id| hot.contains(*id));
+            let kind = hot.policy().0;
+            if let Some(v) = hot.verdict() {
+                log::info!(
+                    "fileserver: hot set now {} ({:.1}% of the last {} requests replayed, {:.1}% measured)",
+                    kind.name(),
+                    100.0
+                        * v.simulated
+                            .iter()
+                            .find(|(k, _)| *k == kind)
+                            .map_or(0.0, |s| s.1),
+                    v.requests,
+                    100.0 * v.measured
+                );
+            }
+        }
     }
 
     /// Resources currently cached.
@@ -526,8 +588,10 @@ impl Inner {
         for k in &gone {
             if let Some(r) = self.resources.remove(k) {
                 for v in std::iter::once(&r.identity).chain(r.encoded.iter().map(|(_, v)| v)) {
-                    self.hot.remove(&v.key);
-                    self.resident.remove(&v.key);
+                    let id = hotset::id_of(&v.key);
+                    self.hot.remove(id);
+                    self.resident.remove(&id);
+                    self.attempted.remove(&id);
                 }
             }
         }
@@ -589,6 +653,8 @@ mod tests {
             symlinks: Symlinks::Inside,
             small_file_max: 0,
             hot_bytes: 0,
+            hot_policy: Choice::Auto,
+            hot_review_requests: 1000,
             open_files: 64,
         })
         .expect("cache")

@@ -11,11 +11,13 @@ use std::{
 
 use crate::{
     board::{CpuList, Topology},
+    cachesim::Kind,
     fileserver::{
         bpf::{self, Classifier, Steering},
         cache::{CacheOptions, FileCache},
         config::FileserverConfig,
         conn::ServerShared,
+        hotset::{self, Choice},
         http::Limits,
         path::Symlinks,
         server,
@@ -51,6 +53,8 @@ pub struct Fileserver {
 struct Running {
     workers: Vec<server::Worker>,
     beat: tokio::task::JoinHandle<()>,
+    /// Reviews the hot set's policy each window of requests.
+    review: tokio::task::JoinHandle<()>,
     shared: Arc<ServerShared>,
     steering: Option<Steering>,
     /// Filled by a background task: verifying the classifier takes the
@@ -148,6 +152,8 @@ impl Component for Fileserver {
             },
             small_file_max: c.small_file_max,
             hot_bytes: c.hot_bytes,
+            hot_policy: Choice::parse(&c.hot_policy).unwrap_or(Choice::Auto),
+            hot_review_requests: c.hot_review_requests,
             open_files: c.open_files,
         })
         .map_err(|e| {
@@ -232,6 +238,22 @@ impl Component for Fileserver {
                 }
             }
         });
+        let reviewed = shared.clone();
+        let review = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REVIEW_POLL);
+            loop {
+                tick.tick().await;
+                let Some(input) = reviewed.cache.hot_review_due() else {
+                    continue;
+                };
+                // Milliseconds of replay: off the runtime's threads.
+                if let Ok(successor) =
+                    tokio::task::spawn_blocking(move || hotset::judge(&input)).await
+                {
+                    reviewed.cache.hot_adopt(successor);
+                }
+            }
+        });
         log::info!(
             "fileserver: {} workers on {addr}, docroot {}",
             cpus.len(),
@@ -240,6 +262,7 @@ impl Component for Fileserver {
         self.running = Some(Running {
             workers,
             beat,
+            review,
             shared,
             steering,
             classifier,
@@ -260,6 +283,7 @@ impl Component for Fileserver {
                 let _ = w.stop.send(true);
             }
             r.beat.abort();
+            r.review.abort();
             let workers = r.workers;
             let _ = tokio::task::spawn_blocking(move || {
                 for w in workers {
@@ -335,6 +359,26 @@ impl Component for Fileserver {
             hot_files: hot_files as i64,
             ..FileserverStats::default()
         };
+        let (kind, choice, verdict, (reviews, changes)) = cache.hot_policy();
+        s.hot_policy = match choice {
+            Choice::Auto => format!("{} (auto)", kind.name()),
+            Choice::Fixed(_) => format!("{} (fixed)", kind.name()),
+        };
+        s.hot_policy_reviews = reviews;
+        s.hot_policy_changes = changes;
+        if let Some(v) = verdict {
+            s.hot_reviewed_requests = Some(v.requests as u64);
+            s.hot_hit_ratio_pct = Some(100.0 * v.measured);
+            for (k, ratio) in v.simulated {
+                let slot = match k {
+                    Kind::Lru => &mut s.hot_sim_lru_pct,
+                    Kind::Arc => &mut s.hot_sim_arc_pct,
+                    Kind::S3fifo => &mut s.hot_sim_s3fifo_pct,
+                    Kind::Sieve => &mut s.hot_sim_sieve_pct,
+                };
+                *slot = Some(100.0 * ratio);
+            }
+        }
         if let Some(st) = &r.steering {
             let counts = st.counts();
             s.reuseport_steered = Some(counts.same_cpu);
@@ -412,6 +456,10 @@ fn descriptor_budget(c: &FileserverConfig, workers: usize, limit: u64) -> Result
 
 /// How long a worker may go without beating before it counts as stuck.
 const WORKER_SILENCE: Duration = Duration::from_secs(3);
+
+/// How often the review task asks whether a window of requests has been
+/// served (the review itself runs once per window).
+const REVIEW_POLL: Duration = Duration::from_millis(500);
 
 /// Why the workers no longer serve, if they do not: one ended (its share of
 /// new connections would go unanswered), or one has not beaten for

@@ -45,6 +45,12 @@ pub struct FileserverConfig {
     pub small_file_max: u64,
     /// Memory budget for hot files kept resident (bytes).
     pub hot_bytes: u64,
+    /// The hot set's replacement policy: `auto` (chosen by replaying the
+    /// served requests through each), or `lru`, `arc`, `s3fifo`, `sieve`.
+    pub hot_policy: String,
+    /// Requests served between two reviews of the hot set's policy (each
+    /// replays the last two windows: one warms, one is counted).
+    pub hot_review_requests: usize,
     /// Most files kept open with their metadata.
     pub open_files: usize,
     /// Listen backlog of each worker's socket.
@@ -74,6 +80,8 @@ impl Default for FileserverConfig {
             idle_timeout_ms: 60_000,
             small_file_max: 256 * 1024,
             hot_bytes: 128 * 1024 * 1024,
+            hot_policy: "auto".into(),
+            hot_review_requests: 50_000,
             open_files: 4096,
             backlog: 1024,
             reuseport_steering: true,
@@ -95,7 +103,13 @@ impl FileserverConfig {
                 "names must be non-empty and contain no '/'".into(),
             ));
         }
-        let ranges: [(&str, u64, u64, u64); 8] = [
+        if crate::fileserver::hotset::Choice::parse(&self.hot_policy).is_none() {
+            return Err((
+                key("hot_policy"),
+                "must be auto, lru, arc, s3fifo or sieve".into(),
+            ));
+        }
+        let ranges: [(&str, u64, u64, u64); 9] = [
             ("workers", self.workers as u64, 0, 1024),
             ("max_connections", self.max_connections as u64, 1, 1_000_000),
             (
@@ -114,6 +128,12 @@ impl FileserverConfig {
             ("header_timeout_ms", self.header_timeout_ms, 100, 3_600_000),
             ("idle_timeout_ms", self.idle_timeout_ms, 100, 3_600_000),
             ("open_files", self.open_files as u64, 1, 1_000_000),
+            (
+                "hot_review_requests",
+                self.hot_review_requests as u64,
+                100,
+                10_000_000,
+            ),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {

@@ -1,324 +1,313 @@
-//! Which files stay resident in memory: the hot-set admission policy.
+//! Which files stay resident in memory: the hot set, and the choice of its
+//! replacement policy from the workload it serves.
 //!
-//! [`Arc`] is ARC (Megiddo & Modha, FAST '03) weighted by bytes: a recency
-//! list T1 and a frequency list T2 share a byte budget, and ghost lists B1/B2
-//! (keys only) of what each recently evicted steer the split `p`. Unlike LRU,
-//! a one-off scan of many cold files (a backup, a crawler) only cycles
-//! through T1 and cannot flush the files that are requested again and again.
-//! [`Lru`] is the baseline, and [`simulate`] replays a trace against either,
-//! so the choice is a unit test, not a belief.
+//! The policy is one of [`crate::cachesim`]'s (LRU, ARC, S3-FIFO, SIEVE),
+//! files weighted by their bytes under `hot_bytes`: the same code
+//! `nodus cache simulate` replays, so what the simulator says of a policy
+//! is what the file server would get. The hot set remembers its recent
+//! requests (two review windows of `hot_review_requests`) and whether each
+//! found its file resident. Every window, [`judge`] replays them through
+//! every policy at the same budget (the older window warms each cache, the
+//! newer one is counted) beside the measured ratio; with `hot_policy =
+//! "auto"` the hot set moves to the best one when it beats the current one
+//! by more than [`SWITCH_MARGIN`] (no flapping between near-equals). The
+//! new policy starts warm: it has replayed the same requests, and the
+//! files it holds that have no body yet load on their next request.
+//!
+//! Keys are 64-bit hashes of the file's path in the docroot; the cache
+//! keeps the path beside each body and checks it, so a collision can only
+//! cost a body, never serve the wrong one.
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    hash::Hash,
+    collections::VecDeque,
+    hash::{Hash, Hasher},
 };
+
+use crate::cachesim::{Kind, Policy};
+
+/// How much better (in hit ratio) the best policy must replay the served
+/// workload than the current one before the hot set moves to it.
+pub const SWITCH_MARGIN: f64 = 0.005;
+
+/// The hot set's key for a file's path in the docroot.
+pub fn id_of(key: &[u8]) -> u64 {
+    // SipHash with fixed keys: stable across runs, so a trace or a test
+    // sees the same ids.
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Which policy the hot set runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Chosen by [`judge`] from the served workload.
+    Auto,
+    /// Fixed by the configuration.
+    Fixed(Kind),
+}
+
+impl Choice {
+    /// `auto` or a policy's name, as `hot_policy` spells it.
+    pub fn parse(s: &str) -> Option<Choice> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            Some(Choice::Auto)
+        } else {
+            Kind::parse(s).map(Choice::Fixed)
+        }
+    }
+}
+
+/// The policy the hot set starts with under `auto`, until the first
+/// verdict: ARC resists one-off scans, which LRU does not.
+pub const AUTO_START: Kind = Kind::Arc;
 
 /// What one access did.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Access<K> {
-    /// The key was resident before this access.
+pub struct Access {
+    /// The file was resident before this access.
     pub hit: bool,
-    /// The key is resident after this access (too-large files never are).
+    /// The file is resident after this access (too-large files never are).
     pub resident: bool,
-    /// Keys no longer resident because of this access.
-    pub evicted: Vec<K>,
+    /// Files no longer resident because of this access.
+    pub evicted: Vec<u64>,
 }
 
-impl<K> Access<K> {
-    fn miss() -> Self {
-        Access {
-            hit: false,
-            resident: false,
-            evicted: Vec::new(),
-        }
-    }
-}
-
-/// A residency policy under a byte budget.
-pub trait Policy<K> {
-    /// Records an access to `key` of `size` bytes.
-    fn access(&mut self, key: &K, size: u64) -> Access<K>;
-    /// Forgets `key` (the file changed or vanished).
-    fn remove(&mut self, key: &K);
-    /// Bytes currently resident.
-    fn resident_bytes(&self) -> u64;
-}
-
-/// An LRU list with O(log n) removal anywhere: recency ticks in a BTreeMap.
-#[derive(Debug)]
-struct List<K> {
-    order: BTreeMap<u64, K>,
-    bytes: u64,
-}
-
-impl<K: Clone> List<K> {
-    fn new() -> Self {
-        List {
-            order: BTreeMap::new(),
-            bytes: 0,
-        }
-    }
-    fn push(&mut self, tick: u64, key: K, size: u64) {
-        self.order.insert(tick, key);
-        self.bytes += size;
-    }
-    fn take(&mut self, tick: u64, size: u64) {
-        self.order.remove(&tick);
-        self.bytes -= size;
-    }
-    fn oldest(&self) -> Option<(u64, K)> {
-        self.order.first_key_value().map(|(t, k)| (*t, k.clone()))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Where {
-    T1,
-    T2,
-    B1,
-    B2,
-}
-
+/// One remembered request.
 #[derive(Clone, Copy, Debug)]
-struct Meta {
-    at: Where,
-    tick: u64,
+struct Request {
+    id: u64,
     size: u64,
+    hit: bool,
 }
 
-/// Byte-weighted ARC.
-#[derive(Debug)]
-pub struct Arc<K> {
-    capacity: u64,
-    /// Target bytes of T1.
-    p: u64,
-    tick: u64,
-    lists: [List<K>; 4],
-    meta: HashMap<K, Meta>,
+/// What a review replays: the remembered requests, oldest first; only the
+/// last `counted` are counted (the rest warm the caches).
+#[derive(Clone, Debug)]
+pub struct ReviewInput {
+    requests: Vec<(u64, u64)>,
+    counted: usize,
+    /// Of the counted requests, those the live hot set found resident.
+    measured_hits: usize,
+    budget: u64,
+    current: Kind,
+    choice: Choice,
+    /// Requests seen when the input was taken (for [`HotSet::adopt`]).
+    seq: u64,
 }
 
-fn idx(w: Where) -> usize {
-    w as usize
+/// A review's result: every policy's hit ratio on the served workload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// Requests counted.
+    pub requests: usize,
+    /// Share the live hot set found resident.
+    pub measured: f64,
+    /// Each policy's share when the same requests are replayed, warm.
+    pub simulated: Vec<(Kind, f64)>,
+    /// The policy the hot set should run.
+    pub chosen: Kind,
 }
 
-impl<K: Clone + Eq + Hash> Arc<K> {
-    /// An empty policy with a budget of `capacity` bytes.
-    pub fn new(capacity: u64) -> Self {
-        Arc {
-            capacity,
-            p: 0,
-            tick: 0,
-            lists: [List::new(), List::new(), List::new(), List::new()],
-            meta: HashMap::new(),
-        }
-    }
+/// A policy already warmed by a review's replay, ready to take over.
+pub struct Successor {
+    verdict: Verdict,
+    policy: Option<(Box<dyn Policy>, u64)>,
+}
 
-    /// Whether `key` is in T1 or T2 (resident), without counting an access.
-    pub fn is_resident(&self, key: &K) -> bool {
-        self.meta
-            .get(key)
-            .is_some_and(|m| matches!(m.at, Where::T1 | Where::T2))
+impl std::fmt::Debug for Successor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Successor")
+            .field("verdict", &self.verdict)
+            .field("switch", &self.policy.is_some())
+            .finish()
     }
+}
 
-    fn bytes(&self, w: Where) -> u64 {
-        self.lists[idx(w)].bytes
-    }
-
-    fn unlink(&mut self, key: &K) -> Option<Meta> {
-        let m = self.meta.remove(key)?;
-        self.lists[idx(m.at)].take(m.tick, m.size);
-        Some(m)
-    }
-
-    fn link(&mut self, key: K, at: Where, size: u64) {
-        self.tick += 1;
-        self.lists[idx(at)].push(self.tick, key.clone(), size);
-        self.meta.insert(
-            key,
-            Meta {
-                at,
-                tick: self.tick,
-                size,
-            },
-        );
-    }
-
-    /// Moves the oldest entry of `from` to ghost list `to` (or drops it).
-    fn demote(&mut self, from: Where, to: Option<Where>) -> Option<K> {
-        let (_, key) = self.lists[idx(from)].oldest()?;
-        let m = self.unlink(&key)?;
-        if let Some(to) = to {
-            self.link(key.clone(), to, m.size);
-        }
-        Some(key)
-    }
-
-    /// Makes room for `size` bytes in T1+T2 (ARC's REPLACE), ghosting victims.
-    fn replace(&mut self, size: u64, in_b2: bool, evicted: &mut Vec<K>) {
-        while self.bytes(Where::T1) + self.bytes(Where::T2) + size > self.capacity {
-            let t1 = self.bytes(Where::T1);
-            let from_t1 =
-                t1 > 0 && (t1 > self.p || (in_b2 && t1 >= self.p)) || self.bytes(Where::T2) == 0;
-            let (from, to) = if from_t1 {
-                (Where::T1, Where::B1)
-            } else {
-                (Where::T2, Where::B2)
-            };
-            match self.demote(from, Some(to)) {
-                Some(k) => evicted.push(k),
-                None => break,
+/// Replays a review's requests through every policy (on the caller's
+/// thread: a review of 2 x 50,000 requests takes milliseconds) and decides.
+pub fn judge(input: &ReviewInput) -> Successor {
+    let warm = input.requests.len() - input.counted;
+    let mut evicted = Vec::new();
+    let mut best: Option<(Kind, f64, Box<dyn Policy>)> = None;
+    let mut simulated = Vec::new();
+    let mut current_ratio = 0.0;
+    for kind in Kind::ALL {
+        let mut policy = kind.build(input.budget);
+        let mut hits = 0usize;
+        for (n, &(id, size)) in input.requests.iter().enumerate() {
+            evicted.clear();
+            if policy.access(id, size, &mut evicted) && n >= warm {
+                hits += 1;
             }
         }
+        let ratio = hits as f64 / input.counted.max(1) as f64;
+        simulated.push((kind, ratio));
+        if kind == input.current {
+            current_ratio = ratio;
+        }
+        if best.as_ref().is_none_or(|(_, r, _)| ratio > *r) {
+            best = Some((kind, ratio, policy));
+        }
     }
-
-    /// Keeps the ghost lists within the budget too (ARC's |L1|, |L2| <= c).
-    fn trim_ghosts(&mut self) {
-        while self.bytes(Where::T1) + self.bytes(Where::B1) > self.capacity
-            && self.demote(Where::B1, None).is_some()
-        {}
-        let total = |s: &Self| s.lists.iter().map(|l| l.bytes).sum::<u64>();
-        while total(self) > 2 * self.capacity && self.demote(Where::B2, None).is_some() {}
+    let measured = input.measured_hits as f64 / input.counted.max(1) as f64;
+    let (chosen, policy) = match (input.choice, best) {
+        (Choice::Auto, Some((kind, ratio, policy)))
+            if kind != input.current && ratio > current_ratio + SWITCH_MARGIN =>
+        {
+            (kind, Some((policy, input.seq)))
+        }
+        _ => (input.current, None),
+    };
+    Successor {
+        verdict: Verdict {
+            requests: input.counted,
+            measured,
+            simulated,
+            chosen,
+        },
+        policy,
     }
 }
 
-impl<K: Clone + Eq + Hash> Policy<K> for Arc<K> {
-    fn access(&mut self, key: &K, size: u64) -> Access<K> {
-        let mut out = Access::miss();
-        let prev = self.meta.get(key).copied();
-        if size > self.capacity {
-            if prev.is_some_and(|m| matches!(m.at, Where::T1 | Where::T2)) {
-                out.evicted.push(key.clone());
-            }
-            self.unlink(key);
-            return out;
-        }
-        match prev.map(|m| m.at) {
-            Some(Where::T1 | Where::T2) => {
-                self.unlink(key);
-                out.hit = true;
-                // A changed size may need room.
-                self.replace(size, false, &mut out.evicted);
-            }
-            Some(ghost @ (Where::B1 | Where::B2)) => {
-                let (b1, b2) = (self.bytes(Where::B1).max(1), self.bytes(Where::B2).max(1));
-                self.unlink(key);
-                if ghost == Where::B1 {
-                    let delta = (b2 / b1).max(1) * size;
-                    self.p = (self.p + delta).min(self.capacity);
-                } else {
-                    let delta = (b1 / b2).max(1) * size;
-                    self.p = self.p.saturating_sub(delta);
-                }
-                self.replace(size, ghost == Where::B2, &mut out.evicted);
-            }
-            None => {
-                self.replace(size, false, &mut out.evicted);
-                self.link(key.clone(), Where::T1, size);
-                self.trim_ghosts();
-                out.resident = true;
-                return out;
-            }
-        }
-        self.link(key.clone(), Where::T2, size);
-        self.trim_ghosts();
-        out.resident = true;
-        out
-    }
-
-    fn remove(&mut self, key: &K) {
-        self.unlink(key);
-    }
-
-    fn resident_bytes(&self) -> u64 {
-        self.bytes(Where::T1) + self.bytes(Where::T2)
-    }
+/// The hot set: the running policy and the requests it remembers.
+pub struct HotSet {
+    budget: u64,
+    choice: Choice,
+    kind: Kind,
+    policy: Box<dyn Policy>,
+    window: usize,
+    recent: VecDeque<Request>,
+    /// Requests seen since start.
+    seq: u64,
+    /// `seq` at the last review taken.
+    reviewed_at: u64,
+    verdict: Option<Verdict>,
+    reviews: u64,
+    changes: u64,
 }
 
-/// Plain LRU under a byte budget: the baseline ARC is measured against.
-#[derive(Debug)]
-pub struct Lru<K> {
-    capacity: u64,
-    tick: u64,
-    list: List<K>,
-    meta: HashMap<K, (u64, u64)>,
-}
-
-impl<K: Clone + Eq + Hash> Lru<K> {
-    /// An empty LRU with a budget of `capacity` bytes.
-    pub fn new(capacity: u64) -> Self {
-        Lru {
-            capacity,
-            tick: 0,
-            list: List::new(),
-            meta: HashMap::new(),
+impl HotSet {
+    /// An empty hot set of `budget` bytes running `choice`, reviewed every
+    /// `window` requests (at least 1).
+    pub fn new(budget: u64, choice: Choice, window: usize) -> Self {
+        let kind = match choice {
+            Choice::Auto => AUTO_START,
+            Choice::Fixed(k) => k,
+        };
+        let window = window.max(1);
+        HotSet {
+            budget,
+            choice,
+            kind,
+            policy: kind.build(budget),
+            window,
+            recent: VecDeque::with_capacity(2 * window),
+            seq: 0,
+            reviewed_at: 0,
+            verdict: None,
+            reviews: 0,
+            changes: 0,
         }
     }
-}
 
-impl<K: Clone + Eq + Hash> Policy<K> for Lru<K> {
-    fn access(&mut self, key: &K, size: u64) -> Access<K> {
-        let mut out = Access::miss();
-        if let Some((tick, old)) = self.meta.remove(key) {
-            self.list.take(tick, old);
-            out.hit = true;
+    /// Records an access to file `id` of `size` bytes.
+    pub fn access(&mut self, id: u64, size: u64) -> Access {
+        let mut evicted = Vec::new();
+        let hit = self.policy.access(id, size, &mut evicted);
+        if self.recent.len() == 2 * self.window {
+            self.recent.pop_front();
         }
-        if size > self.capacity {
-            if out.hit {
-                out.evicted.push(key.clone());
+        self.recent.push_back(Request { id, size, hit });
+        self.seq += 1;
+        Access {
+            hit,
+            resident: self.policy.contains(id),
+            evicted,
+        }
+    }
+
+    /// Whether `id` is resident, without counting an access.
+    pub fn contains(&self, id: u64) -> bool {
+        self.policy.contains(id)
+    }
+
+    /// Forgets `id` (the file changed or vanished).
+    pub fn remove(&mut self, id: u64) {
+        self.policy.remove(id);
+    }
+
+    /// Bytes resident.
+    pub fn resident_bytes(&self) -> u64 {
+        self.policy.used()
+    }
+
+    /// The policy running now and how it was chosen.
+    pub fn policy(&self) -> (Kind, Choice) {
+        (self.kind, self.choice)
+    }
+
+    /// The last review's verdict, if one was made.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// Reviews made and times the policy changed, since start.
+    pub fn changes(&self) -> (u64, u64) {
+        (self.reviews, self.changes)
+    }
+
+    /// The requests to review, once a whole window has been served since
+    /// the last review.
+    pub fn review_due(&mut self) -> Option<ReviewInput> {
+        if self.seq - self.reviewed_at < self.window as u64 || self.recent.is_empty() {
+            return None;
+        }
+        self.reviewed_at = self.seq;
+        let counted = self.window.min(self.recent.len());
+        let measured_hits = self
+            .recent
+            .iter()
+            .skip(self.recent.len() - counted)
+            .filter(|r| r.hit)
+            .count();
+        Some(ReviewInput {
+            requests: self.recent.iter().map(|r| (r.id, r.size)).collect(),
+            counted,
+            measured_hits,
+            budget: self.budget,
+            current: self.kind,
+            choice: self.choice,
+            seq: self.seq,
+        })
+    }
+
+    /// Takes a review's verdict; if it chose another policy, that policy
+    /// (warmed by the review, then fed the requests served since) takes
+    /// over, and the caller drops the bodies of files it does not hold.
+    /// Whether the policy changed.
+    pub fn adopt(&mut self, successor: Successor) -> bool {
+        let Successor { verdict, policy } = successor;
+        let switched = policy.is_some();
+        if let Some((mut policy, seen)) = policy {
+            // Requests served between the review's snapshot and now.
+            let missed = usize::try_from(self.seq - seen).unwrap_or(usize::MAX);
+            let mut evicted = Vec::new();
+            for r in self
+                .recent
+                .iter()
+                .skip(self.recent.len().saturating_sub(missed))
+            {
+                evicted.clear();
+                policy.access(r.id, r.size, &mut evicted);
             }
-            out.hit = false;
-            return out;
+            self.policy = policy;
+            self.kind = verdict.chosen;
+            self.changes += 1;
         }
-        while self.list.bytes + size > self.capacity {
-            let Some((tick, k)) = self.list.oldest() else {
-                break;
-            };
-            if let Some((_, s)) = self.meta.remove(&k) {
-                self.list.take(tick, s);
-            }
-            out.evicted.push(k);
-        }
-        self.tick += 1;
-        self.list.push(self.tick, key.clone(), size);
-        self.meta.insert(key.clone(), (self.tick, size));
-        out.resident = true;
-        out
-    }
-
-    fn remove(&mut self, key: &K) {
-        if let Some((tick, size)) = self.meta.remove(key) {
-            self.list.take(tick, size);
-        }
-    }
-
-    fn resident_bytes(&self) -> u64 {
-        self.list.bytes
-    }
-}
-
-/// Hit ratios of a trace replayed against a policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SimResult {
-    /// Fraction of requests that found their file resident.
-    pub hits: f64,
-    /// Fraction of requested bytes that were resident.
-    pub byte_hits: f64,
-}
-
-/// Replays `trace` (key, size) against `policy`.
-pub fn simulate<K, P: Policy<K>>(policy: &mut P, trace: &[(K, u64)]) -> SimResult {
-    let (mut hits, mut bytes, mut hit_bytes) = (0u64, 0u64, 0u64);
-    for (key, size) in trace {
-        let a = policy.access(key, *size);
-        bytes += size;
-        if a.hit {
-            hits += 1;
-            hit_bytes += size;
-        }
-    }
-    SimResult {
-        hits: hits as f64 / trace.len().max(1) as f64,
-        byte_hits: hit_bytes as f64 / bytes.max(1) as f64,
+        self.verdict = Some(verdict);
+        self.reviews += 1;
+        switched
     }
 }
 

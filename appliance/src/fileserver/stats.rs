@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::{
     histogram::{AtomicHistogram, Histogram},
-    supervisor::{Counter, Gauge, Maybe, Text},
+    supervisor::{Counter, Float, Gauge, Maybe, Text},
 };
 
 crate::stats! {
@@ -65,6 +65,28 @@ crate::stats! {
         hot_bytes: Gauge,
         /// Files resident in the hot set.
         hot_files: Gauge,
+        /// The hot set's replacement policy, `(auto)` when chosen by
+        /// replaying the served requests, `(fixed)` by the config.
+        hot_policy: Text,
+        /// Reviews of the hot set's policy since start (one per
+        /// `hot_review_requests` requests served).
+        hot_policy_reviews: Counter,
+        /// Times a review changed the hot set's policy since start.
+        hot_policy_changes: Counter,
+        /// Requests the last review counted (`hot_review_requests`); the
+        /// ratios below are over them. Absent before the first review.
+        hot_reviewed_requests: Maybe<Counter>,
+        /// Of those, the share the hot set found resident, measured, %.
+        hot_hit_ratio_pct: Maybe<Float>,
+        /// The share LRU finds resident when the same requests are
+        /// replayed at the same budget (warmed by the window before), %.
+        hot_sim_lru_pct: Maybe<Float>,
+        /// The same for ARC, %.
+        hot_sim_arc_pct: Maybe<Float>,
+        /// The same for S3-FIFO, %.
+        hot_sim_s3fifo_pct: Maybe<Float>,
+        /// The same for SIEVE, %.
+        hot_sim_sieve_pct: Maybe<Float>,
         /// Connections the sk_reuseport program gave to the worker on the
         /// receiving CPU.
         reuseport_steered: Maybe<Counter>,

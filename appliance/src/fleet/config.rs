@@ -85,6 +85,8 @@ pub const DEFAULT_DOCUMENT_KEYS: &[&str] = &[
     "fileserver.idle_timeout_ms",
     "fileserver.small_file_max",
     "fileserver.hot_bytes",
+    "fileserver.hot_policy",
+    "fileserver.hot_review_requests",
     "fileserver.open_files",
     "fileserver.backlog",
     "fileserver.reuseport_steering",
