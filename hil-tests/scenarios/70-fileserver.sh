@@ -1,7 +1,8 @@
 # The file server on the board: nodus serves a docroot on guest port 8080,
 # curl on the host fetches it through hostfwd, workers are pinned to the
 # profile's CPUs, the sk_reuseport program sees every connection, and the TC
-# classifier on eth0 counted the host's request in the kernel.
+# classifier on eth0 counted the host's request in the kernel, and the hot
+# set reviewed its policy on what it served.
 mkdir -p /tmp/fsroot/docs
 echo "nodus-fs-$HIL_TOKEN" >/tmp/fsroot/index.html
 echo "docs" >/tmp/fsroot/docs/index.html
@@ -10,6 +11,7 @@ cat >/tmp/fs.toml <<TOML
 listen = "0.0.0.0:8080"
 docroot = "/tmp/fsroot"
 tc_interfaces = ["lo", "eth0"]
+hot_review_requests = 100
 TOML
 nodus_start --config /tmp/fs.toml
 # The classifier attaches in the background after READY (its verification
@@ -49,5 +51,27 @@ accepted=$(hstat connections_accepted)
 echo "steering: $steered to the receiving CPU, $same_node to its node, $fallback to the hash, of $accepted"
 expect_line "^      responses_2xx +[2-9]" "$out" "2xx responses"
 expect_line "^      responses_4xx +[1-9]" "$out" "404 counted"
+
+# A window of requests: the hot set replays it through every policy and
+# shows the measured hit ratio beside theirs.
+n=0
+while [ "$n" -lt 100 ]; do
+  wget -q -O /dev/null http://127.0.0.1:8080/ || fail "request $n failed"
+  n=$((n + 1))
+done
+i=0
+until nodus status | grep -q "^      hot_sim_sieve_pct "; do
+  i=$((i + 1))
+  [ "$i" -lt 50 ] || break
+  sleep 0.2
+done
+out=$(nodus status) || fail "nodus status exited $?"
+echo "$out" | grep "^      hot_"
+expect_line "^      hot_policy +(lru|arc|s3fifo|sieve) \(auto\)$" "$out" "hot-set policy"
+expect_line "^      hot_policy_reviews +[1-9]" "$out" "hot-set review"
+expect_line "^      hot_hit_ratio_pct +[0-9]" "$out" "measured hot-set hit ratio"
+for p in lru arc s3fifo sieve; do
+  expect_line "^      hot_sim_${p}_pct +[0-9]" "$out" "$p replayed on the served requests"
+done
 nodus_stop
 echo "fileserver served the host through hostfwd"
