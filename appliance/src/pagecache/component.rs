@@ -4,7 +4,6 @@
 
 use std::{
     collections::HashSet,
-    os::unix::fs::MetadataExt,
     path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -326,13 +325,8 @@ fn look_at(
     let Some(snapshot) = snapshot else {
         return (Some(look), counted);
     };
-    let files: HashSet<(u64, u64)> = walkdir::WalkDir::new(docroot)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
+    // The scan's own fstat of each file: one walk of the docroot per look.
+    let files: HashSet<(u64, u64)> = scanned.files.iter().map(|f| f.dev_ino).collect();
     let mut sum = Counts::default();
     for (key, c) in &snapshot.files {
         if files.contains(&(user_dev(key.dev), key.ino)) {

@@ -19,6 +19,10 @@ pub struct FileResidency {
     /// What is cached of it.
     #[serde(flatten)]
     pub residency: Residency,
+    /// Its device and inode (what the kernel's hit counts are keyed by),
+    /// from the same `fstat`.
+    #[serde(skip)]
+    pub dev_ino: (u64, u64),
 }
 
 /// A path that could not be measured, and why.
@@ -66,7 +70,7 @@ pub struct Scan {
 }
 
 impl Scan {
-    fn add(&mut self, path: PathBuf, r: Residency) {
+    fn add(&mut self, path: PathBuf, (r, dev_ino): (Residency, (u64, u64))) {
         let t = &mut self.totals;
         t.files += 1;
         t.size += r.size;
@@ -76,7 +80,11 @@ impl Scan {
         t.writeback += r.writeback.unwrap_or(0);
         t.evicted += r.evicted.unwrap_or(0);
         t.recently_evicted += r.recently_evicted.unwrap_or(0);
-        self.files.push(FileResidency { path, residency: r });
+        self.files.push(FileResidency {
+            path,
+            residency: r,
+            dev_ino,
+        });
     }
 
     fn error(&mut self, path: &Path, error: impl std::fmt::Display) {
@@ -124,15 +132,16 @@ pub fn scan(paths: &[PathBuf]) -> Scan {
     out
 }
 
-/// Opens and measures one path; `None` if it is not a regular file (a
-/// device or socket named on the command line).
-fn measure(path: &Path) -> io::Result<Option<Residency>> {
+/// Opens and measures one path, with its device and inode; `None` if it
+/// is not a regular file (a device or socket named on the command line).
+fn measure(path: &Path) -> io::Result<Option<(Residency, (u64, u64))>> {
+    use std::os::unix::fs::MetadataExt;
     let file = open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Ok(None);
     }
-    residency::of_file(&file, meta.len()).map(Some)
+    residency::of_file(&file, meta.len()).map(|r| Some((r, (meta.dev(), meta.ino()))))
 }
 
 /// Opens without updating the access time where allowed (O_NOATIME needs
