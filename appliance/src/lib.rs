@@ -25,6 +25,7 @@ pub mod privileges;
 pub mod probe;
 pub mod proccache;
 pub mod profile;
+pub mod proxy;
 pub mod ratelimit;
 pub mod status;
 pub mod supervisor;
