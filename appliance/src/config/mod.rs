@@ -27,6 +27,7 @@ pub use crate::{
     pagecache::PageCacheConfig,
     proccache::ProcCacheConfig,
     profile::ProfileConfig,
+    proxy::ProxyConfig,
     supervisor::DaemonConfig,
 };
 
@@ -54,6 +55,8 @@ pub struct Config {
     pub fileserver: FileserverConfig,
     /// Page-cache hit and miss counting.
     pub pagecache: PageCacheConfig,
+    /// `[proxy]`: the TLS SNI proxy.
+    pub proxy: ProxyConfig,
     /// The fleet link: MQTT telemetry and signed fleet config.
     pub fleet: FleetConfig,
 }
@@ -144,6 +147,7 @@ impl Config {
         self.proccache.validate()?;
         self.fileserver.validate()?;
         self.pagecache.validate()?;
+        self.proxy.validate()?;
         self.fleet.validate()?;
         self.check_document_keys()
     }

@@ -14,6 +14,7 @@ use crate::{
     pagecache::{PageCache, PageCacheStats},
     proccache::{ProcCache, ProcCacheStats, ProcessTable},
     profile::{ProfileStats, ThreadPlacement},
+    proxy::{Proxy, ProxyStats},
     status::StatusSource,
     supervisor::{Component, StatField, StatSet},
 };
@@ -119,6 +120,16 @@ pub const REGISTRY: &[Registration] = &[
             c.pagecache.enabled.then(|| {
                 Box::new(PageCache::new(c.pagecache.clone(), docroot(c))) as Box<dyn Component>
             })
+        },
+    },
+    Registration {
+        name: "proxy",
+        section: |c| section(&c.proxy),
+        stats: ProxyStats::FIELDS,
+        build: |c, _| {
+            c.proxy
+                .enabled
+                .then(|| Box::new(Proxy::new(c.proxy.clone())) as Box<dyn Component>)
         },
     },
     Registration {

@@ -201,6 +201,11 @@ fn config_text(socket: &Path, extra: &str) -> String {
             super::free_port()
         )
     };
+    let proxy = if extra.contains("[proxy]") {
+        String::new()
+    } else {
+        format!("[proxy]\nlisten = \"127.0.0.1:{}\"\n", super::free_port())
+    };
     // No broker unless the test brings one; never the machine's state dir.
     let fleet = if extra.contains("[fleet]") {
         String::new()
@@ -211,7 +216,7 @@ fn config_text(socket: &Path, extra: &str) -> String {
         )
     };
     format!(
-        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{fleet}{extra}\n",
+        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{proxy}{fleet}{extra}\n",
         socket.display()
     )
 }

@@ -1,0 +1,157 @@
+//! `[proxy]`: the TLS SNI proxy's configuration. Every key is documented,
+//! with its default, in `config/defaults.toml`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proxy::routes::NamePattern;
+
+/// `[proxy]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Whether the proxy runs at all.
+    pub enabled: bool,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Time a new connection has to deliver its whole ClientHello.
+    pub handshake_timeout_ms: u64,
+    /// Open connections beyond which new ones are closed at once.
+    pub max_connections: usize,
+    /// Open connections one source address may hold.
+    pub max_per_source: usize,
+    /// The route taking hellos no route matches (by name); empty: refuse
+    /// them.
+    pub default_route: String,
+    /// The routes, `[[proxy.route]]`.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[[proxy.route]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Its name in status and in `default_route`.
+    pub name: String,
+    /// Server names it takes: exact, or `*.suffix` for any name below.
+    pub server_names: Vec<String>,
+    /// ALPN protocols it takes; empty: any.
+    pub alpn: Vec<String>,
+    /// Backends, tried in order: the next when one refuses or times out.
+    pub backends: Vec<SocketAddr>,
+    /// Time to connect to one backend.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            name: String::new(),
+            server_names: Vec::new(),
+            alpn: Vec::new(),
+            backends: Vec::new(),
+            connect_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            handshake_timeout_ms: 5000,
+            max_connections: 10_000,
+            max_per_source: 256,
+            default_route: String::new(),
+            routes: vec![RouteConfig {
+                name: "demo".into(),
+                server_names: vec!["localhost".into(), "*.localhost".into()],
+                backends: vec![SocketAddr::from(([127, 0, 0, 1], 8444))],
+                ..RouteConfig::default()
+            }],
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Range checks serde cannot express: `(key, reason)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("proxy.{k}");
+        let ranges: [(&str, u64, u64, u64); 3] = [
+            (
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                100,
+                600_000,
+            ),
+            ("max_connections", self.max_connections as u64, 1, 1_000_000),
+            ("max_per_source", self.max_per_source as u64, 1, 1_000_000),
+        ];
+        for (name, v, lo, hi) in ranges {
+            if v < lo || v > hi {
+                return Err((key(name), format!("must be between {lo} and {hi}")));
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = |k: &str| key(&format!("route[{i}].{k}"));
+            if r.name.is_empty() || self.routes[..i].iter().any(|o| o.name == r.name) {
+                return Err((at("name"), "must be set and unique".into()));
+            }
+            if r.server_names.is_empty() {
+                return Err((at("server_names"), "needs at least one name".into()));
+            }
+            if let Some(bad) = r
+                .server_names
+                .iter()
+                .find(|n| NamePattern::parse(n).is_none())
+            {
+                return Err((
+                    at("server_names"),
+                    format!("'{bad}' is neither a name nor *.suffix"),
+                ));
+            }
+            if r.backends.is_empty() {
+                return Err((at("backends"), "needs at least one backend".into()));
+            }
+            if !(10..=60_000).contains(&r.connect_timeout_ms) {
+                return Err((
+                    at("connect_timeout_ms"),
+                    "must be between 10 and 60000".into(),
+                ));
+            }
+        }
+        if !self.default_route.is_empty()
+            && !self.routes.iter().any(|r| r.name == self.default_route)
+        {
+            return Err((key("default_route"), "names no route".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_routes_are_named() {
+        assert_eq!(ProxyConfig::default().validate(), Ok(()));
+        let mut c = ProxyConfig::default();
+        c.routes[0].server_names = vec!["a.*.b".into()];
+        assert_eq!(c.validate().unwrap_err().0, "proxy.route[0].server_names");
+        let mut c = ProxyConfig::default();
+        c.routes.push(c.routes[0].clone());
+        assert_eq!(c.validate().unwrap_err().0, "proxy.route[1].name");
+        let c = ProxyConfig {
+            default_route: "nope".into(),
+            ..ProxyConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().0, "proxy.default_route");
+        let mut c = ProxyConfig::default();
+        c.routes[0].backends.clear();
+        assert_eq!(c.validate().unwrap_err().0, "proxy.route[0].backends");
+    }
+}

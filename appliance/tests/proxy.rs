@@ -1,0 +1,187 @@
+//! The proxy in the daemon with real peers: `openssl s_server` backends
+//! with distinct certificates, `openssl s_client` and `curl` through the
+//! proxy; the certificate that comes back proves which backend answered.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{daemon::TempDaemon, free_port, tool};
+
+/// A TLS backend: `openssl s_server -www` with a self-signed certificate
+/// whose common name is `name`.
+struct Backend {
+    child: Child,
+    port: u16,
+}
+
+impl Backend {
+    fn start(dir: &Path, name: &str) -> Backend {
+        let (cert, key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        let made = Command::new(tool("openssl"))
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = free_port();
+        let child = Command::new(tool("openssl"))
+            .args(["s_server", "-www", "-accept", &port.to_string()])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_for("s_server to listen", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Backend { child, port }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The proxy's stats.
+fn stats(d: &TempDaemon) -> serde_json::Value {
+    common::daemon::component(&d.status_json(), "proxy")["stats"].clone()
+}
+
+/// The subject `openssl s_client` saw through the proxy for `name`.
+fn subject_via(port: u16, name: Option<&str>) -> String {
+    let mut cmd = Command::new(tool("openssl"));
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    match name {
+        Some(n) => cmd.args(["-servername", n]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("subject=").map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn routes_by_server_name_to_the_backend_whose_certificate_answers() {
+    require_root!();
+    let dir = common::tempdir();
+    let (alpha, beta) = (
+        Backend::start(dir.path(), "alpha"),
+        Backend::start(dir.path(), "beta"),
+    );
+    let port = free_port();
+    let dead = free_port();
+    let d = TempDaemon::start(
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ndefault_route = \"beta\"\n\
+             [[proxy.route]]\nname = \"alpha\"\nserver_names = [\"alpha.test\", \"*.alpha.test\"]\n\
+             backends = [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]\n\
+             [[proxy.route]]\nname = \"beta\"\nserver_names = [\"beta.test\"]\nbackends = [\"127.0.0.1:{}\"]\n",
+            alpha.port, beta.port
+        ),
+        &[],
+    );
+    assert!(subject_via(port, Some("alpha.test")).contains("CN = alpha"));
+    assert!(subject_via(port, Some("www.alpha.test")).contains("CN = alpha"));
+    assert!(subject_via(port, Some("beta.test")).contains("CN = beta"));
+    // No name, or an unknown one: the default route.
+    assert!(subject_via(port, None).contains("CN = beta"));
+    assert!(subject_via(port, Some("other.test")).contains("CN = beta"));
+    // curl, as a user would: HTTP over TLS through the proxy to alpha's
+    // s_server, whose -www page names the connection's cipher.
+    let out = Command::new(tool("curl"))
+        .args(["-sk", "--max-time", "10", "--resolve"])
+        .arg(format!("alpha.test:{port}:127.0.0.1"))
+        .arg(format!("https://alpha.test:{port}/"))
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains("Ciphers supported in s_server binary"),
+        "{page}"
+    );
+    let s = stats(&d);
+    // The first alpha backend is dead: each alpha connection failed over.
+    assert!(s["backend_failures"].as_u64() >= Some(3), "{s}");
+    assert_eq!(s["no_backend"].as_u64(), Some(0), "{s}");
+    assert!(s["bytes_to_client"].as_u64() > Some(1000), "{s}");
+    let routes = s["routes"].as_str().unwrap();
+    assert!(
+        routes.contains("alpha: splice, 3 conns") && routes.contains("beta: splice, 3 conns"),
+        "{s}"
+    );
+}
+
+/// Garbage, truncated hellos, plain HTTP and silent clients are counted and
+/// closed; the proxy goes on serving; without a default route an unknown
+/// name is refused.
+#[test]
+fn bad_clients_are_counted_and_closed_and_the_proxy_goes_on() {
+    require_root!();
+    let dir = common::tempdir();
+    let alpha = Backend::start(dir.path(), "alpha");
+    let port = free_port();
+    let d = TempDaemon::start(
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\nhandshake_timeout_ms = 500\n\
+             [[proxy.route]]\nname = \"alpha\"\nserver_names = [\"alpha.test\"]\nbackends = [\"127.0.0.1:{}\"]\n",
+            alpha.port
+        ),
+        &[],
+    );
+    let closed = |bytes: &[u8]| {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        // Closed by the proxy: EOF (or a reset), never a hang.
+        let _ = c.read_to_end(&mut rest);
+        rest.len()
+    };
+    assert_eq!(closed(b"GET / HTTP/1.1\r\nHost: alpha.test\r\n\r\n"), 0);
+    assert_eq!(closed(&[22, 3, 1, 0, 0]), 0);
+    assert_eq!(closed(&[22, 3, 1, 0x10, 0, 1, 0, 0x0f]), 0); // truncated: timeout
+    assert_eq!(closed(b""), 0); // silent: timeout
+    assert!(subject_via(port, Some("unknown.test")).is_empty());
+    assert!(subject_via(port, Some("alpha.test")).contains("CN = alpha"));
+    let s = stats(&d);
+    assert_eq!(s["hello_errors"].as_u64(), Some(2), "{s}");
+    assert_eq!(s["hello_timeouts"].as_u64(), Some(2), "{s}");
+    assert_eq!(s["unrouted"].as_u64(), Some(1), "{s}");
+    assert_eq!(s["connections_open"].as_i64(), Some(0), "{s}");
+    let health = common::daemon::component(&d.status_json(), "proxy");
+    assert_eq!(health["health"]["state"], "healthy", "{health}");
+}
