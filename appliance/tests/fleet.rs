@@ -711,9 +711,12 @@ fn kill_9_during_commit_leaves_the_old_or_the_new_last_good_never_a_torn_one() {
     let mut d = TempDaemon::start(&extra, &[]);
     let ready = started.elapsed();
     broker.publish_retained(&desired, document(1).as_bytes());
+    // Committed means stored in the last-good file (the log line comes
+    // just before the store).
     let commit_time = common::wait_for("the first commit", Duration::from_secs(60), || {
-        d.log_text()
-            .contains("device document v1: committed")
+        nodus::fleet::lastgood::load(&fleet, &device)
+            .device
+            .is_some()
             .then(|| started.elapsed() - ready)
     });
     d.signal(libc::SIGKILL);
