@@ -41,7 +41,9 @@ expect_line "^      kernel_requests.get.index +[1-9]" "$out" "kernel-side reques
 # profile puts the NIC's interrupts on node 0 and nodus (workers included) on
 # node 1, so SYNs arrive on CPUs without a worker: the program leaves those to
 # the kernel's hash and counts them as fallback.
-hstat() { printf '%s\n' "$out" | sed -n "s/^      $1 \+//p"; }
+# Only the fileserver's block: other components (the proxy) have stats of
+# the same names.
+hstat() { printf '%s\n' "$out" | sed -n '/^  fileserver /,/^  [a-z]/p' | sed -n "s/^      $1 \+//p"; }
 steered=$(hstat reuseport_steered)
 same_node=$(hstat reuseport_same_node)
 fallback=$(hstat reuseport_fallback)
