@@ -1,12 +1,15 @@
-//! The `proxy` component: listens, reads each connection's ClientHello
+//! The `proxy` component: listens, peeks at each connection's ClientHello
 //! ([`super::hello`]), picks its route ([`super::routes`]), connects to the
-//! route's first backend that answers, sends it every byte read so far and
-//! relays the rest with splice ([`super::splice`]).
+//! route's first backend that answers and hands both sockets to the route's
+//! data path: the sockhash ([`super::sockhash`]) or splice
+//! ([`super::splice`]). The hello is only peeked, so it is still in the
+//! client's socket and reaches the backend through the data path, first.
 
 use std::{
     collections::HashMap,
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
+    os::fd::{AsFd, AsRawFd},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering::Relaxed},
@@ -14,15 +17,21 @@ use std::{
     time::Duration,
 };
 
+use nix::{
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+    sys::socket::MsgFlags,
+};
 use tokio::{
-    io::AsyncWriteExt,
+    io::Interest,
     net::{TcpListener, TcpStream},
 };
 
 use super::{
     ProxyConfig,
-    hello::{HelloError, HelloReader, Progress},
+    config::DataPath,
+    hello::{HelloError, HelloReader, MAX_HELLO, Progress},
     routes::{Decision, NamePattern, Rule, Table},
+    sockhash::{RelayError, Sockhash},
     splice,
 };
 use crate::{
@@ -34,14 +43,20 @@ use crate::{
 };
 
 crate::stats! {
-    /// What the proxy reports. Byte counts are added when a connection ends.
+    /// What the proxy reports. Bytes on the sockhash path are counted by
+    /// the kernel as they move; on the splice path, when a connection ends.
     pub struct ProxyStats {
         /// The address it listens on.
         listen: Text,
-        /// Each route: its data path, connections since start, bytes to
-        /// the backend and to the client (`name: splice, 3 conns, 512 B up,
-        /// 4096 B down`).
+        /// Each route: the data path it runs on, connections since start,
+        /// bytes to the backend and to the client (`name: sockhash, 3 conns,
+        /// 512 B up, 4096 B down`).
         routes: Text,
+        /// The sockhash data path: `attached`, `not used` (every route
+        /// splices) or `refused: <why>` (its routes splice instead).
+        sockhash: Text,
+        /// Connections a full or failing sockhash sent down the splice path.
+        sockhash_fallbacks: Counter,
         /// Connections open now.
         connections_open: Gauge,
         /// Connections accepted since start.
@@ -62,7 +77,7 @@ crate::stats! {
         backend_failures: Counter,
         /// Routed connections for which no backend answered.
         no_backend: Counter,
-        /// Bytes relayed to backends, the hello included.
+        /// Bytes relayed to backends, the hello included (all routes).
         bytes_to_backend: Counter,
         /// Bytes relayed to clients.
         bytes_to_client: Counter,
@@ -72,6 +87,8 @@ crate::stats! {
 /// One route's settings and counters.
 struct Route {
     name: String,
+    /// The data path the config asks for.
+    path: DataPath,
     backends: Vec<SocketAddr>,
     connect_timeout: Duration,
     connections: AtomicU64,
@@ -89,6 +106,7 @@ struct Counters {
     unrouted: AtomicU64,
     backend_failures: AtomicU64,
     no_backend: AtomicU64,
+    sockhash_fallbacks: AtomicU64,
 }
 
 /// What every connection task shares.
@@ -100,6 +118,20 @@ struct Shared {
     handshake_timeout: Duration,
     max_connections: u64,
     max_per_source: usize,
+    /// The sockhash data path, when a route wants it and the kernel took it.
+    sockhash: Option<Sockhash>,
+    /// Why the kernel refused it, when a route wanted it.
+    sockhash_refused: Option<String>,
+}
+
+impl Shared {
+    /// The data path `route` runs on.
+    fn path_of(&self, route: &Route) -> DataPath {
+        match route.path {
+            DataPath::Sockhash if self.sockhash.is_some() => DataPath::Sockhash,
+            _ => DataPath::Splice,
+        }
+    }
 }
 
 /// The proxy component.
@@ -139,6 +171,7 @@ impl Proxy {
                 .iter()
                 .map(|r| Route {
                     name: r.name.clone(),
+                    path: r.data_path.unwrap_or(c.data_path),
                     backends: r.backends.clone(),
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                     connections: AtomicU64::new(0),
@@ -151,6 +184,8 @@ impl Proxy {
             handshake_timeout: Duration::from_millis(c.handshake_timeout_ms),
             max_connections: c.max_connections as u64,
             max_per_source: c.max_per_source,
+            sockhash: None,
+            sockhash_refused: None,
         }
     }
 }
@@ -167,7 +202,18 @@ impl Component for Proxy {
         let addr = std_listener.local_addr().unwrap_or(self.config.listen);
         let listener = TcpListener::from_std(std_listener)
             .map_err(|e| StartError(format!("listen {addr}: {e}")))?;
-        let shared = Arc::new(self.shared());
+        let mut shared = self.shared();
+        if shared.routes.iter().any(|r| r.path == DataPath::Sockhash) {
+            match Sockhash::load(self.config.max_connections) {
+                Ok(s) => shared.sockhash = Some(s),
+                Err(e) => {
+                    let why = crate::ebpf::error_chain(&e);
+                    log::warn!("proxy: sockhash data path refused ({why}): its routes splice");
+                    shared.sockhash_refused = Some(why);
+                }
+            }
+        }
+        let shared = Arc::new(shared);
         let accepting = shared.clone();
         let main = MainLoop::spawn(move |mut stopped| async move {
             let mut beat = tokio::time::interval(BEAT_INTERVAL / 2);
@@ -186,7 +232,16 @@ impl Component for Proxy {
                 }
             }
         });
-        log::info!("proxy: listening on {addr}, {} routes", shared.routes.len());
+        log::info!(
+            "proxy: listening on {addr}, {} routes ({})",
+            shared.routes.len(),
+            shared
+                .routes
+                .iter()
+                .map(|r| format!("{}: {}", r.name, shared.path_of(r).name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         self.running = Some((main, shared, addr));
         Ok(())
     }
@@ -201,7 +256,10 @@ impl Component for Proxy {
 
     fn health(&self) -> Health {
         match &self.running {
-            Some((main, _, _)) if !main.is_finished() => Health::Healthy,
+            Some((main, shared, _)) if !main.is_finished() => match &shared.sockhash_refused {
+                Some(why) => Health::Degraded(format!("sockhash refused, splicing: {why}")),
+                None => Health::Healthy,
+            },
             _ => Health::Unavailable("not listening".into()),
         }
     }
@@ -212,20 +270,35 @@ impl Component for Proxy {
         };
         let k = &s.counters;
         let mut routes = String::new();
-        for r in &s.routes {
+        let (mut up_total, mut down_total) = (0, 0);
+        for (i, r) in s.routes.iter().enumerate() {
+            let (kernel_up, kernel_down) = s
+                .sockhash
+                .as_ref()
+                .map_or((0, 0), |k| k.route_bytes(i as u32));
+            let up = r.to_backend.load(Relaxed) + kernel_up;
+            let down = r.to_client.load(Relaxed) + kernel_down;
+            up_total += up;
+            down_total += down;
             let _ = write!(
                 routes,
-                "{}{}: splice, {} conns, {} B up, {} B down",
+                "{}{}: {}, {} conns, {up} B up, {down} B down",
                 if routes.is_empty() { "" } else { "; " },
                 r.name,
+                s.path_of(r).name(),
                 r.connections.load(Relaxed),
-                r.to_backend.load(Relaxed),
-                r.to_client.load(Relaxed)
             );
         }
+        let sockhash = match (&s.sockhash, &s.sockhash_refused) {
+            (Some(_), _) => "attached".to_owned(),
+            (None, Some(why)) => format!("refused: {why}"),
+            (None, None) => "not used".to_owned(),
+        };
         ProxyStats {
             listen: addr.to_string(),
             routes,
+            sockhash,
+            sockhash_fallbacks: k.sockhash_fallbacks.load(Relaxed),
             connections_open: k.open.load(Relaxed) as i64,
             connections_accepted: k.accepted.load(Relaxed),
             connections_refused: k.refused.load(Relaxed),
@@ -234,8 +307,8 @@ impl Component for Proxy {
             unrouted: k.unrouted.load(Relaxed),
             backend_failures: k.backend_failures.load(Relaxed),
             no_backend: k.no_backend.load(Relaxed),
-            bytes_to_backend: s.routes.iter().map(|r| r.to_backend.load(Relaxed)).sum(),
-            bytes_to_client: s.routes.iter().map(|r| r.to_client.load(Relaxed)).sum(),
+            bytes_to_backend: up_total,
+            bytes_to_client: down_total,
         }
         .to_stats()
     }
@@ -292,7 +365,7 @@ impl Drop for Admitted {
 async fn serve(shared: &Shared, client: TcpStream) {
     let k = &shared.counters;
     let read = tokio::time::timeout(shared.handshake_timeout, read_hello(&client)).await;
-    let (hello, first_bytes) = match read {
+    let hello = match read {
         Err(_) => {
             k.hello_timeouts.fetch_add(1, Relaxed);
             return;
@@ -327,19 +400,34 @@ async fn serve(shared: &Shared, client: TcpStream) {
             }
         }
     }
-    let Some(mut backend) = backend else {
+    let Some(backend) = backend else {
         k.no_backend.fetch_add(1, Relaxed);
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
-    // Everything read so far (the hello, early data) goes first.
-    if backend.write_all(&first_bytes).await.is_err() {
-        return;
-    }
-    route
-        .to_backend
-        .fetch_add(first_bytes.len() as u64, Relaxed);
+    let (client, backend) = match (&shared.sockhash, shared.path_of(route)) {
+        (Some(kernel), DataPath::Sockhash) => {
+            match kernel.relay(client, backend, index as u32).await {
+                // Its bytes are on the kernel's per-route counters.
+                Ok(_) => return,
+                Err(RelayError::NotEntered {
+                    client,
+                    backend,
+                    error,
+                }) => {
+                    k.sockhash_fallbacks.fetch_add(1, Relaxed);
+                    log::debug!("proxy: {}: splicing instead: {error}", route.name);
+                    (client, backend)
+                }
+                Err(e) => {
+                    log::debug!("proxy: {}: relay ended: {e}", route.name);
+                    return;
+                }
+            }
+        }
+        _ => (client, backend),
+    };
     match splice::relay(&client, &backend).await {
         Ok(moved) => {
             route.to_backend.fetch_add(moved.to_backend, Relaxed);
@@ -360,19 +448,61 @@ enum NoHello {
     Hello(#[from] HelloError),
 }
 
-async fn read_hello(client: &TcpStream) -> Result<(super::hello::Hello, Vec<u8>), NoHello> {
+/// Peeks at the client's bytes until they hold a whole ClientHello, leaving
+/// them all in the socket for the data path to move.
+async fn read_hello(client: &TcpStream) -> Result<super::hello::Hello, NoHello> {
     let mut reader = HelloReader::new();
     let mut buf = vec![0u8; 4096];
+    let mut seen = 0;
     loop {
-        client.readable().await.map_err(NoHello::Io)?;
-        let n = match client.try_read(&mut buf) {
-            Ok(0) => return Err(NoHello::Closed),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(NoHello::Io(e)),
-        };
-        if let Progress::Done(h) = reader.push(&buf[..n])? {
-            return Ok((h, reader.into_received()));
+        let peeked = client
+            .async_io(Interest::READABLE, || {
+                let n = nix::sys::socket::recv(
+                    client.as_raw_fd(),
+                    &mut buf,
+                    MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(std::io::Error::from)?;
+                if n == seen && n > 0 {
+                    if closed(client) {
+                        return Ok(0);
+                    }
+                    // Nothing new: wait for the next segment.
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            })
+            .await
+            .map_err(NoHello::Io)?;
+        if peeked == 0 {
+            return Err(NoHello::Closed);
+        }
+        if let Progress::Done(h) = reader.push(&buf[seen..peeked])? {
+            return Ok(h);
+        }
+        seen = peeked;
+        if seen == buf.len() {
+            // The reader refuses hellos over its limit long before this.
+            if buf.len() >= PEEK_MAX {
+                return Err(HelloError::TooLarge(seen).into());
+            }
+            buf.resize(buf.len() * 2, 0);
         }
     }
 }
+
+/// Whether the client has sent its FIN (a peek cannot tell: it returns the
+/// bytes still queued).
+fn closed(client: &TcpStream) -> bool {
+    // nix names no POLLRDHUP.
+    let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+    let mut fds = [PollFd::new(client.as_fd(), rdhup)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(rdhup | PollFlags::POLLHUP))
+}
+
+/// The most bytes peeked: the reader's record limit (twice [`MAX_HELLO`])
+/// with room for record headers.
+const PEEK_MAX: usize = 4 * MAX_HELLO;

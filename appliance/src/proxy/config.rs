@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use nodus_common::proxy::MAX_ROUTES;
+
 use crate::proxy::routes::NamePattern;
 
 /// `[proxy]`.
@@ -24,6 +26,8 @@ pub struct ProxyConfig {
     /// The route taking hellos no route matches (by name); empty: refuse
     /// them.
     pub default_route: String,
+    /// How routed connections' bytes move, unless a route says otherwise.
+    pub data_path: DataPath,
     /// The routes, `[[proxy.route]]`.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -43,6 +47,30 @@ pub struct RouteConfig {
     pub backends: Vec<SocketAddr>,
     /// Time to connect to one backend.
     pub connect_timeout_ms: u64,
+    /// This route's data path; unset: `proxy.data_path`.
+    pub data_path: Option<DataPath>,
+}
+
+/// How a routed connection's bytes move, both in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPath {
+    /// Both sockets in a sockhash whose sk_skb verdict program redirects
+    /// each one's bytes to the other: no wakeup, no syscall per chunk.
+    /// Where the kernel refuses it, splice.
+    Sockhash,
+    /// `splice(2)` through a pipe each way, driven by the proxy's task.
+    Splice,
+}
+
+impl DataPath {
+    /// Its name in the config and in status.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataPath::Sockhash => "sockhash",
+            DataPath::Splice => "splice",
+        }
+    }
 }
 
 impl Default for RouteConfig {
@@ -53,6 +81,7 @@ impl Default for RouteConfig {
             alpn: Vec::new(),
             backends: Vec::new(),
             connect_timeout_ms: 2000,
+            data_path: None,
         }
     }
 }
@@ -66,6 +95,7 @@ impl Default for ProxyConfig {
             max_connections: 10_000,
             max_per_source: 256,
             default_route: String::new(),
+            data_path: DataPath::Sockhash,
             routes: vec![RouteConfig {
                 name: "demo".into(),
                 server_names: vec!["localhost".into(), "*.localhost".into()],
@@ -94,6 +124,9 @@ impl ProxyConfig {
             if v < lo || v > hi {
                 return Err((key(name), format!("must be between {lo} and {hi}")));
             }
+        }
+        if self.routes.len() > MAX_ROUTES as usize {
+            return Err((key("route"), format!("at most {MAX_ROUTES} routes")));
         }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |k: &str| key(&format!("route[{i}].{k}"));

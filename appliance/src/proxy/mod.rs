@@ -11,6 +11,7 @@ pub mod component;
 pub mod config;
 pub mod hello;
 pub mod routes;
+pub mod sockhash;
 pub mod splice;
 
 pub use component::{Proxy, ProxyStats};

@@ -82,6 +82,3 @@ async fn pump(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

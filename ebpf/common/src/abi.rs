@@ -19,5 +19,6 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     h = crate::proccache::layout(h);
     h = crate::fileserver::layout(h);
     h = crate::pagecache::layout(h);
+    h = crate::proxy::layout(h);
     h.finish()
 };

@@ -15,3 +15,4 @@ pub mod objects;
 pub mod pagecache;
 pub mod probe;
 pub mod proccache;
+pub mod proxy;

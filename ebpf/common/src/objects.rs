@@ -106,4 +106,10 @@ objects! {
             PC_FRESH, PC_EVENTS, PC_DROPS,
         ],
     }
+    /// The proxy's sockhash data path: an sk_skb stream verdict program
+    /// redirecting each relayed socket's bytes to its peer's socket.
+    proxy_sockhash {
+        programs: [proxy_verdict],
+        maps: [PROXY_SOCKS, PROXY_PEERS, PROXY_BYTES, PROXY_VERDICTS],
+    }
 }

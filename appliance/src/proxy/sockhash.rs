@@ -1,0 +1,471 @@
+//! Moving a routed connection's bytes with a sockhash: both sockets go into
+//! a SOCKHASH whose sk_skb verdict program (`ebpf/programs/src/bin/
+//! proxy_sockhash.rs`) redirects every byte one receives to the other's
+//! send side. After the hello, no byte and no wakeup reaches userspace;
+//! the connection's task sleeps until a FIN or an error.
+//!
+//! The known pitfalls, and how each is met (each has a test):
+//! - *Bytes that arrived before the socket entered the map* (the hello,
+//!   early data): the hello is only peeked, so every byte the client sent
+//!   is still in its receive queue; after both sockets are in the map,
+//!   setting `SO_RCVLOWAT` makes TCP signal "data ready" again, and the
+//!   verdict program takes the queue from its first byte, in order.
+//! - *Half-close*: the kernel does not pass a FIN on. Each socket is
+//!   watched for `EPOLLRDHUP` alone (an epoll of the connection's own, so
+//!   data arrivals wake nothing); on a FIN the task waits until every byte
+//!   redirected that way is in the peer's send queue, then shuts the peer's
+//!   write side. The other direction goes on.
+//! - *A full send buffer*: the kernel queues redirected bytes on the peer
+//!   and sends them as it drains (nothing is dropped; the drain before a
+//!   FIN waits for them).
+//! - *Entries leave the map*: a guard removes both sockets and both peer
+//!   entries when the relay ends, however it ends (the kernel also drops a
+//!   closed socket from the sockhash).
+//! - *Kernel commit 929e30f93125* (6.6.128+, 6.12.75+, 6.18.14+; this
+//!   host's 6.18 has it) loses data-ready wakeups of sockets in a sockhash
+//!   *without* a verdict program. Here every socket in the map has one, and
+//!   nothing waits for data-ready at all: only for a FIN or an error, which
+//!   TCP signals through the socket's state change, outside the path the
+//!   commit touched.
+//!
+//! A server-first backend (one that speaks before the client) would lose
+//! bytes it sends in the instant before the client's socket is in the map;
+//! TLS is client-first, and such a route can take `data_path = "splice"`.
+
+use std::{
+    io,
+    net::Shutdown,
+    os::fd::{AsFd, AsRawFd},
+    sync::Mutex,
+    time::Duration,
+};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, MapError, PerCpuArray, SockHash},
+    programs::{ProgramError, SkSkb},
+};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nodus_common::{
+    objects::proxy_sockhash::{OBJECT, maps, programs},
+    proxy::{DOWN, Peer, UP, VERDICT_PEER_GONE, VERDICT_REDIRECTED, VERDICT_UNPAIRED, byte_slot},
+};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    net::TcpStream,
+};
+
+use super::splice::Moved;
+use crate::{ebpf, sync::lock};
+
+/// Why the sockhash data path could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The kernel refused the object (no sk_skb, no sockhash, the verifier).
+    #[error("loading {}", OBJECT.name)]
+    Load(#[source] aya::EbpfError),
+    /// The object lacks a map it must have.
+    #[error("map {0} missing from {name}", name = OBJECT.name)]
+    Missing(&'static str),
+    /// A map is not of the type expected.
+    #[error("map {0}")]
+    Map(&'static str, #[source] MapError),
+    /// The verdict program did not load or attach.
+    #[error("program {}", programs::proxy_verdict)]
+    Program(#[source] ProgramError),
+}
+
+/// Why a relay ended without its two directions ending in a FIN each.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The sockets could not enter the map (it is full, or the kernel
+    /// refused): nothing was moved, and the streams are given back so the
+    /// connection can take the splice path.
+    #[error("entering the sockhash: {error}")]
+    NotEntered {
+        /// The client, unchanged.
+        client: TcpStream,
+        /// The backend, unchanged.
+        backend: TcpStream,
+        /// What refused.
+        #[source]
+        error: io::Error,
+    },
+    /// A socket failed (a reset, a timeout) while relaying.
+    #[error("relaying: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// How the verdict program's runs ended, since it was loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Bytes redirected to the peer (runs).
+    pub redirected: u64,
+    /// Runs on a socket not yet paired (its bytes stayed in the socket).
+    pub unpaired: u64,
+    /// Runs whose peer had gone (the connection was ending; dropped).
+    pub peer_gone: u64,
+}
+
+struct Maps {
+    socks: SockHash<MapData, u64>,
+    peers: HashMap<MapData, u64, Peer>,
+}
+
+/// The loaded, attached verdict program and its maps.
+pub struct Sockhash {
+    maps: Mutex<Maps>,
+    bytes: PerCpuArray<MapData, u64>,
+    verdicts: PerCpuArray<MapData, u64>,
+    // Holds the program, attached to the sockhash while this lives.
+    _obj: Ebpf,
+}
+
+fn take<T>(obj: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = obj.take_map(name).ok_or(LoadError::Missing(name))?;
+    T::try_from(map).map_err(|e| LoadError::Map(name, e))
+}
+
+fn sum(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
+    map.get(&index, 0).map_or(0, |v| v.iter().sum())
+}
+
+impl Sockhash {
+    /// Loads the verdict program and attaches it to a sockhash sized for
+    /// `max_connections` connections (two sockets each).
+    pub fn load(max_connections: usize) -> Result<Sockhash, LoadError> {
+        let sockets = u32::try_from(max_connections.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .max(2);
+        let mut obj = ebpf::load_with(&OBJECT, |l| {
+            l.map_max_entries(maps::PROXY_SOCKS, sockets);
+            l.map_max_entries(maps::PROXY_PEERS, sockets);
+        })
+        .map_err(LoadError::Load)?;
+        let socks: SockHash<MapData, u64> = take(&mut obj, maps::PROXY_SOCKS)?;
+        let peers = take(&mut obj, maps::PROXY_PEERS)?;
+        let bytes = take(&mut obj, maps::PROXY_BYTES)?;
+        let verdicts = take(&mut obj, maps::PROXY_VERDICTS)?;
+        let program: &mut SkSkb = obj
+            .program_mut(programs::proxy_verdict)
+            .ok_or(LoadError::Program(ProgramError::NotLoaded))?
+            .try_into()
+            .map_err(LoadError::Program)?;
+        program.load().map_err(LoadError::Program)?;
+        program.attach(socks.fd()).map_err(LoadError::Program)?;
+        Ok(Sockhash {
+            maps: Mutex::new(Maps { socks, peers }),
+            bytes,
+            verdicts,
+            _obj: obj,
+        })
+    }
+
+    /// Bytes the kernel moved for `route` so far: (to the backend, to the
+    /// client). Live: connections still open count too.
+    pub fn route_bytes(&self, route: u32) -> (u64, u64) {
+        (
+            sum(&self.bytes, byte_slot(route, UP)),
+            sum(&self.bytes, byte_slot(route, DOWN)),
+        )
+    }
+
+    /// The verdict program's runs by outcome.
+    pub fn verdicts(&self) -> Verdicts {
+        Verdicts {
+            redirected: sum(&self.verdicts, VERDICT_REDIRECTED),
+            unpaired: sum(&self.verdicts, VERDICT_UNPAIRED),
+            peer_gone: sum(&self.verdicts, VERDICT_PEER_GONE),
+        }
+    }
+
+    /// Sockets in the map now (two per connection relayed).
+    pub fn sockets(&self) -> usize {
+        let m = lock(&self.maps);
+        m.socks.keys().filter(Result::is_ok).count()
+    }
+
+    /// Peer entries now (two per connection relayed).
+    pub fn peers(&self) -> usize {
+        let m = lock(&self.maps);
+        m.peers.keys().filter(Result::is_ok).count()
+    }
+
+    fn peer_bytes(&self, cookie: u64) -> u64 {
+        lock(&self.maps)
+            .peers
+            .get(&cookie, 0)
+            .map_or(0, |p| p.bytes)
+    }
+
+    /// Relays between `client` and `backend` in the kernel until both
+    /// directions have ended (each with a FIN passed on) or a socket
+    /// fails. Bytes still in either receive queue (a peeked hello, early
+    /// data) are relayed first. `route` indexes the byte counters.
+    pub async fn relay(
+        &self,
+        client: TcpStream,
+        backend: TcpStream,
+        route: u32,
+    ) -> Result<Moved, RelayError> {
+        let client = client.into_std()?;
+        let backend = backend.into_std()?;
+        let entered = self.enter(&client, &backend, route);
+        let entry = match entered {
+            Ok(entry) => entry,
+            Err(error) => {
+                return Err(RelayError::NotEntered {
+                    client: TcpStream::from_std(client)?,
+                    backend: TcpStream::from_std(backend)?,
+                    error,
+                });
+            }
+        };
+        let sent_up = queued(&backend)?;
+        let sent_down = queued(&client)?;
+        // Bytes already queued (the peeked hello) are taken now, not at
+        // the next segment (which a client waiting for the server's hello
+        // would never send).
+        kick(&client)?;
+        kick(&backend)?;
+        let watch = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
+        let only_end = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        watch
+            .add(client.as_fd(), EpollEvent::new(only_end, 0))
+            .map_err(io::Error::from)?;
+        watch
+            .add(backend.as_fd(), EpollEvent::new(only_end, 1))
+            .map_err(io::Error::from)?;
+        // SAFETY: `Watch` owns the epoll descriptor, which stays open, and
+        // is the one as_raw_fd returns, for as long as the AsyncFd exists.
+        let watch = unsafe { AsyncFd::register_with_interest(Watch(watch), Interest::READABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let (mut up_done, mut down_done) = (false, false);
+        while !(up_done && down_done) {
+            let mut ready = watch.readable().await?;
+            let mut events = [EpollEvent::empty(); 2];
+            let n = ready
+                .get_inner()
+                .0
+                .wait(&mut events, EpollTimeout::ZERO)
+                .map_err(io::Error::from)?;
+            if n == 0 {
+                ready.clear_ready();
+                continue;
+            }
+            for e in &events[..n] {
+                let flags = e.events();
+                let sock = if e.data() == 0 { &client } else { &backend };
+                if flags.contains(EpollFlags::EPOLLERR) {
+                    return Err(socket_error(sock).into());
+                }
+                if !flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+                    continue;
+                }
+                if e.data() == 0 && !up_done {
+                    self.drain(entry.client, &backend, sent_up).await?;
+                    shut_write(&backend)?;
+                    up_done = true;
+                } else if e.data() == 1 && !down_done {
+                    self.drain(entry.backend, &client, sent_down).await?;
+                    shut_write(&client)?;
+                    down_done = true;
+                }
+            }
+        }
+        Ok(Moved {
+            to_backend: self.peer_bytes(entry.client),
+            to_client: self.peer_bytes(entry.backend),
+        })
+    }
+
+    /// Puts both sockets and their peer entries in the maps; the guard
+    /// takes them out.
+    fn enter(
+        &self,
+        client: &std::net::TcpStream,
+        backend: &std::net::TcpStream,
+        route: u32,
+    ) -> io::Result<Entry<'_>> {
+        let entry = Entry {
+            path: self,
+            client: cookie(client)?,
+            backend: cookie(backend)?,
+        };
+        let peer = |peer, direction| Peer {
+            peer,
+            bytes: 0,
+            slot: byte_slot(route, direction),
+            pad: 0,
+        };
+        let mut m = lock(&self.maps);
+        let map_err = |e: MapError| io::Error::other(ebpf::error_chain(&e));
+        m.peers
+            .insert(entry.client, peer(entry.backend, UP), 0)
+            .map_err(map_err)?;
+        m.peers
+            .insert(entry.backend, peer(entry.client, DOWN), 0)
+            .map_err(map_err)?;
+        // The backend first: the client's bytes (the hello) need it there.
+        m.socks
+            .insert(entry.backend, backend.as_raw_fd(), 0)
+            .map_err(map_err)?;
+        m.socks
+            .insert(entry.client, client.as_raw_fd(), 0)
+            .map_err(map_err)?;
+        drop(m);
+        Ok(entry)
+    }
+
+    /// Waits until every byte redirected from the socket `from` is in
+    /// `to`'s send queue (`sent_before`: what was queued on `to` before
+    /// relaying began), so that a FIN passed on to `to` comes after them.
+    async fn drain(&self, from: u64, to: &std::net::TcpStream, sent_before: u64) -> io::Result<()> {
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let redirected = self.peer_bytes(from);
+            if queued(to)? >= sent_before + redirected {
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A connection's own epoll, watching its two sockets for their end only.
+struct Watch(Epoll);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.0.as_raw_fd()
+    }
+}
+
+/// A connection's sockets and peer entries in the maps.
+struct Entry<'a> {
+    path: &'a Sockhash,
+    client: u64,
+    backend: u64,
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let mut m = lock(&self.path.maps);
+        for cookie in [self.client, self.backend] {
+            // Absent already (never entered, or closed): nothing to undo.
+            let _ = m.socks.remove(&cookie);
+            let _ = m.peers.remove(&cookie);
+        }
+    }
+}
+
+/// The socket's cookie: its key in the maps, unique while the system runs.
+fn cookie(sock: &std::net::TcpStream) -> io::Result<u64> {
+    let mut value = 0u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: SO_COOKIE writes one u64 into the buffer given, whose size is
+    // passed; the descriptor is borrowed from a live socket. nix has no
+    // SO_COOKIE option.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// TCP states in which the socket can still send.
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE_WAIT: u8 = 8;
+/// Offset of `tcpi_bytes_acked` in `struct tcp_info` (Linux 4.1+; the
+/// struct only grows at its end).
+const BYTES_ACKED_AT: usize = 120;
+
+/// Bytes ever written to `sock`'s send queue: those acknowledged plus those
+/// still queued (`SIOCOUTQ`). An error when the socket can no longer send.
+fn queued(sock: &std::net::TcpStream) -> io::Result<u64> {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: TCP_INFO writes at most `len` bytes into the buffer and
+    // stores the length written; the descriptor is borrowed from a live
+    // socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < BYTES_ACKED_AT + 8 {
+        return Err(io::Error::other(
+            "kernel's tcp_info has no tcpi_bytes_acked",
+        ));
+    }
+    if !matches!(info[0], TCP_ESTABLISHED | TCP_CLOSE_WAIT) {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "peer socket can no longer send",
+        ));
+    }
+    let mut acked = [0u8; 8];
+    acked.copy_from_slice(&info[BYTES_ACKED_AT..BYTES_ACKED_AT + 8]);
+    let mut unacked: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ stores one int through the pointer given.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &raw mut unacked) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from_ne_bytes(acked) + unacked.max(0) as u64)
+}
+
+/// Makes TCP signal "data ready" for bytes already queued on `sock`, so the
+/// verdict program takes them now (`tcp_set_rcvlowat` re-checks the queue).
+fn kick(sock: &std::net::TcpStream) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: SO_RCVLOWAT reads one int from the pointer given, whose size
+    // is passed. Neither socket2 nor nix has the option.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn shut_write(sock: &std::net::TcpStream) -> io::Result<()> {
+    match sock.shutdown(Shutdown::Write) {
+        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn socket_error(sock: &std::net::TcpStream) -> io::Error {
+    match sock.take_error() {
+        Ok(Some(e)) => e,
+        Ok(None) => io::Error::new(io::ErrorKind::ConnectionReset, "socket error"),
+        Err(e) => e,
+    }
+}

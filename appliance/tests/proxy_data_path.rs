@@ -1,0 +1,310 @@
+//! The proxy's two data paths, splice and sockhash, on real loopback
+//! sockets: a client, the relay in the middle, a backend. Every behaviour a
+//! user relies on runs against both paths (one test module per behaviour,
+//! one test per path); the sockhash ones need root (eBPF).
+
+mod common;
+
+use std::{
+    io::{self, Read, Write},
+    net::{Shutdown, TcpListener, TcpStream as StdStream},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use nodus::proxy::{
+    sockhash::Sockhash,
+    splice::{self, Moved},
+};
+use tokio::net::TcpStream;
+
+/// Which data path relays.
+#[derive(Clone)]
+enum Path {
+    Splice,
+    Sockhash(Arc<Sockhash>),
+}
+
+/// The route index the sockhash relays count under.
+const ROUTE: u32 = 3;
+
+/// The sockhash path, loaded into the kernel; None when skipped (no root).
+fn sockhash() -> Option<Path> {
+    if !common::root_or_skip() {
+        return None;
+    }
+    let loaded = Sockhash::load(64)
+        .unwrap_or_else(|e| panic!("the sockhash data path: {}", nodus::ebpf::error_chain(&e)));
+    Some(Path::Sockhash(Arc::new(loaded)))
+}
+
+/// Runs one behaviour against both data paths.
+macro_rules! both_paths {
+    ($($behaviour:ident),* $(,)?) => {$(
+        mod $behaviour {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn splice() {
+                super::$behaviour(super::Path::Splice).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sockhash() {
+                if let Some(path) = super::sockhash() {
+                    super::$behaviour(path).await;
+                }
+            }
+        }
+    )*};
+}
+
+both_paths!(
+    bulk_both_ways_arrives_intact,
+    bytes_sent_before_relaying_arrive_first,
+    half_close_passes_through_and_the_other_way_goes_on,
+    a_client_that_stops_reading_loses_nothing,
+    a_backend_reset_mid_stream_ends_the_client_connection,
+);
+
+/// A connected pair of loopback sockets: (the end a peer holds, the end
+/// the relay holds).
+fn pair() -> (StdStream, StdStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let near = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (far, _) = listener.accept().unwrap();
+    (near, far)
+}
+
+fn relay_task(
+    path: &Path,
+    client: StdStream,
+    backend: StdStream,
+) -> tokio::task::JoinHandle<io::Result<Moved>> {
+    for s in [&client, &backend] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let a = TcpStream::from_std(client).unwrap();
+    let b = TcpStream::from_std(backend).unwrap();
+    let path = path.clone();
+    tokio::spawn(async move {
+        match path {
+            Path::Splice => splice::relay(&a, &b).await,
+            Path::Sockhash(s) => s
+                .relay(a, b, ROUTE)
+                .await
+                .map_err(|e| io::Error::other(nodus::ebpf::error_chain(&e))),
+        }
+    })
+}
+
+/// A relay between a client and a backend: returns (client end, backend
+/// end, the relay's task). `before` runs on both peer ends before the relay
+/// starts.
+async fn triangle_with(
+    path: &Path,
+    before: impl FnOnce(&mut StdStream, &mut StdStream),
+) -> (
+    StdStream,
+    StdStream,
+    tokio::task::JoinHandle<io::Result<Moved>>,
+) {
+    let (mut client, accepted) = pair();
+    let (mut backend, to_backend) = pair();
+    before(&mut client, &mut backend);
+    let task = relay_task(path, accepted, to_backend);
+    for s in [&client, &backend] {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    (client, backend, task)
+}
+
+async fn triangle(
+    path: &Path,
+) -> (
+    StdStream,
+    StdStream,
+    tokio::task::JoinHandle<io::Result<Moved>>,
+) {
+    triangle_with(path, |_, _| {}).await
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// After a relay on the sockhash path, its sockets and peer entries are
+/// out of the maps and its bytes are on the route's counters.
+fn check_sockhash_after(path: &Path, moved: Option<Moved>) {
+    let Path::Sockhash(s) = path else { return };
+    assert_eq!(s.sockets(), 0, "sockets left in the sockhash");
+    assert_eq!(s.peers(), 0, "peer entries left");
+    if let Some(m) = moved {
+        assert_eq!(s.route_bytes(ROUTE), (m.to_backend, m.to_client));
+    }
+}
+
+/// 16 MiB each way at once arrive intact, and the counts say so.
+async fn bulk_both_ways_arrives_intact(path: Path) {
+    let (mut client, mut backend, task) = triangle(&path).await;
+    let (up, down) = (pattern(16 << 20, 1), pattern(16 << 20, 7));
+    let (up2, down2) = (up.clone(), down.clone());
+    let backend_side = std::thread::spawn(move || {
+        let mut w = backend.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&down2).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        backend.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        got
+    });
+    let mut w = client.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&up2).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let got_down = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        got
+    })
+    .await
+    .unwrap();
+    writer.join().unwrap();
+    let got_up = backend_side.join().unwrap();
+    assert!(
+        got_up == up,
+        "client to backend differs ({} bytes)",
+        got_up.len()
+    );
+    assert!(
+        got_down == down,
+        "backend to client differs ({} bytes)",
+        got_down.len()
+    );
+    let moved = task.await.unwrap().unwrap();
+    let whole = Moved {
+        to_backend: 16 << 20,
+        to_client: 16 << 20,
+    };
+    assert_eq!(moved, whole);
+    check_sockhash_after(&path, Some(whole));
+}
+
+/// Bytes the client sent before the relay began (the hello the proxy only
+/// peeked at, early data behind it) reach the backend first and in order,
+/// even though the client then waits for an answer and sends nothing more.
+async fn bytes_sent_before_relaying_arrive_first(path: Path) {
+    let early = pattern(5000, 9);
+    let sent = early.clone();
+    let (mut client, mut backend, task) = triangle_with(&path, move |client, _| {
+        client.write_all(&sent).unwrap();
+    })
+    .await;
+    let mut got = vec![0u8; early.len()];
+    tokio::task::spawn_blocking(move || {
+        backend.read_exact(&mut got).unwrap();
+        assert!(got == early, "the early bytes differ");
+        backend.write_all(b"server hello").unwrap();
+        backend.shutdown(Shutdown::Write).unwrap();
+        let mut answer = [0u8; 12];
+        client.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"server hello");
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        backend.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    })
+    .await
+    .unwrap();
+    let moved = task.await.unwrap().unwrap();
+    assert_eq!(moved.to_backend, 5000);
+    check_sockhash_after(&path, Some(moved));
+}
+
+/// A client that half-closes (sends its request, then FIN) still gets the
+/// whole answer the backend sends after seeing that FIN.
+async fn half_close_passes_through_and_the_other_way_goes_on(path: Path) {
+    let (mut client, mut backend, task) = triangle(&path).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        client.write_all(b"request").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        got
+    });
+    let served = tokio::task::spawn_blocking(move || {
+        let mut req = Vec::new();
+        backend.read_to_end(&mut req).unwrap(); // ends at the passed-on FIN
+        backend.write_all(b"answer after your FIN").unwrap();
+        drop(backend);
+        req
+    });
+    assert_eq!(served.await.unwrap(), b"request");
+    assert_eq!(answer.await.unwrap(), b"answer after your FIN");
+    let moved = task.await.unwrap().unwrap();
+    assert_eq!(
+        moved,
+        Moved {
+            to_backend: 7,
+            to_client: 21
+        }
+    );
+    check_sockhash_after(&path, Some(moved));
+}
+
+/// A client that stops reading while the backend sends 8 MiB (more than
+/// the socket buffers hold) stalls only that direction: the relay waits
+/// for room instead of failing or dropping, and nothing is lost when the
+/// client reads again.
+async fn a_client_that_stops_reading_loses_nothing(path: Path) {
+    let (mut client, mut backend, task) = triangle(&path).await;
+    let body = pattern(8 << 20, 3);
+    let sent = body.clone();
+    let sender = std::thread::spawn(move || {
+        backend.write_all(&sent).unwrap();
+        backend.shutdown(Shutdown::Write).unwrap();
+        backend
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        drop(client);
+        got
+    })
+    .await
+    .unwrap();
+    assert!(got == body, "{} of {} bytes", got.len(), body.len());
+    drop(sender.join().unwrap());
+    let moved = task.await.unwrap().unwrap();
+    assert_eq!(moved.to_client, 8 << 20);
+    check_sockhash_after(&path, Some(moved));
+}
+
+/// A backend that dies mid-stream (reset) ends the relay at once, and the
+/// client sees its connection end instead of hanging.
+async fn a_backend_reset_mid_stream_ends_the_client_connection(path: Path) {
+    let (mut client, backend, task) = triangle(&path).await;
+    let mut b = backend.try_clone().unwrap();
+    b.write_all(&pattern(100_000, 5)).unwrap();
+    // Linger 0: close with RST, as a crashed backend's kernel would.
+    socket2::SockRef::from(&backend)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(b);
+    drop(backend);
+    let started = Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        let r = client.read_to_end(&mut got);
+        (r.is_ok(), got.len())
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "client hung");
+    assert!(outcome.1 <= 100_000, "{outcome:?}");
+    assert!(task.await.unwrap().is_err(), "the reset is reported");
+    check_sockhash_after(&path, None);
+}
