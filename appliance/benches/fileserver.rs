@@ -12,28 +12,15 @@ mod common;
 
 use std::{
     fs,
-    net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
-use common::{BenchDaemon, free_port, release_binary};
+use common::{BenchDaemon, free_port, median, release_binary, wait_listening};
 
 const ROUNDS_SMALL: usize = 5;
 const ROUNDS_LARGE: usize = 5;
 const SECONDS: u32 = 5;
-
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} does not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Either server, stopped on drop.
 struct Server {
@@ -188,11 +175,6 @@ fn wrk(port: u16, path: &str, threads: usize, conns: usize, secs: u32) -> Run {
         mib_s: mib(&field("Transfer/sec:")).expect("transfer/s"),
         p99_ms: ms(&field("99%")).expect("p99"),
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 struct Case {

@@ -26,6 +26,8 @@
 
 mod common;
 
+use common::{median, range};
+
 use std::{
     io::Write,
     path::Path,
@@ -38,17 +40,6 @@ const FILES: usize = 100_000;
 const REQUESTS: usize = 10_000_000;
 const OBJECTS: u64 = 1_000_000;
 const LIBCACHESIM_PYTHON: &str = "/opt/nodus-tools/libcachesim/bin/python";
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn range(v: &[f64]) -> (f64, f64) {
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
-}
 
 /// Wall seconds of `sh -c script`, which must succeed.
 fn timed(script: &str) -> f64 {

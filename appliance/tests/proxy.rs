@@ -109,7 +109,7 @@ fn routes_by_server_name_to_the_backend_whose_certificate_answers() {
             "[proxy]\nlisten = \"127.0.0.1:{port}\"\ndefault_route = \"beta\"\n\
              [[proxy.route]]\nname = \"alpha\"\nserver_names = [\"alpha.test\", \"*.alpha.test\"]\n\
              backends = [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]\n\
-             [[proxy.route]]\nname = \"beta\"\nserver_names = [\"beta.test\"]\ndata_path = \"splice\"\nbackends = [\"127.0.0.1:{}\"]\n",
+             [[proxy.route]]\nname = \"beta\"\nserver_names = [\"beta.test\"]\ndata_path = \"sockhash\"\nbackends = [\"127.0.0.1:{}\"]\n",
             alpha.port, beta.port
         ),
         &[],
@@ -138,11 +138,11 @@ fn routes_by_server_name_to_the_backend_whose_certificate_answers() {
     assert!(s["backend_failures"].as_u64() >= Some(3), "{s}");
     assert_eq!(s["no_backend"].as_u64(), Some(0), "{s}");
     assert!(s["bytes_to_client"].as_u64() > Some(1000), "{s}");
-    // alpha takes the default data path, beta asked for splice: both
-    // carried the TLS sessions above.
+    // alpha takes the default data path (splice), beta asked for the
+    // sockhash: both carried the TLS sessions above.
     let routes = s["routes"].as_str().unwrap();
     assert!(
-        routes.contains("alpha: sockhash, 3 conns") && routes.contains("beta: splice, 3 conns"),
+        routes.contains("alpha: splice, 3 conns") && routes.contains("beta: sockhash, 3 conns"),
         "{s}"
     );
     assert_eq!(s["sockhash"].as_str(), Some("attached"), "{s}");

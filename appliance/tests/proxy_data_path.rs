@@ -86,7 +86,7 @@ fn relay_task(
     let path = path.clone();
     tokio::spawn(async move {
         match path {
-            Path::Splice => splice::relay(&a, &b).await,
+            Path::Splice => splice::relay(&a, &b, &splice::Tally::default()).await,
             Path::Sockhash(s) => s
                 .relay(a, b, ROUTE)
                 .await

@@ -32,7 +32,7 @@ use super::{
     hello::{HelloError, HelloReader, MAX_HELLO, Progress},
     routes::{Decision, NamePattern, Rule, Table},
     sockhash::{RelayError, Sockhash},
-    splice,
+    splice::{self, Tally},
 };
 use crate::{
     supervisor::{
@@ -43,8 +43,8 @@ use crate::{
 };
 
 crate::stats! {
-    /// What the proxy reports. Bytes on the sockhash path are counted by
-    /// the kernel as they move; on the splice path, when a connection ends.
+    /// What the proxy reports. Bytes are counted as they move: by the
+    /// kernel on the sockhash path, by each spliced chunk on the other.
     pub struct ProxyStats {
         /// The address it listens on.
         listen: Text,
@@ -92,8 +92,8 @@ struct Route {
     backends: Vec<SocketAddr>,
     connect_timeout: Duration,
     connections: AtomicU64,
-    to_backend: AtomicU64,
-    to_client: AtomicU64,
+    /// Bytes its splice relays moved (the kernel counts the sockhash's).
+    spliced: Tally,
 }
 
 #[derive(Default)]
@@ -175,8 +175,7 @@ impl Proxy {
                     backends: r.backends.clone(),
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                     connections: AtomicU64::new(0),
-                    to_backend: AtomicU64::new(0),
-                    to_client: AtomicU64::new(0),
+                    spliced: Tally::default(),
                 })
                 .collect(),
             counters: Counters::default(),
@@ -276,8 +275,8 @@ impl Component for Proxy {
                 .sockhash
                 .as_ref()
                 .map_or((0, 0), |k| k.route_bytes(i as u32));
-            let up = r.to_backend.load(Relaxed) + kernel_up;
-            let down = r.to_client.load(Relaxed) + kernel_down;
+            let up = r.spliced.to_backend.load(Relaxed) + kernel_up;
+            let down = r.spliced.to_client.load(Relaxed) + kernel_down;
             up_total += up;
             down_total += down;
             let _ = write!(
@@ -428,12 +427,8 @@ async fn serve(shared: &Shared, client: TcpStream) {
         }
         _ => (client, backend),
     };
-    match splice::relay(&client, &backend).await {
-        Ok(moved) => {
-            route.to_backend.fetch_add(moved.to_backend, Relaxed);
-            route.to_client.fetch_add(moved.to_client, Relaxed);
-        }
-        Err(e) => log::debug!("proxy: {}: relay ended: {e}", route.name),
+    if let Err(e) = splice::relay(&client, &backend, &route.spliced).await {
+        log::debug!("proxy: {}: relay ended: {e}", route.name);
     }
 }
 

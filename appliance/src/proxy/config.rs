@@ -95,7 +95,7 @@ impl Default for ProxyConfig {
             max_connections: 10_000,
             max_per_source: 256,
             default_route: String::new(),
-            data_path: DataPath::Sockhash,
+            data_path: DataPath::Splice,
             routes: vec![RouteConfig {
                 name: "demo".into(),
                 server_names: vec!["localhost".into(), "*.localhost".into()],
