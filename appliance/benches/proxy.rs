@@ -16,6 +16,8 @@
 //! relay and close. Run with `make bench`.
 
 mod common;
+#[path = "../tests/common/hello.rs"]
+mod hello;
 
 use std::{
     fs,
@@ -44,30 +46,9 @@ const CONN_CLIENTS: usize = 16;
 /// Idle connections held for the memory figure.
 const IDLE: usize = 2000;
 
-/// A ClientHello for `bench.test` (or `name`), as `openssl s_client` sends it.
+/// A ClientHello for `name`, as `openssl s_client` sends it.
 fn capture_hello(name: &str) -> Vec<u8> {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("addr").port();
-    let mut client = Command::new("openssl")
-        .args(["s_client", "-connect"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-servername", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let (mut conn, _) = listener.accept().expect("accept");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut hello = vec![0u8; 5];
-    conn.read_exact(&mut hello).expect("record header");
-    let len = usize::from(u16::from_be_bytes([hello[3], hello[4]]));
-    hello.resize(5 + len, 0);
-    conn.read_exact(&mut hello[5..]).expect("record body");
-    let _ = client.kill();
-    let _ = client.wait();
-    hello
+    hello::capture(Path::new("openssl"), name)
 }
 
 /// The backend: reads a hello (one record) and an 8-byte request, sends

@@ -13,7 +13,7 @@ use std::{
 };
 
 use nodus::proxy::{
-    sockhash::Sockhash,
+    sockhash::{RelayError, Sockhash},
     splice::{self, Moved},
 };
 use tokio::net::TcpStream;
@@ -27,6 +27,9 @@ enum Path {
 
 /// The route index the sockhash relays count under.
 const ROUTE: u32 = 3;
+/// The idle timeout of the relays under test: far beyond any test, except
+/// the one about it, which sets its own.
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// The sockhash path, loaded into the kernel; None when skipped (no root).
 fn sockhash() -> Option<Path> {
@@ -62,6 +65,7 @@ both_paths!(
     half_close_passes_through_and_the_other_way_goes_on,
     a_client_that_stops_reading_loses_nothing,
     a_backend_reset_mid_stream_ends_the_client_connection,
+    a_silent_connection_ends_after_the_idle_timeout_a_trickling_one_does_not,
 );
 
 /// A connected pair of loopback sockets: (the end a peer holds, the end
@@ -77,6 +81,7 @@ fn relay_task(
     path: &Path,
     client: StdStream,
     backend: StdStream,
+    idle: Duration,
 ) -> tokio::task::JoinHandle<io::Result<Moved>> {
     for s in [&client, &backend] {
         s.set_nonblocking(true).unwrap();
@@ -86,11 +91,11 @@ fn relay_task(
     let path = path.clone();
     tokio::spawn(async move {
         match path {
-            Path::Splice => splice::relay(&a, &b, &splice::Tally::default()).await,
-            Path::Sockhash(s) => s
-                .relay(a, b, ROUTE)
-                .await
-                .map_err(|e| io::Error::other(nodus::ebpf::error_chain(&e))),
+            Path::Splice => splice::relay(&a, &b, &splice::Tally::default(), idle).await,
+            Path::Sockhash(s) => s.relay(a, b, ROUTE, idle).await.map_err(|e| match e {
+                RelayError::Io(e) => e,
+                other => io::Error::other(nodus::ebpf::error_chain(&other)),
+            }),
         }
     })
 }
@@ -109,7 +114,7 @@ async fn triangle_with(
     let (mut client, accepted) = pair();
     let (mut backend, to_backend) = pair();
     before(&mut client, &mut backend);
-    let task = relay_task(path, accepted, to_backend);
+    let task = relay_task(path, accepted, to_backend, IDLE);
     for s in [&client, &backend] {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     }
@@ -306,5 +311,52 @@ async fn a_backend_reset_mid_stream_ends_the_client_connection(path: Path) {
     assert!(started.elapsed() < Duration::from_secs(5), "client hung");
     assert!(outcome.1 <= 100_000, "{outcome:?}");
     assert!(task.await.unwrap().is_err(), "the reset is reported");
+    check_sockhash_after(&path, None);
+}
+
+/// A connection that moves nothing for the idle timeout ends (TimedOut,
+/// the client sees its connection close); one that moves a byte every
+/// 100 ms for three times the timeout is left alone.
+async fn a_silent_connection_ends_after_the_idle_timeout_a_trickling_one_does_not(path: Path) {
+    let idle = Duration::from_millis(400);
+    let (mut client, accepted) = pair();
+    let (mut backend, to_backend) = pair();
+    let task = relay_task(&path, accepted, to_backend, idle);
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    backend
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let trickled = tokio::task::spawn_blocking(move || {
+        let mut one = [0u8; 1];
+        for _ in 0..12 {
+            client.write_all(b"x").unwrap();
+            backend.read_exact(&mut one).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (client, backend)
+    })
+    .await
+    .unwrap();
+    assert!(!task.is_finished(), "a trickling connection was cut");
+    let (mut client, _backend) = trickled;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the silent connection was not ended within 10 s")
+        .unwrap();
+    let silent_for = started.elapsed() - Duration::from_millis(1200);
+    let err = outcome.expect_err("the silent connection was not ended");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(
+        silent_for < Duration::from_secs(3),
+        "ended {silent_for:?} after its last byte"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::task::spawn_blocking(move || client.read_to_end(&mut rest).is_ok())
+        .await
+        .unwrap();
+    assert!(closed, "the client's connection was not closed");
     check_sockhash_after(&path, None);
 }

@@ -70,6 +70,9 @@ crate::stats! {
         /// Connections that did not deliver a whole hello within
         /// `handshake_timeout_ms`.
         hello_timeouts: Counter,
+        /// Routed connections closed after `idle_timeout_ms` without a byte
+        /// either way.
+        idle_timeouts: Counter,
         /// Hellos no route took, with no default route: refused.
         unrouted: Counter,
         /// Backend connections that failed (refused, timed out); the next
@@ -103,6 +106,7 @@ struct Counters {
     refused: AtomicU64,
     hello_errors: AtomicU64,
     hello_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
     unrouted: AtomicU64,
     backend_failures: AtomicU64,
     no_backend: AtomicU64,
@@ -116,6 +120,7 @@ struct Shared {
     counters: Counters,
     per_source: Mutex<HashMap<IpAddr, usize>>,
     handshake_timeout: Duration,
+    idle_timeout: Duration,
     max_connections: u64,
     max_per_source: usize,
     /// The sockhash data path, when a route wants it and the kernel took it.
@@ -181,6 +186,7 @@ impl Proxy {
             counters: Counters::default(),
             per_source: Mutex::new(HashMap::new()),
             handshake_timeout: Duration::from_millis(c.handshake_timeout_ms),
+            idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             max_connections: c.max_connections as u64,
             max_per_source: c.max_per_source,
             sockhash: None,
@@ -303,6 +309,7 @@ impl Component for Proxy {
             connections_refused: k.refused.load(Relaxed),
             hello_errors: k.hello_errors.load(Relaxed),
             hello_timeouts: k.hello_timeouts.load(Relaxed),
+            idle_timeouts: k.idle_timeouts.load(Relaxed),
             unrouted: k.unrouted.load(Relaxed),
             backend_failures: k.backend_failures.load(Relaxed),
             no_backend: k.no_backend.load(Relaxed),
@@ -407,7 +414,10 @@ async fn serve(shared: &Shared, client: TcpStream) {
     let _ = backend.set_nodelay(true);
     let (client, backend) = match (&shared.sockhash, shared.path_of(route)) {
         (Some(kernel), DataPath::Sockhash) => {
-            match kernel.relay(client, backend, index as u32).await {
+            match kernel
+                .relay(client, backend, index as u32, shared.idle_timeout)
+                .await
+            {
                 // Its bytes are on the kernel's per-route counters.
                 Ok(_) => return,
                 Err(RelayError::NotEntered {
@@ -419,17 +429,25 @@ async fn serve(shared: &Shared, client: TcpStream) {
                     log::debug!("proxy: {}: splicing instead: {error}", route.name);
                     (client, backend)
                 }
-                Err(e) => {
-                    log::debug!("proxy: {}: relay ended: {e}", route.name);
+                Err(RelayError::Io(e)) => {
+                    relay_ended(k, &route.name, &e);
                     return;
                 }
             }
         }
         _ => (client, backend),
     };
-    if let Err(e) = splice::relay(&client, &backend, &route.spliced).await {
-        log::debug!("proxy: {}: relay ended: {e}", route.name);
+    if let Err(e) = splice::relay(&client, &backend, &route.spliced, shared.idle_timeout).await {
+        relay_ended(k, &route.name, &e);
     }
+}
+
+/// Counts an idle timeout; other relay errors (resets) are the peers'.
+fn relay_ended(k: &Counters, route: &str, e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        k.idle_timeouts.fetch_add(1, Relaxed);
+    }
+    log::debug!("proxy: {route}: relay ended: {e}");
 }
 
 /// Why a connection gave no hello.

@@ -19,6 +19,9 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// Time a new connection has to deliver its whole ClientHello.
     pub handshake_timeout_ms: u64,
+    /// Time a routed connection may move no byte either way before it is
+    /// closed.
+    pub idle_timeout_ms: u64,
     /// Open connections beyond which new ones are closed at once.
     pub max_connections: usize,
     /// Open connections one source address may hold.
@@ -92,6 +95,7 @@ impl Default for ProxyConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             handshake_timeout_ms: 5000,
+            idle_timeout_ms: 600_000,
             max_connections: 10_000,
             max_per_source: 256,
             default_route: String::new(),
@@ -110,7 +114,8 @@ impl ProxyConfig {
     /// Range checks serde cannot express: `(key, reason)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let key = |k: &str| format!("proxy.{k}");
-        let ranges: [(&str, u64, u64, u64); 3] = [
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("idle_timeout_ms", self.idle_timeout_ms, 100, 86_400_000),
             (
                 "handshake_timeout_ms",
                 self.handshake_timeout_ms,

@@ -5,11 +5,13 @@
 //! data paths, both in the kernel (pipes and `splice(2)`; a sockhash whose
 //! sk_skb verdict program redirects each socket's bytes to its peer);
 //! `component` listens, applies the limits and ties them together;
+//! `idle` ends relays that move nothing for `proxy.idle_timeout_ms`;
 //! `config` is its `[proxy]` section.
 
 pub mod component;
 pub mod config;
 pub mod hello;
+pub mod idle;
 pub mod routes;
 pub mod sockhash;
 pub mod splice;

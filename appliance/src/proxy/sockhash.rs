@@ -55,7 +55,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::splice::Moved;
+use super::{idle::within_idle, splice::Moved};
 use crate::{ebpf, sync::lock};
 
 /// Why the sockhash data path could not be set up.
@@ -202,14 +202,16 @@ impl Sockhash {
     }
 
     /// Relays between `client` and `backend` in the kernel until both
-    /// directions have ended (each with a FIN passed on) or a socket
-    /// fails. Bytes still in either receive queue (a peeked hello, early
-    /// data) are relayed first. `route` indexes the byte counters.
+    /// directions have ended (each with a FIN passed on), a socket fails or
+    /// nothing moves for `idle` (a `TimedOut` error). Bytes still in either
+    /// receive queue (a peeked hello, early data) are relayed first.
+    /// `route` indexes the byte counters.
     pub async fn relay(
         &self,
         client: TcpStream,
         backend: TcpStream,
         route: u32,
+        idle: Duration,
     ) -> Result<Moved, RelayError> {
         let client = client.into_std()?;
         let backend = backend.into_std()?;
@@ -224,13 +226,29 @@ impl Sockhash {
                 });
             }
         };
-        let sent_up = queued(&backend)?;
-        let sent_down = queued(&client)?;
+        let progress = || self.peer_bytes(entry.client) + self.peer_bytes(entry.backend);
+        within_idle(self.watch(&client, &backend, &entry), progress, idle).await?;
+        Ok(Moved {
+            to_backend: self.peer_bytes(entry.client),
+            to_client: self.peer_bytes(entry.backend),
+        })
+    }
+
+    /// Waits for each direction's FIN and passes it on after the bytes
+    /// before it; returns when both have ended, or on a socket's error.
+    async fn watch(
+        &self,
+        client: &std::net::TcpStream,
+        backend: &std::net::TcpStream,
+        entry: &Entry<'_>,
+    ) -> io::Result<()> {
+        let sent_up = queued(backend)?;
+        let sent_down = queued(client)?;
         // Bytes already queued (the peeked hello) are taken now, not at
         // the next segment (which a client waiting for the server's hello
         // would never send).
-        kick(&client)?;
-        kick(&backend)?;
+        kick(client)?;
+        kick(backend)?;
         let watch = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
         let only_end = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
         watch
@@ -258,28 +276,25 @@ impl Sockhash {
             }
             for e in &events[..n] {
                 let flags = e.events();
-                let sock = if e.data() == 0 { &client } else { &backend };
+                let sock = if e.data() == 0 { client } else { backend };
                 if flags.contains(EpollFlags::EPOLLERR) {
-                    return Err(socket_error(sock).into());
+                    return Err(socket_error(sock));
                 }
                 if !flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
                     continue;
                 }
                 if e.data() == 0 && !up_done {
-                    self.drain(entry.client, &backend, sent_up).await?;
-                    shut_write(&backend)?;
+                    self.drain(entry.client, backend, sent_up).await?;
+                    shut_write(backend)?;
                     up_done = true;
                 } else if e.data() == 1 && !down_done {
-                    self.drain(entry.backend, &client, sent_down).await?;
-                    shut_write(&client)?;
+                    self.drain(entry.backend, client, sent_down).await?;
+                    shut_write(client)?;
                     down_done = true;
                 }
             }
         }
-        Ok(Moved {
-            to_backend: self.peer_bytes(entry.client),
-            to_client: self.peer_bytes(entry.backend),
-        })
+        Ok(())
     }
 
     /// Puts both sockets and their peer entries in the maps; the guard

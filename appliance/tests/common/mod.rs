@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod daemon;
 pub mod fileserver;
+pub mod hello;
 pub mod netns;
 
 use std::{
@@ -125,4 +126,16 @@ pub fn tool(name: &str) -> PathBuf {
         }
     }
     panic!("{name} not found: run `make setup`");
+}
+
+/// A TLS ClientHello for `server_name` as `openssl s_client` sends it.
+pub fn captured_hello(server_name: &str) -> Vec<u8> {
+    hello::capture(&tool("openssl"), server_name)
+}
+
+/// This process's hard open-file limit (what it and its children can raise
+/// their soft limit to).
+pub fn nofile_hard_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(_, hard)| hard)
 }
