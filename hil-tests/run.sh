@@ -117,6 +117,30 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+# --- the proxy's ClientHellos: the guest has no openssl, so its scenario
+# sends hellos captured here from openssl s_client (one record each).
+/usr/bin/python3 - "$work/host" <<'PY'
+import socket, subprocess, sys
+for name in ("demo.localhost", "sockhash.test"):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conn, _ = listener.accept()
+    conn.settimeout(10)
+    record = b""
+    while len(record) < 5 or len(record) < 5 + int.from_bytes(record[3:5], "big"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            sys.exit(f"openssl closed before its hello for {name} was whole")
+        record += chunk
+    with open(f"{sys.argv[1]}/hello-{name}", "wb") as f:
+        f.write(record[:5 + int.from_bytes(record[3:5], "big")])
+    client.kill()
+    client.wait()
+PY
+
 # --- a disk: an empty ext4 file system (/dev/vda on the board), because the
 # page cache of tmpfs files is not a cache (nothing to miss or drop).
 mkfs.ext4 -q -F "$work/disk.img" 64M

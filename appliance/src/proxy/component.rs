@@ -35,6 +35,7 @@ use super::{
     splice::{self, Tally},
 };
 use crate::{
+    ratelimit::RateLimit,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
         StartError, StatSet, Stats, Text,
@@ -48,14 +49,17 @@ crate::stats! {
     pub struct ProxyStats {
         /// The address it listens on.
         listen: Text,
-        /// Each route: the data path it runs on, connections since start,
-        /// bytes to the backend and to the client (`name: sockhash, 3 conns,
-        /// 512 B up, 4096 B down`).
+        /// Each route: the data path it runs on (with the connections the
+        /// sockhash refused and splice took), connections since start, bytes
+        /// to the backend and to the client (`name: sockhash (1 spliced), 3
+        /// conns, 512 B up, 4096 B down`).
         routes: Text,
         /// The sockhash data path: `attached`, `not used` (every route
         /// splices) or `refused: <why>` (its routes splice instead).
         sockhash: Text,
-        /// Connections a full or failing sockhash sent down the splice path.
+        /// Connections the sockhash refused, spliced instead: a full map, or
+        /// a client that half-closed right after its hello (the kernel takes
+        /// only established sockets).
         sockhash_fallbacks: Counter,
         /// Connections open now.
         connections_open: Gauge,
@@ -97,6 +101,8 @@ struct Route {
     connections: AtomicU64,
     /// Bytes its splice relays moved (the kernel counts the sockhash's).
     spliced: Tally,
+    /// Its connections the sockhash refused (spliced instead).
+    fallbacks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -127,6 +133,8 @@ struct Shared {
     sockhash: Option<Sockhash>,
     /// Why the kernel refused it, when a route wanted it.
     sockhash_refused: Option<String>,
+    /// Says why a connection fell back to splice, at most once a minute.
+    fallback_warning: Mutex<RateLimit>,
 }
 
 impl Shared {
@@ -181,6 +189,7 @@ impl Proxy {
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                     connections: AtomicU64::new(0),
                     spliced: Tally::default(),
+                    fallbacks: AtomicU64::new(0),
                 })
                 .collect(),
             counters: Counters::default(),
@@ -191,6 +200,7 @@ impl Proxy {
             max_per_source: c.max_per_source,
             sockhash: None,
             sockhash_refused: None,
+            fallback_warning: Mutex::new(RateLimit::new(Duration::from_secs(60))),
         }
     }
 }
@@ -285,12 +295,18 @@ impl Component for Proxy {
             let down = r.spliced.to_client.load(Relaxed) + kernel_down;
             up_total += up;
             down_total += down;
+            let fallbacks = r.fallbacks.load(Relaxed);
             let _ = write!(
                 routes,
-                "{}{}: {}, {} conns, {up} B up, {down} B down",
+                "{}{}: {}{}, {} conns, {up} B up, {down} B down",
                 if routes.is_empty() { "" } else { "; " },
                 r.name,
                 s.path_of(r).name(),
+                if fallbacks > 0 {
+                    format!(" ({fallbacks} spliced)")
+                } else {
+                    String::new()
+                },
                 r.connections.load(Relaxed),
             );
         }
@@ -426,7 +442,13 @@ async fn serve(shared: &Shared, client: TcpStream) {
                     error,
                 }) => {
                     k.sockhash_fallbacks.fetch_add(1, Relaxed);
-                    log::debug!("proxy: {}: splicing instead: {error}", route.name);
+                    route.fallbacks.fetch_add(1, Relaxed);
+                    if let Some(held_back) = lock(&shared.fallback_warning).allow() {
+                        log::warn!(
+                            "proxy: {}: sockhash refused a connection ({error}), splicing it ({held_back} more since the last warning)",
+                            route.name
+                        );
+                    }
                     (client, backend)
                 }
                 Err(RelayError::Io(e)) => {

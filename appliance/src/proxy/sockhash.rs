@@ -317,20 +317,22 @@ impl Sockhash {
             pad: 0,
         };
         let mut m = lock(&self.maps);
-        let map_err = |e: MapError| io::Error::other(ebpf::error_chain(&e));
+        let map_err = |what: &'static str| {
+            move |e: MapError| io::Error::other(format!("{what}: {}", ebpf::error_chain(&e)))
+        };
         m.peers
             .insert(entry.client, peer(entry.backend, UP), 0)
-            .map_err(map_err)?;
+            .map_err(map_err("peer entry"))?;
         m.peers
             .insert(entry.backend, peer(entry.client, DOWN), 0)
-            .map_err(map_err)?;
+            .map_err(map_err("peer entry"))?;
         // The backend first: the client's bytes (the hello) need it there.
         m.socks
             .insert(entry.backend, backend.as_raw_fd(), 0)
-            .map_err(map_err)?;
+            .map_err(map_err("the backend socket"))?;
         m.socks
             .insert(entry.client, client.as_raw_fd(), 0)
-            .map_err(map_err)?;
+            .map_err(map_err("the client socket"))?;
         drop(m);
         Ok(entry)
     }
