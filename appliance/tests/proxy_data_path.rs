@@ -13,8 +13,9 @@ use std::{
 };
 
 use nodus::proxy::{
+    relay::Moved,
     sockhash::{RelayError, Sockhash},
-    splice::{self, Moved},
+    splice, tcp,
 };
 use tokio::net::TcpStream;
 
@@ -67,24 +68,7 @@ both_paths!(
     a_silent_connection_ends_after_the_idle_timeout_a_trickling_one_does_not,
 );
 
-/// Half-close on both paths. The sockhash variant fails about one run in
-/// three (the backend or the client waits for bytes or a FIN that never
-/// come; found 2026-12-03 by CI, cause not found yet, docs/proxy.md): it is
-/// ignored so the known defect does not hide every other result, and runs
-/// with `cargo test -p nodus --test proxy_data_path -- --ignored`.
-mod half_close_passes_through_and_the_other_way_goes_on {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn splice() {
-        super::half_close_passes_through_and_the_other_way_goes_on(super::Path::Splice).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known defect: the sockhash half-close stalls about one run in three (docs/proxy.md)"]
-    async fn sockhash() {
-        if let Some(path) = super::sockhash() {
-            super::half_close_passes_through_and_the_other_way_goes_on(path).await;
-        }
-    }
-}
+both_paths!(half_close_passes_through_and_the_other_way_goes_on);
 
 /// A connected pair of loopback sockets: (the end a peer holds, the end
 /// the relay holds).
@@ -250,22 +234,24 @@ async fn bytes_sent_before_relaying_arrive_first(path: Path) {
 /// whole answer the backend sends after seeing that FIN.
 async fn half_close_passes_through_and_the_other_way_goes_on(path: Path) {
     let (mut client, mut backend, task) = triangle(&path).await;
-    let answer = tokio::task::spawn_blocking(move || {
+    let (served, answer) = tokio::task::spawn_blocking(move || {
         client.write_all(b"request").unwrap();
+        let mut req = [0u8; 7];
+        backend.read_exact(&mut req).unwrap();
         client.shutdown(Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).unwrap();
-        got
-    });
-    let served = tokio::task::spawn_blocking(move || {
-        let mut req = Vec::new();
-        backend.read_to_end(&mut req).unwrap(); // ends at the passed-on FIN
+        let mut rest = Vec::new();
+        backend.read_to_end(&mut rest).unwrap(); // ends at the passed-on FIN
+        assert!(rest.is_empty(), "bytes after the request: {rest:?}");
         backend.write_all(b"answer after your FIN").unwrap();
         drop(backend);
-        req
-    });
-    assert_eq!(served.await.unwrap(), b"request");
-    assert_eq!(answer.await.unwrap(), b"answer after your FIN");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        (req, answer)
+    })
+    .await
+    .unwrap();
+    assert_eq!(&served, b"request");
+    assert_eq!(answer, b"answer after your FIN");
     let moved = task.await.unwrap().unwrap();
     assert_eq!(
         moved,
@@ -275,6 +261,72 @@ async fn half_close_passes_through_and_the_other_way_goes_on(path: Path) {
         }
     );
     check_sockhash_after(&path, Some(moved));
+}
+
+/// A connection whose client half-closed before relaying began (request
+/// and FIN already in) cannot enter the sockhash: the kernel takes only
+/// established sockets. The relay gives both streams back untouched, with
+/// that reason, and spliced (what the proxy then does) the request and its
+/// answer arrive whole. Before the check, this raced: the refusal came
+/// from the kernel as a bare EOPNOTSUPP, and a test harness that did not
+/// splice after it lost the request (CI, 2026-12-03).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_half_closed_before_relaying_is_given_back_whole() {
+    let Some(Path::Sockhash(s)) = sockhash() else {
+        return;
+    };
+    let (mut client, accepted) = pair();
+    let (mut backend, to_backend) = pair();
+    client.write_all(b"request").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tcp::counters(&accepted).unwrap().state != tcp::CLOSE_WAIT {
+        assert!(Instant::now() < deadline, "the client's FIN never came");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for sock in [&accepted, &to_backend] {
+        sock.set_nonblocking(true).unwrap();
+    }
+    let a = TcpStream::from_std(accepted).unwrap();
+    let b = TcpStream::from_std(to_backend).unwrap();
+    let (a, b) = match s.relay(a, b, ROUTE, IDLE).await {
+        Err(RelayError::NotEntered {
+            client,
+            backend,
+            error,
+        }) => {
+            let why = error.to_string();
+            assert!(
+                why.contains("client socket is in TCP state CLOSE_WAIT"),
+                "{why}"
+            );
+            (client, backend)
+        }
+        Err(other) => panic!("not given back: {other}"),
+        Ok(moved) => panic!("relayed a half-closed socket: {moved:?}"),
+    };
+    assert_eq!((s.sockets(), s.peers()), (0, 0), "entries left");
+    let spliced =
+        tokio::spawn(async move { splice::relay(&a, &b, &splice::Tally::default(), IDLE).await });
+    for sock in [&client, &backend] {
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+    }
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut req = Vec::new();
+        backend.read_to_end(&mut req).unwrap();
+        assert_eq!(req, b"request");
+        backend.write_all(b"answer").unwrap();
+        drop(backend);
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, b"answer");
+    let moved = spliced.await.unwrap().unwrap();
+    assert_eq!((moved.to_backend, moved.to_client), (7, 6));
 }
 
 /// A client that stops reading while the backend sends 8 MiB (more than

@@ -5,16 +5,19 @@
 //! data paths, both in the kernel (pipes and `splice(2)`; a sockhash whose
 //! sk_skb verdict program redirects each socket's bytes to its peer);
 //! `component` listens, applies the limits and ties them together;
-//! `idle` ends relays that move nothing for `proxy.idle_timeout_ms`;
+//! `relay` is what both share (bytes moved, the idle timeout of
+//! `proxy.idle_timeout_ms`); `tcp` reads the socket facts the sockhash
+//! path needs from the kernel;
 //! `config` is its `[proxy]` section.
 
 pub mod component;
 pub mod config;
 pub mod hello;
-pub mod idle;
+pub mod relay;
 pub mod routes;
 pub mod sockhash;
 pub mod splice;
+pub mod tcp;
 
 pub use component::{Proxy, ProxyStats};
 pub use config::ProxyConfig;

@@ -12,9 +12,11 @@
 //!   verdict program takes the queue from its first byte, in order.
 //! - *Half-close*: the kernel does not pass a FIN on. Each socket is
 //!   watched for `EPOLLRDHUP` alone (an epoll of the connection's own, so
-//!   data arrivals wake nothing); on a FIN the task waits until every byte
-//!   redirected that way is in the peer's send queue, then shuts the peer's
-//!   write side. The other direction goes on.
+//!   data arrivals wake nothing); on a FIN the task waits until the
+//!   verdict has taken every byte received before it (TCP wakes the FIN's
+//!   watchers before it signals the data that came with it) and every byte
+//!   redirected that way is in the peer's send queue, then shuts the
+//!   peer's write side. The other direction goes on.
 //! - *A full send buffer*: the kernel queues redirected bytes on the peer
 //!   and sends them as it drains (nothing is dropped; the drain before a
 //!   FIN waits for them).
@@ -55,7 +57,10 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{idle::within_idle, splice::Moved};
+use super::{
+    relay::{Moved, within_idle},
+    tcp,
+};
 use crate::{ebpf, sync::lock};
 
 /// Why the sockhash data path could not be set up.
@@ -204,7 +209,9 @@ impl Sockhash {
     /// Relays between `client` and `backend` in the kernel until both
     /// directions have ended (each with a FIN passed on), a socket fails or
     /// nothing moves for `idle` (a `TimedOut` error). Bytes still in either
-    /// receive queue (a peeked hello, early data) are relayed first.
+    /// receive queue (a peeked hello, early data) are relayed first; neither
+    /// socket may have been read from before (peeking is fine), since the
+    /// drain before a FIN counts every byte a socket received.
     /// `route` indexes the byte counters.
     pub async fn relay(
         &self,
@@ -215,7 +222,15 @@ impl Sockhash {
     ) -> Result<Moved, RelayError> {
         let client = client.into_std()?;
         let backend = backend.into_std()?;
-        let entered = self.enter(&client, &backend, route);
+        // The kernel takes only established TCP sockets into a sockhash
+        // (EOPNOTSUPP otherwise): one whose peer already sent its FIN (a
+        // client that half-closed right after its hello, a backend that
+        // closed its side at once) is given back to be spliced. Checked
+        // first for a clear reason, and again after a refusal, since a FIN
+        // can come in between.
+        let entered = not_established(&client, &backend)
+            .map_or_else(|| self.enter(&client, &backend, route), Err)
+            .map_err(|error| not_established(&client, &backend).unwrap_or(error));
         let entry = match entered {
             Ok(entry) => entry,
             Err(error) => {
@@ -247,8 +262,8 @@ impl Sockhash {
         // Bytes already queued (the peeked hello) are taken now, not at
         // the next segment (which a client waiting for the server's hello
         // would never send).
-        kick(client)?;
-        kick(backend)?;
+        tcp::set_recv_low_water(client, 1)?;
+        tcp::set_recv_low_water(backend, 1)?;
         let watch = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
         let only_end = EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
         watch
@@ -284,11 +299,12 @@ impl Sockhash {
                     continue;
                 }
                 if e.data() == 0 && !up_done {
-                    self.drain(entry.client, backend, sent_up).await?;
+                    self.drain(entry.client, client, backend, sent_up).await?;
                     shut_write(backend)?;
                     up_done = true;
                 } else if e.data() == 1 && !down_done {
-                    self.drain(entry.backend, client, sent_down).await?;
+                    self.drain(entry.backend, backend, client, sent_down)
+                        .await?;
                     shut_write(client)?;
                     down_done = true;
                 }
@@ -307,8 +323,8 @@ impl Sockhash {
     ) -> io::Result<Entry<'_>> {
         let entry = Entry {
             path: self,
-            client: cookie(client)?,
-            backend: cookie(backend)?,
+            client: tcp::cookie(client)?,
+            backend: tcp::cookie(backend)?,
         };
         let peer = |peer, direction| Peer {
             peer,
@@ -337,14 +353,30 @@ impl Sockhash {
         Ok(entry)
     }
 
-    /// Waits until every byte redirected from the socket `from` is in
+    /// After `from`'s FIN, waits until the verdict program has taken every
+    /// byte `from` received before it, and every byte it redirected is in
     /// `to`'s send queue (`sent_before`: what was queued on `to` before
     /// relaying began), so that a FIN passed on to `to` comes after them.
-    async fn drain(&self, from: u64, to: &std::net::TcpStream, sent_before: u64) -> io::Result<()> {
+    ///
+    /// Both halves matter: TCP wakes the FIN's watchers (state change)
+    /// before it signals the data that came with or just before the FIN,
+    /// so on a busy machine the verdict may not have run yet when the FIN
+    /// is seen; passing it on then sent the FIN first and lost the bytes.
+    async fn drain(
+        &self,
+        from_cookie: u64,
+        from: &std::net::TcpStream,
+        to: &std::net::TcpStream,
+        sent_before: u64,
+    ) -> io::Result<()> {
         let mut pause = Duration::from_micros(200);
         loop {
-            let redirected = self.peer_bytes(from);
-            if queued(to)? >= sent_before + redirected {
+            let redirected = self.peer_bytes(from_cookie);
+            // The FIN takes one place in the sequence space; nothing of
+            // `from` was read by userspace (the hello is only peeked), so
+            // every other byte it received goes through the verdict.
+            let received = tcp::counters(from)?.bytes_received.saturating_sub(1);
+            if redirected >= received && queued(to)? >= sent_before + redirected {
                 return Ok(());
             }
             tokio::time::sleep(pause).await;
@@ -380,96 +412,40 @@ impl Drop for Entry<'_> {
     }
 }
 
-/// The socket's cookie: its key in the maps, unique while the system runs.
-fn cookie(sock: &std::net::TcpStream) -> io::Result<u64> {
-    let mut value = 0u64;
-    let mut len = size_of::<u64>() as libc::socklen_t;
-    // SAFETY: SO_COOKIE writes one u64 into the buffer given, whose size is
-    // passed; the descriptor is borrowed from a live socket. nix has no
-    // SO_COOKIE option.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_COOKIE,
-            (&raw mut value).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value)
+/// Why the pair cannot enter the sockhash, if either socket has left the
+/// established state (its peer's FIN came, or it failed).
+fn not_established(
+    client: &std::net::TcpStream,
+    backend: &std::net::TcpStream,
+) -> Option<io::Error> {
+    [("client", client), ("backend", backend)]
+        .into_iter()
+        .find_map(|(which, sock)| {
+            let state = tcp::counters(sock).ok()?.state;
+            (state != tcp::ESTABLISHED).then(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "the {which} socket is in TCP state {} (its peer half-closed or it failed); the kernel takes only established sockets",
+                        tcp::state_name(state)
+                    ),
+                )
+            })
+        })
 }
 
-/// TCP states in which the socket can still send.
-const TCP_ESTABLISHED: u8 = 1;
-const TCP_CLOSE_WAIT: u8 = 8;
-/// Offset of `tcpi_bytes_acked` in `struct tcp_info` (Linux 4.1+; the
-/// struct only grows at its end).
-const BYTES_ACKED_AT: usize = 120;
-
-/// Bytes ever written to `sock`'s send queue: those acknowledged plus those
-/// still queued (`SIOCOUTQ`). An error when the socket can no longer send.
+/// Bytes ever written to `sock`'s send queue: those acknowledged plus
+/// those still queued. Read before this side's FIN, which would count as
+/// one more. An error when the socket can no longer send.
 fn queued(sock: &std::net::TcpStream) -> io::Result<u64> {
-    let mut info = [0u8; 256];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: TCP_INFO writes at most `len` bytes into the buffer and
-    // stores the length written; the descriptor is borrowed from a live
-    // socket.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if (len as usize) < BYTES_ACKED_AT + 8 {
-        return Err(io::Error::other(
-            "kernel's tcp_info has no tcpi_bytes_acked",
-        ));
-    }
-    if !matches!(info[0], TCP_ESTABLISHED | TCP_CLOSE_WAIT) {
+    let c = tcp::counters(sock)?;
+    if !matches!(c.state, tcp::ESTABLISHED | tcp::CLOSE_WAIT) {
         return Err(io::Error::new(
             io::ErrorKind::ConnectionAborted,
             "peer socket can no longer send",
         ));
     }
-    let mut acked = [0u8; 8];
-    acked.copy_from_slice(&info[BYTES_ACKED_AT..BYTES_ACKED_AT + 8]);
-    let mut unacked: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ stores one int through the pointer given.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::TIOCOUTQ, &raw mut unacked) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(u64::from_ne_bytes(acked) + unacked.max(0) as u64)
-}
-
-/// Makes TCP signal "data ready" for bytes already queued on `sock`, so the
-/// verdict program takes them now (`tcp_set_rcvlowat` re-checks the queue).
-fn kick(sock: &std::net::TcpStream) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: SO_RCVLOWAT reads one int from the pointer given, whose size
-    // is passed. Neither socket2 nor nix has the option.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(c.bytes_acked + tcp::unsent(sock)?)
 }
 
 fn shut_write(sock: &std::net::TcpStream) -> io::Result<()> {

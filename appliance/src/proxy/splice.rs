@@ -30,7 +30,7 @@ use nix::{
 };
 use tokio::{io::Interest, net::TcpStream};
 
-use super::idle::within_idle;
+use super::relay::{Moved, within_idle};
 use crate::sync::lock;
 
 /// Bytes asked of one splice: a default pipe's capacity.
@@ -43,15 +43,6 @@ pub struct Tally {
     pub to_backend: AtomicU64,
     /// From backends to clients.
     pub to_client: AtomicU64,
-}
-
-/// Bytes moved each way by [`relay`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Moved {
-    /// From the client to the backend.
-    pub to_backend: u64,
-    /// From the backend to the client.
-    pub to_client: u64,
 }
 
 /// Relays between `client` and `backend` until both directions have ended

@@ -1,11 +1,20 @@
-//! The idle timeout both data paths share: a relay that moves no byte
-//! either way for `idle` ends, so a client (or backend) that goes silent
-//! cannot hold a connection, its descriptors and its slot in
-//! `max_connections` for ever.
+//! What both data paths share: the bytes a relay moved ([`Moved`]), and
+//! the idle timeout: a relay that moves no byte either way for `idle` ends,
+//! so a client (or backend) that goes silent cannot hold a connection, its
+//! descriptors and its slot in `max_connections` for ever.
 
 use std::{future::Future, io, time::Duration};
 
 use tokio::time::Instant;
+
+/// Bytes a relay moved each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// From the client to the backend.
+    pub to_backend: u64,
+    /// From the backend to the client.
+    pub to_client: u64,
+}
 
 /// Runs `relay` until it ends, or until `progress` (bytes moved so far, both
 /// ways) has not changed for `idle`: then a `TimedOut` error, and `relay` is
