@@ -16,6 +16,18 @@ expect_line() {
 $2"
 }
 
+# Waits up to $2 seconds until `nodus status` has a line matching the
+# extended regex $1; returns 1 if it never comes (an expect_line after it
+# then shows what status said instead).
+wait_status() {
+  tries=$(($2 * 10))
+  until nodus status | grep -Eq "$1"; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep 0.1
+  done
+}
+
 # Starts `nodus run` in the background and waits until it answers status.
 nodus_start() {
   nodus run "$@" >"$NODUS_LOG" 2>&1 &

@@ -302,7 +302,7 @@ fn main() {
         BenchDaemon::start(
             &release_binary(),
             &format!(
-                "[proxy]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 20000\nmax_per_source = 20000\n\
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 20000\nmax_per_source = 20000\ncheck_interval_ms = 0\n\
                  [[proxy.route]]\nname = \"sockhash\"\nserver_names = [\"bench.test\"]\ndata_path = \"sockhash\"\nbackends = [\"127.0.0.1:{b}\"]\n\
                  [[proxy.route]]\nname = \"splice\"\nserver_names = [\"splice.test\"]\ndata_path = \"splice\"\nbackends = [\"127.0.0.1:{b}\"]\n",
                 b = backend.port

@@ -16,12 +16,7 @@ TOML
 nodus_start --config /tmp/fs.toml
 # The classifier attaches in the background after READY (its verification
 # takes the kernel a while, longer under TCG): wait for it.
-i=0
-until nodus status | grep -q "^      tc_interfaces "; do
-  i=$((i + 1))
-  [ "$i" -lt 100 ] || break
-  sleep 0.1
-done
+wait_status "^      tc_interfaces " 10 || true
 out=$(nodus status) || fail "nodus status exited $?"
 echo "$out"
 expect_line "^  fileserver +healthy" "$out" "fileserver component"
@@ -61,12 +56,7 @@ while [ "$n" -lt 100 ]; do
   wget -q -O /dev/null http://127.0.0.1:8080/ || fail "request $n failed"
   n=$((n + 1))
 done
-i=0
-until nodus status | grep -q "^      hot_sim_sieve_pct "; do
-  i=$((i + 1))
-  [ "$i" -lt 50 ] || break
-  sleep 0.2
-done
+wait_status "^      hot_sim_sieve_pct " 10 || true
 out=$(nodus status) || fail "nodus status exited $?"
 echo "$out" | grep "^      hot_"
 expect_line "^      hot_policy +(lru|arc|s3fifo|sieve) \(auto\)$" "$out" "hot-set policy"

@@ -8,6 +8,8 @@ host_get hello-sockhash.test >/tmp/hello-sockhash || fail "no sockhash hello fro
 cat >/tmp/proxy.toml <<TOML
 [proxy]
 listen = "127.0.0.1:8443"
+# The nc backends accept one connection: no health checks to take it.
+check_interval_ms = 0
 [[proxy.route]]
 name = "demo"
 server_names = ["localhost", "*.localhost"]
@@ -71,4 +73,24 @@ if printf '%s\n' "$out" | grep -q "kernel: sockhash (1 spliced)"; then
     fail "a spliced connection without the reason in the log"
 fi
 nodus_stop
-echo "proxy routed both hellos on the board"
+
+# Health checks: a route whose only backend is not there is seen down by
+# its checks within a second, in status and in the log.
+cat >/tmp/proxy-checked.toml <<TOML
+[proxy]
+listen = "127.0.0.1:8443"
+check_interval_ms = 200
+check_fall = 2
+[[proxy.route]]
+name = "checked"
+server_names = ["checked.test"]
+backends = ["127.0.0.1:8446"]
+TOML
+nodus_start --config /tmp/proxy-checked.toml
+wait_status "backends_down .*checked: 127\.0\.0\.1:8446 \(" 10 ||
+  fail "the dead backend never reported down: $(nodus status | grep -E 'routes|backends')"
+nodus status | grep -E "routes|backends_down|check_failures"
+expect_line "checked: splice, 0 conns, 0 B up, 0 B down, 0/1 backends up" "$(nodus status)" "route shows no backend up"
+grep "proxy: checked: backend 127.0.0.1:8446 down (" "$NODUS_LOG" || fail "no log line for the backend going down"
+nodus_stop
+echo "proxy routed both hellos on the board and saw a dead backend down"

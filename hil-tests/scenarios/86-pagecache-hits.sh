@@ -65,21 +65,12 @@ docroot_interval_s = 1
 TOML
 nodus_start --config /tmp/pc.toml
 # The component loads its programs after READY (slow under TCG): count from then.
-i=0
-until nodus status | grep -Eq "^      counting +(fentry|tracepoints|off)\$"; do
-  i=$((i + 1))
-  [ "$i" -lt 1200 ] || fail "pagecache still loading its programs after 120 s"
-  sleep 0.1
-done
+wait_status "^      counting +(fentry|tracepoints|off)\$" 120 ||
+  fail "pagecache still loading its programs after 120 s"
 echo 3 >/proc/sys/vm/drop_caches
 wget -q -O /dev/null http://127.0.0.1:8080/big.bin || fail "first GET"
 wget -q -O /dev/null http://127.0.0.1:8080/big.bin || fail "second GET"
-i=0
-until nodus status | grep -Eq "^      docroot_accesses +$((2 * pages))\$"; do
-  i=$((i + 1))
-  [ "$i" -lt 300 ] || break
-  sleep 0.1
-done
+wait_status "^      docroot_accesses +$((2 * pages))\$" 30 || true
 out=$(nodus status) || fail "nodus status exited $?"
 printf '%s\n' "$out" | sed -n '/^  pagecache/,/^  [a-z]/p'
 expect_line "^  pagecache +healthy" "$out" "pagecache component"

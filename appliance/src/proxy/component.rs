@@ -1,7 +1,9 @@
 //! The `proxy` component: listens, peeks at each connection's ClientHello
 //! ([`super::hello`]), picks its route ([`super::routes`]), connects to the
-//! route's first backend that answers and hands both sockets to the route's
-//! data path: the sockhash ([`super::sockhash`]) or splice
+//! route's first backend that answers ([`super::backends`], health-checked
+//! from here), tells it the client's address if the route asks
+//! ([`super::proxy_protocol`]) and hands both sockets to the route's data
+//! path: the sockhash ([`super::sockhash`]) or splice
 //! ([`super::splice`]). The hello is only peeked, so it is still in the
 //! client's socket and reaches the backend through the data path, first.
 
@@ -22,12 +24,13 @@ use nix::{
     sys::socket::MsgFlags,
 };
 use tokio::{
-    io::Interest,
+    io::{AsyncWriteExt, Interest},
     net::{TcpListener, TcpStream},
 };
 
 use super::{
     ProxyConfig,
+    backends::{self, Backends, Change, Thresholds},
     config::DataPath,
     hello::{HelloError, HelloReader, MAX_HELLO, Progress},
     routes::{Decision, NamePattern, Rule, Table},
@@ -38,7 +41,7 @@ use crate::{
     ratelimit::RateLimit,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
-        StartError, StatSet, Stats, Text,
+        StartError, StatSet, Stats, Text, tick_every,
     },
     sync::lock,
 };
@@ -52,8 +55,11 @@ crate::stats! {
         /// Each route: the data path it runs on (with the connections the
         /// sockhash refused and splice took), connections since start, bytes
         /// to the backend and to the client (`name: sockhash (1 spliced), 3
-        /// conns, 512 B up, 4096 B down`).
+        /// conns, 512 B up, 4096 B down, 2/2 backends up`).
         routes: Text,
+        /// Backends down now, by route, with the last failure (`alpha:
+        /// 127.0.0.1:9 (Connection refused (os error 111))`), or `none`.
+        backends_down: Text,
         /// The sockhash data path: `attached`, `not used` (every route
         /// splices) or `refused: <why>` (its routes splice instead).
         sockhash: Text,
@@ -82,6 +88,11 @@ crate::stats! {
         /// Backend connections that failed (refused, timed out); the next
         /// backend of the route was tried.
         backend_failures: Counter,
+        /// Health checks (TCP connects every `check_interval_ms`) that
+        /// failed.
+        check_failures: Counter,
+        /// Times a backend went down or came back up.
+        backend_changes: Counter,
         /// Routed connections for which no backend answered.
         no_backend: Counter,
         /// Bytes relayed to backends, the hello included (all routes).
@@ -96,8 +107,13 @@ struct Route {
     name: String,
     /// The data path the config asks for.
     path: DataPath,
-    backends: Vec<SocketAddr>,
+    backends: Backends,
     connect_timeout: Duration,
+    /// Whether backends get a PROXY protocol v2 header first.
+    proxy_protocol: bool,
+    /// What a health check sends after connecting: a PROXY protocol check
+    /// header where backends expect the protocol, else nothing.
+    check_greeting: Arc<[u8]>,
     connections: AtomicU64,
     /// Bytes its splice relays moved (the kernel counts the sockhash's).
     spliced: Tally,
@@ -115,6 +131,8 @@ struct Counters {
     idle_timeouts: AtomicU64,
     unrouted: AtomicU64,
     backend_failures: AtomicU64,
+    check_failures: AtomicU64,
+    backend_changes: AtomicU64,
     no_backend: AtomicU64,
     sockhash_fallbacks: AtomicU64,
 }
@@ -129,6 +147,8 @@ struct Shared {
     idle_timeout: Duration,
     max_connections: u64,
     max_per_source: usize,
+    /// Time between health checks; None: no checks.
+    check_interval: Option<Duration>,
     /// The sockhash data path, when a route wants it and the kernel took it.
     sockhash: Option<Sockhash>,
     /// Why the kernel refused it, when a route wanted it.
@@ -185,8 +205,23 @@ impl Proxy {
                 .map(|r| Route {
                     name: r.name.clone(),
                     path: r.data_path.unwrap_or(c.data_path),
-                    backends: r.backends.clone(),
+                    backends: Backends::new(
+                        &r.backends,
+                        Thresholds {
+                            rise: c.check_rise,
+                            fall: c.check_fall,
+                        },
+                    ),
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                    proxy_protocol: r.proxy_protocol,
+                    check_greeting: if r.proxy_protocol {
+                        // A fixed 16 bytes from constants: cannot fail.
+                        super::proxy_protocol::check_header()
+                            .unwrap_or_default()
+                            .into()
+                    } else {
+                        Arc::from(&b""[..])
+                    },
                     connections: AtomicU64::new(0),
                     spliced: Tally::default(),
                     fallbacks: AtomicU64::new(0),
@@ -198,6 +233,8 @@ impl Proxy {
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             max_connections: c.max_connections as u64,
             max_per_source: c.max_per_source,
+            check_interval: (c.check_interval_ms > 0)
+                .then(|| Duration::from_millis(c.check_interval_ms)),
             sockhash: None,
             sockhash_refused: None,
             fallback_warning: Mutex::new(RateLimit::new(Duration::from_secs(60))),
@@ -232,10 +269,14 @@ impl Component for Proxy {
         let accepting = shared.clone();
         let main = MainLoop::spawn(move |mut stopped| async move {
             let mut beat = tokio::time::interval(BEAT_INTERVAL / 2);
+            let mut checks = accepting.check_interval.map(tokio::time::interval);
             loop {
                 tokio::select! {
                     _ = stopped.changed() => return,
                     _ = beat.tick() => ctx.heartbeat.beat(),
+                    () = tick_every(&mut checks) => {
+                        tokio::spawn(check_backends(accepting.clone()));
+                    }
                     accepted = listener.accept() => match accepted {
                         Ok((conn, peer)) => admit(&accepting, conn, peer),
                         Err(e) => {
@@ -285,6 +326,7 @@ impl Component for Proxy {
         };
         let k = &s.counters;
         let mut routes = String::new();
+        let mut backends_down = String::new();
         let (mut up_total, mut down_total) = (0, 0);
         for (i, r) in s.routes.iter().enumerate() {
             let (kernel_up, kernel_down) = s
@@ -298,7 +340,7 @@ impl Component for Proxy {
             let fallbacks = r.fallbacks.load(Relaxed);
             let _ = write!(
                 routes,
-                "{}{}: {}{}, {} conns, {up} B up, {down} B down",
+                "{}{}: {}{}, {} conns, {up} B up, {down} B down, {}/{} backends up",
                 if routes.is_empty() { "" } else { "; " },
                 r.name,
                 s.path_of(r).name(),
@@ -308,7 +350,21 @@ impl Component for Proxy {
                     String::new()
                 },
                 r.connections.load(Relaxed),
+                r.backends.up(),
+                r.backends.len(),
             );
+            let down = r.backends.down_text();
+            if !down.is_empty() {
+                let _ = write!(
+                    backends_down,
+                    "{}{}: {down}",
+                    if backends_down.is_empty() { "" } else { "; " },
+                    r.name
+                );
+            }
+        }
+        if backends_down.is_empty() {
+            backends_down.push_str("none");
         }
         let sockhash = match (&s.sockhash, &s.sockhash_refused) {
             (Some(_), _) => "attached".to_owned(),
@@ -318,6 +374,7 @@ impl Component for Proxy {
         ProxyStats {
             listen: addr.to_string(),
             routes,
+            backends_down,
             sockhash,
             sockhash_fallbacks: k.sockhash_fallbacks.load(Relaxed),
             connections_open: k.open.load(Relaxed) as i64,
@@ -328,6 +385,8 @@ impl Component for Proxy {
             idle_timeouts: k.idle_timeouts.load(Relaxed),
             unrouted: k.unrouted.load(Relaxed),
             backend_failures: k.backend_failures.load(Relaxed),
+            check_failures: k.check_failures.load(Relaxed),
+            backend_changes: k.backend_changes.load(Relaxed),
             no_backend: k.no_backend.load(Relaxed),
             bytes_to_backend: up_total,
             bytes_to_client: down_total,
@@ -410,22 +469,23 @@ async fn serve(shared: &Shared, client: TcpStream) {
         return;
     };
     route.connections.fetch_add(1, Relaxed);
-    let mut backend = None;
-    for addr in &route.backends {
-        match tokio::time::timeout(route.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(b)) => {
-                backend = Some(b);
-                break;
-            }
-            _ => {
-                k.backend_failures.fetch_add(1, Relaxed);
-            }
-        }
-    }
-    let Some(backend) = backend else {
+    let Some(mut backend) = connect_backend(shared, route).await else {
         k.no_backend.fetch_add(1, Relaxed);
         return;
     };
+    if route.proxy_protocol {
+        let told = match (client.peer_addr(), client.local_addr()) {
+            (Ok(from), Ok(to)) => match super::proxy_protocol::header(from, to) {
+                Ok(header) => backend.write_all(&header).await,
+                Err(e) => Err(e),
+            },
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        if let Err(e) = told {
+            log::debug!("proxy: {}: PROXY header: {e}", route.name);
+            return;
+        }
+    }
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
     let (client, backend) = match (&shared.sockhash, shared.path_of(route)) {
@@ -461,6 +521,62 @@ async fn serve(shared: &Shared, client: TcpStream) {
     };
     if let Err(e) = splice::relay(&client, &backend, &route.spliced, shared.idle_timeout).await {
         relay_ended(k, &route.name, &e);
+    }
+}
+
+/// The route's first backend that takes a connection: up ones in order,
+/// then down ones; each result counts toward the backend's health.
+async fn connect_backend(shared: &Shared, route: &Route) -> Option<TcpStream> {
+    for b in route.backends.order() {
+        let result = backends::connect(b.addr, route.connect_timeout).await;
+        if result.is_err() {
+            shared.counters.backend_failures.fetch_add(1, Relaxed);
+        }
+        let change = route
+            .backends
+            .record(b, result.as_ref().map(drop).map_err(Clone::clone));
+        if let Some(change) = change {
+            backend_changed(shared, route, b.addr, change);
+        }
+        if let Ok(stream) = result {
+            return Some(stream);
+        }
+    }
+    None
+}
+
+/// One round of health checks of every route's backends.
+async fn check_backends(shared: Arc<Shared>) {
+    for route in &shared.routes {
+        let failed = route
+            .backends
+            .check_round(route.connect_timeout, &route.check_greeting, |b, change| {
+                backend_changed(&shared, route, b.addr, change);
+            })
+            .await;
+        shared
+            .counters
+            .check_failures
+            .fetch_add(failed as u64, Relaxed);
+    }
+}
+
+/// Logs and counts a backend's change of state.
+fn backend_changed(shared: &Shared, route: &Route, addr: SocketAddr, change: Change) {
+    shared.counters.backend_changes.fetch_add(1, Relaxed);
+    match change {
+        Change::Down(why) => log::warn!(
+            "proxy: {}: backend {addr} down ({why}); {}/{} up",
+            route.name,
+            route.backends.up(),
+            route.backends.len()
+        ),
+        Change::Up => log::info!(
+            "proxy: {}: backend {addr} up again; {}/{} up",
+            route.name,
+            route.backends.up(),
+            route.backends.len()
+        ),
     }
 }
 

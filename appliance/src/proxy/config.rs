@@ -31,6 +31,13 @@ pub struct ProxyConfig {
     pub default_route: String,
     /// How routed connections' bytes move, unless a route says otherwise.
     pub data_path: DataPath,
+    /// Time between health checks (a TCP connect) of every backend; 0:
+    /// none (connections alone mark a backend down).
+    pub check_interval_ms: u64,
+    /// Successful checks in a row that bring a down backend up.
+    pub check_rise: u32,
+    /// Failed checks or connects in a row that take a backend down.
+    pub check_fall: u32,
     /// The routes, `[[proxy.route]]`.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -52,6 +59,9 @@ pub struct RouteConfig {
     pub connect_timeout_ms: u64,
     /// This route's data path; unset: `proxy.data_path`.
     pub data_path: Option<DataPath>,
+    /// Whether each connection to a backend starts with a PROXY protocol
+    /// v2 header carrying the client's address.
+    pub proxy_protocol: bool,
 }
 
 /// How a routed connection's bytes move, both in the kernel.
@@ -85,6 +95,7 @@ impl Default for RouteConfig {
             backends: Vec::new(),
             connect_timeout_ms: 2000,
             data_path: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -100,6 +111,9 @@ impl Default for ProxyConfig {
             max_per_source: 256,
             default_route: String::new(),
             data_path: DataPath::Splice,
+            check_interval_ms: 2000,
+            check_rise: 2,
+            check_fall: 3,
             routes: vec![RouteConfig {
                 name: "demo".into(),
                 server_names: vec!["localhost".into(), "*.localhost".into()],
@@ -114,7 +128,7 @@ impl ProxyConfig {
     /// Range checks serde cannot express: `(key, reason)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let key = |k: &str| format!("proxy.{k}");
-        let ranges: [(&str, u64, u64, u64); 4] = [
+        let ranges: [(&str, u64, u64, u64); 6] = [
             ("idle_timeout_ms", self.idle_timeout_ms, 100, 86_400_000),
             (
                 "handshake_timeout_ms",
@@ -124,11 +138,19 @@ impl ProxyConfig {
             ),
             ("max_connections", self.max_connections as u64, 1, 1_000_000),
             ("max_per_source", self.max_per_source as u64, 1, 1_000_000),
+            ("check_rise", self.check_rise.into(), 1, 100),
+            ("check_fall", self.check_fall.into(), 1, 100),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {
                 return Err((key(name), format!("must be between {lo} and {hi}")));
             }
+        }
+        if self.check_interval_ms != 0 && !(100..=3_600_000).contains(&self.check_interval_ms) {
+            return Err((
+                key("check_interval_ms"),
+                "must be 0 (no checks) or between 100 and 3600000".into(),
+            ));
         }
         if self.routes.len() > MAX_ROUTES as usize {
             return Err((key("route"), format!("at most {MAX_ROUTES} routes")));
@@ -191,5 +213,18 @@ mod tests {
         let mut c = ProxyConfig::default();
         c.routes[0].backends.clear();
         assert_eq!(c.validate().unwrap_err().0, "proxy.route[0].backends");
+        for (interval, fall, bad) in [
+            (50, 3, true),
+            (0, 3, false),
+            (100, 0, true),
+            (100, 1, false),
+        ] {
+            let c = ProxyConfig {
+                check_interval_ms: interval,
+                check_fall: fall,
+                ..ProxyConfig::default()
+            };
+            assert_eq!(c.validate().is_err(), bad, "{interval} {fall}");
+        }
     }
 }

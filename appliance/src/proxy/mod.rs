@@ -1,7 +1,9 @@
 //! The TLS SNI proxy: routes TLS connections by the server name and ALPN
 //! of their ClientHello, without terminating TLS. `hello` reads a
 //! ClientHello across any number of reads and records; `routes` picks a
-//! route from its server name and ALPN; `splice` and `sockhash` are the two
+//! route from its server name and ALPN; `backends` keeps each route's
+//! backends and their health; `proxy_protocol` tells a backend the
+//! client's address; `splice` and `sockhash` are the two
 //! data paths, both in the kernel (pipes and `splice(2)`; a sockhash whose
 //! sk_skb verdict program redirects each socket's bytes to its peer);
 //! `component` listens, applies the limits and ties them together;
@@ -10,9 +12,11 @@
 //! path needs from the kernel;
 //! `config` is its `[proxy]` section.
 
+pub mod backends;
 pub mod component;
 pub mod config;
 pub mod hello;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod routes;
 pub mod sockhash;
