@@ -3,7 +3,10 @@
 //! compiled them or took them, checked, from a prebuilt directory
 //! (`NODUS_EBPF_DIR`).
 
-use aya::{Ebpf, EbpfError, EbpfLoader};
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{Map, MapData, MapError, PerCpuArray},
+};
 use nodus_common::objects::Object;
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -15,6 +18,32 @@ pub fn bytes(object: &Object) -> &'static [u8] {
         .iter()
         .find(|(name, _)| *name == object.name)
         .map_or(&[], |(_, b)| *b)
+}
+
+/// Why a map could not be taken out of a loaded object as the type wanted.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeMapError {
+    /// The object has no map of that name (or it was taken already).
+    #[error("map {0} missing from the object")]
+    Missing(&'static str),
+    /// The map is not of the type wanted.
+    #[error("map {0}")]
+    Type(&'static str, #[source] MapError),
+}
+
+/// Takes map `name` out of `obj` as a `T` (an aya map type).
+pub fn take_map<T>(obj: &mut Ebpf, name: &'static str) -> Result<T, TakeMapError>
+where
+    T: TryFrom<Map, Error = MapError>,
+{
+    let map = obj.take_map(name).ok_or(TakeMapError::Missing(name))?;
+    T::try_from(map).map_err(|e| TakeMapError::Type(name, e))
+}
+
+/// Slot `index` of a per-CPU counter array, summed over CPUs; 0 where it
+/// cannot be read (a counter is never worth an error).
+pub fn per_cpu_sum(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
+    map.get(&index, 0).map_or(0, |v| v.iter().sum())
 }
 
 /// Loads `object` into the kernel, configured by `configure` (globals, map

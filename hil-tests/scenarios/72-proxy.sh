@@ -75,12 +75,16 @@ fi
 nodus_stop
 
 # Health checks: a route whose only backend is not there is seen down by
-# its checks within a second, in status and in the log.
+# its checks within a second, in status and in the log. The XDP guard on
+# the board's loopback lets 3 SYNs a second through from one source.
 cat >/tmp/proxy-checked.toml <<TOML
 [proxy]
 listen = "127.0.0.1:8443"
 check_interval_ms = 200
 check_fall = 2
+[proxy.guard]
+interfaces = ["lo"]
+syn_per_second = 3
 [[proxy.route]]
 name = "checked"
 server_names = ["checked.test"]
@@ -92,5 +96,17 @@ wait_status "backends_down .*checked: 127\.0\.0\.1:8446 \(" 10 ||
 nodus status | grep -E "routes|backends_down|check_failures"
 expect_line "checked: splice, 0 conns, 0 B up, 0 B down, 0/1 backends up" "$(nodus status)" "route shows no backend up"
 grep "proxy: checked: backend 127.0.0.1:8446 down (" "$NODUS_LOG" || fail "no log line for the backend going down"
+# Six connects in a row: the fourth SYN of the second is dropped (its nc
+# gives up after 1 s), later ones fall in the next second.
+n=0
+while [ "$n" -lt 6 ]; do
+  nc -w 1 127.0.0.1 8443 </dev/null >/dev/null 2>&1 || true
+  n=$((n + 1))
+done
+out=$(nodus status)
+printf '%s\n' "$out" | grep -E "guard"
+expect_line "^      guard +lo \((generic|native)\)$" "$out" "XDP guard attached to the board's lo"
+expect_line "^      guard_passed +[3-9]$" "$out" "SYNs let through counted"
+expect_line "^      guard_rate_limited +[1-9]$" "$out" "a SYN over the rate dropped and counted"
 nodus_stop
 echo "proxy routed both hellos on the board and saw a dead backend down"

@@ -19,7 +19,7 @@ use nodus_common::fileserver::{
 
 use nodus_common::objects::{fileserver_reuseport as steering, fileserver_tc as classifier};
 
-use crate::ebpf::{self, error_chain};
+use crate::ebpf::{self, error_chain, per_cpu_sum};
 
 fn chain(e: impl std::error::Error) -> String {
     error_chain(&e)
@@ -33,10 +33,6 @@ fn map<'a>(obj: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, Stri
 fn take(obj: &mut Ebpf, name: &str) -> Result<aya::maps::Map, String> {
     obj.take_map(name)
         .ok_or_else(|| format!("map {name} missing from the object"))
-}
-
-fn sum(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
-    map.get(&index, 0).map_or(0, |v| v.iter().sum())
 }
 
 /// The attached steering program and its counters.
@@ -60,9 +56,9 @@ impl Steering {
     /// Connections by outcome, since the program was attached.
     pub fn counts(&self) -> SteeringCounts {
         SteeringCounts {
-            same_cpu: sum(&self.stats, REUSEPORT_STEERED),
-            same_node: sum(&self.stats, REUSEPORT_SAME_NODE),
-            hash: sum(&self.stats, REUSEPORT_FALLBACK),
+            same_cpu: per_cpu_sum(&self.stats, REUSEPORT_STEERED),
+            same_node: per_cpu_sum(&self.stats, REUSEPORT_SAME_NODE),
+            hash: per_cpu_sum(&self.stats, REUSEPORT_FALLBACK),
         }
     }
 }
@@ -156,7 +152,7 @@ impl Classifier {
     /// Requests counted in the kernel for `method` and path `class` (the
     /// shared `METHOD_*` and `PATH_*` numbers), since attach.
     pub fn count(&self, method: u32, class: u32) -> u64 {
-        sum(&self.requests, method * PATH_CLASSES + class)
+        per_cpu_sum(&self.requests, method * PATH_CLASSES + class)
     }
 }
 

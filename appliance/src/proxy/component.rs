@@ -32,12 +32,14 @@ use super::{
     ProxyConfig,
     backends::{self, Backends, Change, Thresholds},
     config::DataPath,
+    guard::Guard,
     hello::{HelloError, HelloReader, MAX_HELLO, Progress},
     routes::{Decision, NamePattern, Rule, Table},
     sockhash::{RelayError, Sockhash},
     splice::{self, Tally},
 };
 use crate::{
+    probe::Feature,
     ratelimit::RateLimit,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Gauge, Health, MainLoop,
@@ -63,6 +65,17 @@ crate::stats! {
         /// The sockhash data path: `attached`, `not used` (every route
         /// splices) or `refused: <why>` (its routes splice instead).
         sockhash: Text,
+        /// The XDP guard: where it is attached (`lo (generic)`), `off` (no
+        /// `guard.interfaces`) or `refused: <why>` (the proxy runs
+        /// unguarded).
+        guard: Text,
+        /// SYNs to the proxy's port the guard let through.
+        guard_passed: Counter,
+        /// SYNs the guard dropped: source in `guard.blocklist`.
+        guard_blocked: Counter,
+        /// SYNs the guard dropped: over `guard.syn_per_second` from one
+        /// source.
+        guard_rate_limited: Counter,
         /// Connections the sockhash refused, spliced instead: a full map, or
         /// a client that half-closed right after its hello (the kernel takes
         /// only established sockets).
@@ -153,6 +166,10 @@ struct Shared {
     sockhash: Option<Sockhash>,
     /// Why the kernel refused it, when a route wanted it.
     sockhash_refused: Option<String>,
+    /// The XDP guard, when configured and the kernel took it.
+    guard: Option<Guard>,
+    /// Why it is not running, when configured.
+    guard_refused: Option<String>,
     /// Says why a connection fell back to splice, at most once a minute.
     fallback_warning: Mutex<RateLimit>,
 }
@@ -237,6 +254,8 @@ impl Proxy {
                 .then(|| Duration::from_millis(c.check_interval_ms)),
             sockhash: None,
             sockhash_refused: None,
+            guard: None,
+            guard_refused: None,
             fallback_warning: Mutex::new(RateLimit::new(Duration::from_secs(60))),
         }
     }
@@ -262,6 +281,24 @@ impl Component for Proxy {
                     let why = crate::ebpf::error_chain(&e);
                     log::warn!("proxy: sockhash data path refused ({why}): its routes splice");
                     shared.sockhash_refused = Some(why);
+                }
+            }
+        }
+        let guard = &self.config.guard;
+        if !guard.interfaces.is_empty() {
+            let attached = if ctx.kernel.has(Feature::Xdp) {
+                Guard::attach(addr.port(), guard).map_err(|e| crate::ebpf::error_chain(&e))
+            } else {
+                Err("the kernel has no XDP (nodus probe)".to_owned())
+            };
+            match attached {
+                Ok(g) => {
+                    log::info!("proxy: XDP guard on {}", g.attached());
+                    shared.guard = Some(g);
+                }
+                Err(why) => {
+                    log::warn!("proxy: XDP guard refused ({why}): running unguarded");
+                    shared.guard_refused = Some(why);
                 }
             }
         }
@@ -312,10 +349,20 @@ impl Component for Proxy {
 
     fn health(&self) -> Health {
         match &self.running {
-            Some((main, shared, _)) if !main.is_finished() => match &shared.sockhash_refused {
-                Some(why) => Health::Degraded(format!("sockhash refused, splicing: {why}")),
-                None => Health::Healthy,
-            },
+            Some((main, shared, _)) if !main.is_finished() => {
+                let mut problems = Vec::new();
+                if let Some(why) = &shared.sockhash_refused {
+                    problems.push(format!("sockhash refused, splicing: {why}"));
+                }
+                if let Some(why) = &shared.guard_refused {
+                    problems.push(format!("XDP guard refused, unguarded: {why}"));
+                }
+                if problems.is_empty() {
+                    Health::Healthy
+                } else {
+                    Health::Degraded(problems.join("; "))
+                }
+            }
             _ => Health::Unavailable("not listening".into()),
         }
     }
@@ -371,8 +418,18 @@ impl Component for Proxy {
             (None, Some(why)) => format!("refused: {why}"),
             (None, None) => "not used".to_owned(),
         };
+        let guard_counts = s.guard.as_ref().map(Guard::counts).unwrap_or_default();
+        let guard = match (&s.guard, &s.guard_refused) {
+            (Some(g), _) => g.attached().to_owned(),
+            (None, Some(why)) => format!("refused: {why}"),
+            (None, None) => "off".to_owned(),
+        };
         ProxyStats {
             listen: addr.to_string(),
+            guard,
+            guard_passed: guard_counts.passed,
+            guard_blocked: guard_counts.blocked,
+            guard_rate_limited: guard_counts.rate_limited,
             routes,
             backends_down,
             sockhash,

@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use nodus_common::proxy::MAX_ROUTES;
+use nodus_common::proxy::{GUARD_MAX_PREFIXES, MAX_ROUTES};
 
-use crate::proxy::routes::NamePattern;
+use crate::proxy::{
+    guard::{GuardSettings, parse_prefix},
+    routes::NamePattern,
+};
 
 /// `[proxy]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,8 @@ pub struct ProxyConfig {
     pub check_rise: u32,
     /// Failed checks or connects in a row that take a backend down.
     pub check_fall: u32,
+    /// The XDP guard, `[proxy.guard]`.
+    pub guard: GuardSettings,
     /// The routes, `[[proxy.route]]`.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -114,6 +119,7 @@ impl Default for ProxyConfig {
             check_interval_ms: 2000,
             check_rise: 2,
             check_fall: 3,
+            guard: GuardSettings::default(),
             routes: vec![RouteConfig {
                 name: "demo".into(),
                 server_names: vec!["localhost".into(), "*.localhost".into()],
@@ -150,6 +156,31 @@ impl ProxyConfig {
             return Err((
                 key("check_interval_ms"),
                 "must be 0 (no checks) or between 100 and 3600000".into(),
+            ));
+        }
+        if let Some(e) = self
+            .guard
+            .blocklist
+            .iter()
+            .find_map(|p| parse_prefix(p).err())
+        {
+            return Err((key("guard.blocklist"), e));
+        }
+        if self.guard.blocklist.len() > GUARD_MAX_PREFIXES as usize {
+            return Err((
+                key("guard.blocklist"),
+                format!("at most {GUARD_MAX_PREFIXES} prefixes"),
+            ));
+        }
+        if let Some(bad) = self
+            .guard
+            .interfaces
+            .iter()
+            .find(|i| i.is_empty() || i.len() > 15 || i.contains('/'))
+        {
+            return Err((
+                key("guard.interfaces"),
+                format!("'{bad}' is not an interface name"),
             ));
         }
         if self.routes.len() > MAX_ROUTES as usize {
@@ -226,5 +257,11 @@ mod tests {
             };
             assert_eq!(c.validate().is_err(), bad, "{interval} {fall}");
         }
+        let mut c = ProxyConfig::default();
+        c.guard.blocklist = vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()];
+        assert_eq!(c.validate().unwrap_err().0, "proxy.guard.blocklist");
+        let mut c = ProxyConfig::default();
+        c.guard.interfaces = vec!["a-name-much-too-long".into()];
+        assert_eq!(c.validate().unwrap_err().0, "proxy.guard.interfaces");
     }
 }

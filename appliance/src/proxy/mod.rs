@@ -3,7 +3,8 @@
 //! ClientHello across any number of reads and records; `routes` picks a
 //! route from its server name and ALPN; `backends` keeps each route's
 //! backends and their health; `proxy_protocol` tells a backend the
-//! client's address; `splice` and `sockhash` are the two
+//! client's address; `guard` is the XDP program that drops SYN floods and
+//! blocklisted sources on the listening interface; `splice` and `sockhash` are the two
 //! data paths, both in the kernel (pipes and `splice(2)`; a sockhash whose
 //! sk_skb verdict program redirects each socket's bytes to its peer);
 //! `component` listens, applies the limits and ties them together;
@@ -15,6 +16,7 @@
 pub mod backends;
 pub mod component;
 pub mod config;
+pub mod guard;
 pub mod hello;
 pub mod proxy_protocol;
 pub mod relay;

@@ -69,12 +69,9 @@ pub enum LoadError {
     /// The kernel refused the object (no sk_skb, no sockhash, the verifier).
     #[error("loading {}", OBJECT.name)]
     Load(#[source] aya::EbpfError),
-    /// The object lacks a map it must have.
-    #[error("map {0} missing from {name}", name = OBJECT.name)]
-    Missing(&'static str),
-    /// A map is not of the type expected.
-    #[error("map {0}")]
-    Map(&'static str, #[source] MapError),
+    /// A map is missing from the object or not of the type expected.
+    #[error(transparent)]
+    Map(#[from] ebpf::TakeMapError),
     /// The verdict program did not load or attach.
     #[error("program {}", programs::proxy_verdict)]
     Program(#[source] ProgramError),
@@ -126,18 +123,6 @@ pub struct Sockhash {
     _obj: Ebpf,
 }
 
-fn take<T>(obj: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
-where
-    T: TryFrom<aya::maps::Map, Error = MapError>,
-{
-    let map = obj.take_map(name).ok_or(LoadError::Missing(name))?;
-    T::try_from(map).map_err(|e| LoadError::Map(name, e))
-}
-
-fn sum(map: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
-    map.get(&index, 0).map_or(0, |v| v.iter().sum())
-}
-
 impl Sockhash {
     /// Loads the verdict program and attaches it to a sockhash sized for
     /// `max_connections` connections (two sockets each).
@@ -150,10 +135,10 @@ impl Sockhash {
             l.map_max_entries(maps::PROXY_PEERS, sockets);
         })
         .map_err(LoadError::Load)?;
-        let socks: SockHash<MapData, u64> = take(&mut obj, maps::PROXY_SOCKS)?;
-        let peers = take(&mut obj, maps::PROXY_PEERS)?;
-        let bytes = take(&mut obj, maps::PROXY_BYTES)?;
-        let verdicts = take(&mut obj, maps::PROXY_VERDICTS)?;
+        let socks: SockHash<MapData, u64> = ebpf::take_map(&mut obj, maps::PROXY_SOCKS)?;
+        let peers = ebpf::take_map(&mut obj, maps::PROXY_PEERS)?;
+        let bytes = ebpf::take_map(&mut obj, maps::PROXY_BYTES)?;
+        let verdicts = ebpf::take_map(&mut obj, maps::PROXY_VERDICTS)?;
         let program: &mut SkSkb = obj
             .program_mut(programs::proxy_verdict)
             .ok_or(LoadError::Program(ProgramError::NotLoaded))?
@@ -173,17 +158,17 @@ impl Sockhash {
     /// client). Live: connections still open count too.
     pub fn route_bytes(&self, route: u32) -> (u64, u64) {
         (
-            sum(&self.bytes, byte_slot(route, UP)),
-            sum(&self.bytes, byte_slot(route, DOWN)),
+            ebpf::per_cpu_sum(&self.bytes, byte_slot(route, UP)),
+            ebpf::per_cpu_sum(&self.bytes, byte_slot(route, DOWN)),
         )
     }
 
     /// The verdict program's runs by outcome.
     pub fn verdicts(&self) -> Verdicts {
         Verdicts {
-            redirected: sum(&self.verdicts, VERDICT_REDIRECTED),
-            unpaired: sum(&self.verdicts, VERDICT_UNPAIRED),
-            peer_gone: sum(&self.verdicts, VERDICT_PEER_GONE),
+            redirected: ebpf::per_cpu_sum(&self.verdicts, VERDICT_REDIRECTED),
+            unpaired: ebpf::per_cpu_sum(&self.verdicts, VERDICT_UNPAIRED),
+            peer_gone: ebpf::per_cpu_sum(&self.verdicts, VERDICT_PEER_GONE),
         }
     }
 

@@ -112,4 +112,10 @@ objects! {
         programs: [proxy_verdict],
         maps: [PROXY_SOCKS, PROXY_PEERS, PROXY_BYTES, PROXY_VERDICTS],
     }
+    /// The proxy's XDP guard: drops SYNs to the listening port from
+    /// blocklisted prefixes or over a per-source rate, counting each.
+    proxy_guard {
+        programs: [proxy_guard],
+        maps: [GUARD_CONFIG, GUARD_BLOCKLIST, GUARD_SOURCES, GUARD_COUNTS],
+    }
 }

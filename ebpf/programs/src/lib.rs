@@ -1,7 +1,17 @@
 //! Shared glue for nodus's eBPF program binaries: the panic handler every
 //! `no_std` object needs, the ABI stamp the appliance build checks, and the
-//! kernel-memory read the programs that follow kernel structures share.
+//! kernel-memory read the programs that follow kernel structures share, and
+//! the packet constants of the programs that parse packets.
 #![no_std]
+
+/// EtherType of IPv4.
+pub const ETH_P_IP: u16 = 0x0800;
+/// EtherType of IPv6.
+pub const ETH_P_IPV6: u16 = 0x86dd;
+/// EtherType of an 802.1Q VLAN tag.
+pub const ETH_P_8021Q: u16 = 0x8100;
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
 
 /// Places the shared-types layout fingerprint in the object's
 /// [`nodus_common::abi::SECTION`] section. Every program binary invokes it once,

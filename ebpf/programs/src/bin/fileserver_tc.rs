@@ -38,6 +38,8 @@ use nodus_common::fileserver::{
     PATH_INDEX, PATH_OTHER, PATH_SUSPICIOUS, REQUEST_COUNTERS, TcConfig,
 };
 
+use nodus_ebpf::{ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP};
+
 nodus_ebpf::abi_stamp!();
 
 /// Slot 0: the serving port (written by userspace before attaching).
@@ -48,9 +50,6 @@ static FS_TC_CONFIG: Array<TcConfig> = Array::with_max_entries(1, 0);
 #[map]
 static FS_REQUESTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REQUEST_COUNTERS, 0);
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const IPPROTO_TCP: u8 = 6;
 /// How many 8-byte chunks of the request line are examined.
 const CHUNKS: usize = 8;
 
