@@ -27,6 +27,11 @@ impl Backend {
     }
 
     fn start_on(dir: &Path, name: &str, port: u16) -> Backend {
+        Backend::start_at(dir, name, "127.0.0.1", port)
+    }
+
+    /// A backend listening on `host` only (several share a port so).
+    fn start_at(dir: &Path, name: &str, host: &str, port: u16) -> Backend {
         let (cert, key) = (
             dir.join(format!("{name}.crt")),
             dir.join(format!("{name}.key")),
@@ -53,7 +58,7 @@ impl Backend {
             String::from_utf8_lossy(&made.stderr)
         );
         let child = Command::new(tool("openssl"))
-            .args(["s_server", "-www", "-accept", &port.to_string()])
+            .args(["s_server", "-www", "-accept", &format!("{host}:{port}")])
             .arg("-cert")
             .arg(&cert)
             .arg("-key")
@@ -64,7 +69,7 @@ impl Backend {
             .spawn()
             .unwrap();
         common::wait_for("s_server to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
+            TcpStream::connect((host, port)).ok()
         });
         Backend { child, port }
     }
@@ -484,4 +489,118 @@ fn a_proxy_protocol_route_tells_nginx_the_client_address() {
     let _ = nginx.wait();
     let routes = stats(&d)["routes"].as_str().unwrap().to_owned();
     assert!(routes.contains("ppk: sockhash, 1 conns"), "{routes}");
+}
+
+/// dnsmasq on loopback answering from a hosts file with a TTL of 1 s.
+struct Dns {
+    child: Child,
+    port: u16,
+    hosts: std::path::PathBuf,
+}
+
+impl Dns {
+    fn start(dir: &Path, hosts: &str) -> Dns {
+        let path = dir.join("dns-hosts");
+        std::fs::write(&path, hosts).unwrap();
+        let port = free_port();
+        let child = Command::new("/usr/sbin/dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--local-ttl=1",
+            ])
+            .args(["--user=root", "--log-facility=/dev/null"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .arg(format!("--addn-hosts={}", path.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (make setup installs dnsmasq-base)");
+        let dns = Dns {
+            child,
+            port,
+            hosts: path,
+        };
+        common::wait_for("dnsmasq to answer", Duration::from_secs(10), || {
+            dns.answers().then_some(())
+        });
+        dns
+    }
+
+    /// Whether it answers a query (any answer) within 200 ms.
+    fn answers(&self) -> bool {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        // Header: id 7, recursion desired, one question; "probe." A IN.
+        let query =
+            b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05probe\x00\x00\x01\x00\x01";
+        let mut buf = [0u8; 512];
+        sock.send_to(query, ("127.0.0.1", self.port)).is_ok() && sock.recv(&mut buf).is_ok()
+    }
+
+    /// Points the names at other addresses (dnsmasq rereads on SIGHUP).
+    fn rewrite(&self, hosts: &str) {
+        std::fs::write(&self.hosts, hosts).unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A backend given by name follows its DNS record: resolved through a real
+/// DNS server (dnsmasq on loopback), each answer kept for its TTL (1 s) and
+/// no longer, so when the name moves to another address connections follow
+/// once the TTL has passed (the certificate shows which backend answered);
+/// a name that does not resolve is a failed backend, with the reason.
+#[test]
+fn a_named_backend_follows_its_dns_record_after_the_ttl() {
+    require_root!();
+    let dir = common::tempdir();
+    let backend_port = free_port();
+    let _first = Backend::start_at(dir.path(), "first", "127.0.0.2", backend_port);
+    let _second = Backend::start_at(dir.path(), "second", "127.0.0.3", backend_port);
+    let dns = Dns::start(dir.path(), "127.0.0.2 app.test\n");
+    let port = free_port();
+    let d = TempDaemon::start(
+        &format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ncheck_interval_ms = 0\ncheck_fall = 1\n\
+             nameservers = [\"127.0.0.1:{dns}\"]\n\
+             [[proxy.route]]\nname = \"app\"\nserver_names = [\"app.test\"]\nbackends = [\"app.test:{backend_port}\"]\n\
+             [[proxy.route]]\nname = \"ghost\"\nserver_names = [\"ghost.test\"]\nbackends = [\"ghost.test:{backend_port}\"]\n",
+            dns = dns.port
+        ),
+        &[],
+    );
+    assert!(subject_via(port, Some("app.test")).contains("CN = first"));
+    dns.rewrite("127.0.0.3 app.test\n");
+    std::thread::sleep(Duration::from_millis(1600));
+    assert!(subject_via(port, Some("app.test")).contains("CN = second"));
+    assert!(subject_via(port, Some("ghost.test")).is_empty());
+    let s = stats(&d);
+    assert_eq!(
+        s["resolver"].as_str(),
+        Some(format!("127.0.0.1:{} (cache 256 names)", dns.port).as_str()),
+        "{s}"
+    );
+    assert_eq!(s["no_backend"].as_u64(), Some(1), "{s}");
+    let down = s["backends_down"].as_str().unwrap_or_default();
+    assert!(
+        down.starts_with(&format!(
+            "ghost: ghost.test:{backend_port} (resolving ghost.test: "
+        )),
+        "{s}"
+    );
 }

@@ -6,6 +6,11 @@
 //! so a backend that dies between checks stops taking connections after
 //! `check_fall` of them.
 //!
+//! A backend is an address or a host name ([`Target`]); names are
+//! resolved at each connection or check through the route's resolver
+//! (cached for each answer's TTL), and each address of the answer is tried
+//! in turn.
+//!
 //! Connections try the up backends in the configured order (the first is
 //! the primary, the others its failovers), then the down ones: a check can
 //! be stale, and trying costs one connect timeout where refusing would
@@ -13,7 +18,6 @@
 
 use std::{
     fmt::Write as _,
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering::Relaxed},
@@ -23,6 +27,7 @@ use std::{
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
+use super::resolve::{Resolver, Target};
 use crate::sync::lock;
 
 /// When a backend changes state.
@@ -38,7 +43,7 @@ pub struct Thresholds {
 #[derive(Debug)]
 pub struct Backend {
     /// Where it listens.
-    pub addr: SocketAddr,
+    pub target: Target,
     state: Mutex<State>,
 }
 
@@ -65,19 +70,28 @@ pub enum Change {
 pub struct Backends {
     list: Vec<Backend>,
     thresholds: Thresholds,
+    /// Resolves the names among them (None: none are names, or the
+    /// resolver could not be made: their connections fail with that).
+    resolver: Option<Arc<Resolver>>,
     /// Whether a round of checks is under way (rounds never overlap).
     checking: AtomicBool,
 }
 
 impl Backends {
-    /// Backends at `addrs`, in the order connections try them; all start
-    /// up (a fresh daemon routes at once; the first checks correct it).
-    pub fn new(addrs: &[SocketAddr], thresholds: Thresholds) -> Backends {
+    /// Backends at `targets`, in the order connections try them, names
+    /// resolved by `resolver`; all start up (a fresh daemon routes at once;
+    /// the first checks correct it).
+    pub fn new(
+        targets: &[Target],
+        thresholds: Thresholds,
+        resolver: Option<Arc<Resolver>>,
+    ) -> Backends {
         Backends {
-            list: addrs
+            resolver,
+            list: targets
                 .iter()
-                .map(|&addr| Backend {
-                    addr,
+                .map(|target| Backend {
+                    target: target.clone(),
                     state: Mutex::new(State {
                         up: true,
                         against: 0,
@@ -157,7 +171,7 @@ impl Backends {
                     text,
                     "{}{} ({})",
                     if text.is_empty() { "" } else { ", " },
-                    b.addr,
+                    b.target,
                     s.last_error.as_deref().unwrap_or("down")
                 );
             }
@@ -185,9 +199,10 @@ impl Backends {
             .list
             .iter()
             .map(|b| {
-                let (addr, greeting) = (b.addr, greeting.clone());
+                let (target, greeting) = (b.target.clone(), greeting.clone());
+                let resolver = self.resolver.clone();
                 tokio::spawn(async move {
-                    let mut conn = connect(addr, timeout).await?;
+                    let mut conn = connect(&target, resolver.as_deref(), timeout).await?;
                     if !greeting.is_empty() {
                         conn.write_all(&greeting).await.map_err(|e| e.to_string())?;
                     }
@@ -216,13 +231,43 @@ impl Backend {
     }
 }
 
-/// Connects to `addr` within `timeout`; the failure as text for the log.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+impl Backends {
+    /// Connects to `backend` (resolving its name) within `timeout` per
+    /// step; the failure as text for the log and status.
+    pub async fn connect(&self, backend: &Backend, timeout: Duration) -> Result<TcpStream, String> {
+        connect(&backend.target, self.resolver.as_deref(), timeout).await
     }
+}
+
+/// Connects to `target` within `timeout` (for the lookup, then for each
+/// address of the answer in turn).
+async fn connect(
+    target: &Target,
+    resolver: Option<&Resolver>,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    let late = |what: &str| format!("{what}: no answer within {} ms", timeout.as_millis());
+    let (addrs, named) = match target {
+        Target::Addr(a) => (vec![*a], false),
+        Target::Name { host, port } => {
+            let resolver = resolver.ok_or_else(|| format!("resolving {host}: no resolver"))?;
+            let found = tokio::time::timeout(timeout, resolver.addrs(host, *port))
+                .await
+                .map_err(|_| late(&format!("resolving {host}")))??;
+            (found, true)
+        }
+    };
+    let mut failed = String::new();
+    for addr in addrs {
+        let why = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => late("connecting"),
+        };
+        // A name's answer may hold several addresses: say which failed.
+        failed = if named { format!("{addr}: {why}") } else { why };
+    }
+    Err(failed)
 }
 
 #[cfg(test)]
@@ -230,15 +275,15 @@ mod tests {
     use super::*;
 
     fn two() -> Backends {
-        let addrs: Vec<SocketAddr> = vec![
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-        ];
-        Backends::new(&addrs, Thresholds { rise: 2, fall: 3 })
+        let targets: Vec<Target> = ["127.0.0.1:1", "127.0.0.1:2"]
+            .iter()
+            .filter_map(|t| Target::parse(t))
+            .collect();
+        Backends::new(&targets, Thresholds { rise: 2, fall: 3 }, None)
     }
 
-    fn order(b: &Backends) -> Vec<u16> {
-        b.order().map(|b| b.addr.port()).collect()
+    fn order(b: &Backends) -> Vec<String> {
+        b.order().map(|b| b.target.to_string()).collect()
     }
 
     #[test]
@@ -256,12 +301,18 @@ mod tests {
             b.record(first, fail()),
             Some(Change::Down("refused".into()))
         );
-        assert_eq!((b.up(), order(&b)), (1, vec![2, 1]));
+        assert_eq!(
+            (b.up(), order(&b)),
+            (1, vec!["127.0.0.1:2".into(), "127.0.0.1:1".into()])
+        );
         assert_eq!(b.down_text(), "127.0.0.1:1 (refused)");
         assert_eq!(b.record(first, fail()), None);
         assert_eq!(b.record(first, Ok(())), None);
         assert_eq!(b.record(first, Ok(())), Some(Change::Up));
-        assert_eq!((b.up(), order(&b)), (2, vec![1, 2]));
+        assert_eq!(
+            (b.up(), order(&b)),
+            (2, vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()])
+        );
         assert_eq!(b.down_text(), "");
     }
 
@@ -272,8 +323,12 @@ mod tests {
         let dead_addr = dead.local_addr().unwrap();
         drop(dead);
         let b = Backends::new(
-            &[dead_addr, live.local_addr().unwrap()],
+            &[
+                Target::Addr(dead_addr),
+                Target::Addr(live.local_addr().unwrap()),
+            ],
             Thresholds { rise: 1, fall: 1 },
+            None,
         );
         let changes = Mutex::new(Vec::new());
         let failed = b
@@ -281,15 +336,18 @@ mod tests {
                 Duration::from_secs(2),
                 &Arc::from(&b""[..]),
                 |backend, c| {
-                    lock(&changes).push((backend.addr, c));
+                    lock(&changes).push((backend.target.clone(), c));
                 },
             )
             .await;
         assert_eq!(failed, 1);
         let changes = changes.into_inner().unwrap();
         assert_eq!(changes.len(), 1, "{changes:?}");
-        assert_eq!(changes[0].0, dead_addr);
+        assert_eq!(changes[0].0, Target::Addr(dead_addr));
         assert!(matches!(&changes[0].1, Change::Down(e) if e.contains("refused")));
-        assert_eq!(b.order().next().map(|b| b.addr), live.local_addr().ok());
+        assert_eq!(
+            b.order().next().map(|b| b.target.clone()),
+            live.local_addr().ok().map(Target::Addr)
+        );
     }
 }

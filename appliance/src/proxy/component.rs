@@ -30,10 +30,11 @@ use tokio::{
 
 use super::{
     ProxyConfig,
-    backends::{self, Backends, Change, Thresholds},
+    backends::{Backends, Change, Thresholds},
     config::DataPath,
     guard::Guard,
     hello::{HelloError, HelloReader, MAX_HELLO, Progress},
+    resolve::{Resolver, Target},
     routes::{Decision, NamePattern, Rule, Table},
     sockhash::{RelayError, Sockhash},
     splice::{self, Tally},
@@ -76,6 +77,10 @@ crate::stats! {
         /// SYNs the guard dropped: over `guard.syn_per_second` from one
         /// source.
         guard_rate_limited: Counter,
+        /// Where backend names are resolved (`/etc/resolv.conf (cache 256
+        /// names)`), `not used` (every backend is an address) or `refused:
+        /// <why>` (their connections fail).
+        resolver: Text,
         /// Connections the sockhash refused, spliced instead: a full map, or
         /// a client that half-closed right after its hello (the kernel takes
         /// only established sockets).
@@ -170,6 +175,8 @@ struct Shared {
     guard: Option<Guard>,
     /// Why it is not running, when configured.
     guard_refused: Option<String>,
+    /// The resolver of backend names: where it asks, or why there is none.
+    resolver: Result<String, String>,
     /// Says why a connection fell back to splice, at most once a minute.
     fallback_warning: Mutex<RateLimit>,
 }
@@ -201,6 +208,27 @@ impl Proxy {
 
     fn shared(&self) -> Shared {
         let c = &self.config;
+        // A resolver only where a backend is a name.
+        let named = c
+            .routes
+            .iter()
+            .flat_map(|r| &r.backends)
+            .any(|b| matches!(Target::parse(b), Some(Target::Name { .. })));
+        let (resolver, resolver_status) = if !named {
+            (None, Ok("not used".to_owned()))
+        } else {
+            match Resolver::new(&c.nameservers, c.dns_cache_entries) {
+                Ok(r) => {
+                    let status = Ok(format!(
+                        "{} (cache {} names)",
+                        r.source(),
+                        c.dns_cache_entries
+                    ));
+                    (Some(Arc::new(r)), status)
+                }
+                Err(why) => (None, Err(why)),
+            }
+        };
         let rules = c
             .routes
             .iter()
@@ -223,11 +251,15 @@ impl Proxy {
                     name: r.name.clone(),
                     path: r.data_path.unwrap_or(c.data_path),
                     backends: Backends::new(
-                        &r.backends,
+                        &r.backends
+                            .iter()
+                            .filter_map(|b| Target::parse(b))
+                            .collect::<Vec<_>>(),
                         Thresholds {
                             rise: c.check_rise,
                             fall: c.check_fall,
                         },
+                        resolver.clone(),
                     ),
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                     proxy_protocol: r.proxy_protocol,
@@ -256,6 +288,7 @@ impl Proxy {
             sockhash_refused: None,
             guard: None,
             guard_refused: None,
+            resolver: resolver_status,
             fallback_warning: Mutex::new(RateLimit::new(Duration::from_secs(60))),
         }
     }
@@ -354,6 +387,9 @@ impl Component for Proxy {
                 if let Some(why) = &shared.sockhash_refused {
                     problems.push(format!("sockhash refused, splicing: {why}"));
                 }
+                if let Err(why) = &shared.resolver {
+                    problems.push(format!("no resolver for backend names: {why}"));
+                }
                 if let Some(why) = &shared.guard_refused {
                     problems.push(format!("XDP guard refused, unguarded: {why}"));
                 }
@@ -426,6 +462,10 @@ impl Component for Proxy {
         };
         ProxyStats {
             listen: addr.to_string(),
+            resolver: match &s.resolver {
+                Ok(status) => status.clone(),
+                Err(why) => format!("refused: {why}"),
+            },
             guard,
             guard_passed: guard_counts.passed,
             guard_blocked: guard_counts.blocked,
@@ -585,7 +625,7 @@ async fn serve(shared: &Shared, client: TcpStream) {
 /// then down ones; each result counts toward the backend's health.
 async fn connect_backend(shared: &Shared, route: &Route) -> Option<TcpStream> {
     for b in route.backends.order() {
-        let result = backends::connect(b.addr, route.connect_timeout).await;
+        let result = route.backends.connect(b, route.connect_timeout).await;
         if result.is_err() {
             shared.counters.backend_failures.fetch_add(1, Relaxed);
         }
@@ -593,7 +633,7 @@ async fn connect_backend(shared: &Shared, route: &Route) -> Option<TcpStream> {
             .backends
             .record(b, result.as_ref().map(drop).map_err(Clone::clone));
         if let Some(change) = change {
-            backend_changed(shared, route, b.addr, change);
+            backend_changed(shared, route, &b.target, change);
         }
         if let Ok(stream) = result {
             return Some(stream);
@@ -608,7 +648,7 @@ async fn check_backends(shared: Arc<Shared>) {
         let failed = route
             .backends
             .check_round(route.connect_timeout, &route.check_greeting, |b, change| {
-                backend_changed(&shared, route, b.addr, change);
+                backend_changed(&shared, route, &b.target, change);
             })
             .await;
         shared
@@ -619,7 +659,7 @@ async fn check_backends(shared: Arc<Shared>) {
 }
 
 /// Logs and counts a backend's change of state.
-fn backend_changed(shared: &Shared, route: &Route, addr: SocketAddr, change: Change) {
+fn backend_changed(shared: &Shared, route: &Route, addr: &Target, change: Change) {
     shared.counters.backend_changes.fetch_add(1, Relaxed);
     match change {
         Change::Down(why) => log::warn!(

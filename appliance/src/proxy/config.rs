@@ -9,6 +9,7 @@ use nodus_common::proxy::{GUARD_MAX_PREFIXES, MAX_ROUTES};
 
 use crate::proxy::{
     guard::{GuardSettings, parse_prefix},
+    resolve::Target,
     routes::NamePattern,
 };
 
@@ -41,6 +42,11 @@ pub struct ProxyConfig {
     pub check_rise: u32,
     /// Failed checks or connects in a row that take a backend down.
     pub check_fall: u32,
+    /// Name servers for backends given by name (`address:port`); none:
+    /// `/etc/resolv.conf`.
+    pub nameservers: Vec<SocketAddr>,
+    /// Names the resolver's cache holds at most (each for its TTL).
+    pub dns_cache_entries: usize,
     /// The XDP guard, `[proxy.guard]`.
     pub guard: GuardSettings,
     /// The routes, `[[proxy.route]]`.
@@ -59,7 +65,8 @@ pub struct RouteConfig {
     /// ALPN protocols it takes; empty: any.
     pub alpn: Vec<String>,
     /// Backends, tried in order: the next when one refuses or times out.
-    pub backends: Vec<SocketAddr>,
+    /// `address:port` or `name:port` (resolved through the resolver).
+    pub backends: Vec<String>,
     /// Time to connect to one backend.
     pub connect_timeout_ms: u64,
     /// This route's data path; unset: `proxy.data_path`.
@@ -119,11 +126,13 @@ impl Default for ProxyConfig {
             check_interval_ms: 2000,
             check_rise: 2,
             check_fall: 3,
+            nameservers: Vec::new(),
+            dns_cache_entries: 256,
             guard: GuardSettings::default(),
             routes: vec![RouteConfig {
                 name: "demo".into(),
                 server_names: vec!["localhost".into(), "*.localhost".into()],
-                backends: vec![SocketAddr::from(([127, 0, 0, 1], 8444))],
+                backends: vec!["127.0.0.1:8444".into()],
                 ..RouteConfig::default()
             }],
         }
@@ -134,7 +143,7 @@ impl ProxyConfig {
     /// Range checks serde cannot express: `(key, reason)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let key = |k: &str| format!("proxy.{k}");
-        let ranges: [(&str, u64, u64, u64); 6] = [
+        let ranges: [(&str, u64, u64, u64); 7] = [
             ("idle_timeout_ms", self.idle_timeout_ms, 100, 86_400_000),
             (
                 "handshake_timeout_ms",
@@ -146,6 +155,12 @@ impl ProxyConfig {
             ("max_per_source", self.max_per_source as u64, 1, 1_000_000),
             ("check_rise", self.check_rise.into(), 1, 100),
             ("check_fall", self.check_fall.into(), 1, 100),
+            (
+                "dns_cache_entries",
+                self.dns_cache_entries as u64,
+                1,
+                100_000,
+            ),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {
@@ -207,6 +222,12 @@ impl ProxyConfig {
             if r.backends.is_empty() {
                 return Err((at("backends"), "needs at least one backend".into()));
             }
+            if let Some(bad) = r.backends.iter().find(|b| Target::parse(b).is_none()) {
+                return Err((
+                    at("backends"),
+                    format!("'{bad}' is neither address:port nor name:port"),
+                ));
+            }
             if !(10..=60_000).contains(&r.connect_timeout_ms) {
                 return Err((
                     at("connect_timeout_ms"),
@@ -244,6 +265,10 @@ mod tests {
         let mut c = ProxyConfig::default();
         c.routes[0].backends.clear();
         assert_eq!(c.validate().unwrap_err().0, "proxy.route[0].backends");
+        c.routes[0].backends = vec!["app.internal:8443".into(), "app.internal".into()];
+        assert_eq!(c.validate().unwrap_err().0, "proxy.route[0].backends");
+        c.routes[0].backends.pop();
+        assert_eq!(c.validate(), Ok(()));
         for (interval, fall, bad) in [
             (50, 3, true),
             (0, 3, false),

@@ -20,6 +20,7 @@ pub mod guard;
 pub mod hello;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod resolve;
 pub mod routes;
 pub mod sockhash;
 pub mod splice;
