@@ -1,15 +1,18 @@
 #!/usr/bin/python3
-"""Syscalls per routed connection: nodus (splice route) against HAProxy.
+"""What one routed connection costs: nodus (splice route) against HAProxy.
 
-Why connections/s stays under HAProxy's: each proxy runs under `strace -c
--f` while the same number of short connections go through it (a real
-ClientHello made by Python's ssl module, an 8-byte request, a 64-byte
-answer from a local backend, close), and the syscalls it made are divided
-by the connections. strace slows both alike; the counts, not the times,
-are the result. Analysis, not a benchmark: `make bench` measures the rates.
+Why connections/s differs from HAProxy's: the same number of short
+connections go through each proxy (a real ClientHello made by Python's ssl
+module, an 8-byte request, a 64-byte answer from a local backend, close),
+and each proxy's cost is divided by the connections:
+- CPU: user and kernel time the process spent (/proc/PID/stat), with two
+  client threads driving it, over several rounds;
+- syscalls: a second pass under `strace -c -f`; strace slows both alike,
+  the counts, not the times, are the result.
+Analysis, not a benchmark: `make bench` measures the rates.
 
 Usage (root, after `make build`):
-    appliance/benches/proxy_syscalls.py [connections]
+    appliance/benches/proxy_cost.py [connections] [rounds]
 """
 
 import os
@@ -23,6 +26,7 @@ import threading
 import time
 
 CONNECTIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODUS = os.path.join(ROOT, "target", "release", "nodus")
 
@@ -84,6 +88,29 @@ def drive(port, hello, n):
                     break
                 got += chunk
             assert len(got) == 64, len(got)
+
+
+def cpu_ms(pid):
+    """User and kernel CPU time of `pid` (all threads), in milliseconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) * tick_ms, int(fields[12]) * tick_ms
+
+
+def cpu_per_connection(pid, port, hello, n):
+    """(user, kernel) milliseconds of CPU `pid` spent per connection while
+    two client threads drove n connections through it."""
+    user0, kernel0 = cpu_ms(pid)
+    clients = [threading.Thread(target=drive, args=(port, hello, n // 2))
+               for _ in range(2)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    user1, kernel1 = cpu_ms(pid)
+    done = n // 2 * 2
+    return (user1 - user0) / done, (kernel1 - kernel0) / done
 
 
 def count(pid, port, hello, n, out):
@@ -157,6 +184,20 @@ def main():
         wait_listening(haproxy_port)
         drive(nodus_port, hello, 50)  # warm both up
         drive(haproxy_port, hello, 50)
+        cpu = {"nodus": [], "haproxy": []}
+        for _ in range(ROUNDS):
+            for name, pid, port in (("nodus", nodus.pid, nodus_port),
+                                    ("haproxy", haproxy.pid, haproxy_port)):
+                cpu[name].append(cpu_per_connection(pid, port, hello, CONNECTIONS))
+        print(f"{CONNECTIONS} connections x {ROUNDS} rounds, CPU ms per connection "
+              "(median of rounds; user + kernel):")
+        for name, rounds in cpu.items():
+            totals = sorted(u + k for u, k in rounds)
+            user = sorted(u for u, _ in rounds)[len(rounds) // 2]
+            kernel = sorted(k for _, k in rounds)[len(rounds) // 2]
+            print(f"  {name:8} {totals[len(totals) // 2]:.3f} "
+                  f"(rounds {totals[0]:.3f}-{totals[-1]:.3f}; "
+                  f"user {user:.3f}, kernel {kernel:.3f})")
         rows = []
         for name, pid, port in (("nodus", nodus.pid, nodus_port),
                                 ("haproxy", haproxy.pid, haproxy_port)):
