@@ -116,6 +116,13 @@ pub fn read_record<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
         .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
+/// The bytes of a map key or value, for the maps libbpf (not aya) holds.
+pub fn pod_bytes<T: aya::Pod>(value: &T) -> &[u8] {
+    // SAFETY: T is Pod (plain old data without padding), so all
+    // size_of::<T>() bytes behind the reference are initialised.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
 /// Renders an error with its whole `source()` chain on one line, because aya's
 /// top-level errors ("the BPF_PROG_LOAD syscall failed") hide the kernel's
 /// actual answer ("Operation not permitted") one level down.

@@ -27,6 +27,7 @@ pub mod proccache;
 pub mod profile;
 pub mod proxy;
 pub mod ratelimit;
+pub mod sched;
 pub mod status;
 pub mod supervisor;
 pub mod sync;

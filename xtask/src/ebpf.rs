@@ -2,7 +2,9 @@
 //!
 //! Two ways produce the objects the appliance embeds:
 //! - [`build`]: compile `ebpf/programs` with the pinned nightly (read from
-//!   `ebpf/programs/rust-toolchain.toml` by rustup) and bpf-linker;
+//!   `ebpf/programs/rust-toolchain.toml` by rustup) and bpf-linker, and the
+//!   C objects (the sched_ext scheduler, which libbpf loads) with clang
+//!   against a `vmlinux.h` and libbpf's BPF headers ([`build_c`]);
 //! - a directory of objects built elsewhere (firmware builds have neither),
 //!   accepted only after [`check_objects`] confirms every object is eBPF and
 //!   carries this tree's shared-types fingerprint.
@@ -95,10 +97,124 @@ pub fn build(programs_dir: &Path, target_dir: &Path, out_dir: &Path) -> Result<(
     }
     fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let built = target_dir.join(TARGET).join("release");
+    let root = workspace_root(programs_dir);
     for object in objects::ALL {
-        copy_if_changed(&built.join(object.name), &out_dir.join(object.name))?;
+        match object.c_source {
+            None => copy_if_changed(&built.join(object.name), &out_dir.join(object.name))?,
+            Some(source) => build_c(&root, &root.join(source), target_dir, out_dir, object)?,
+        }
     }
     check_objects(out_dir)
+}
+
+/// Environment variable naming the clang to compile C eBPF with.
+pub const CLANG_ENV: &str = "NODUS_CLANG";
+/// Environment variable naming the directory holding `vmlinux.h`.
+pub const VMLINUX_ENV: &str = "NODUS_VMLINUX_DIR";
+
+/// Compiles one C object with clang (`NODUS_CLANG`, default `clang-22`)
+/// against the `vmlinux.h` in `NODUS_VMLINUX_DIR` (default
+/// `target/bpf-include`, which `make setup` fills from the board kernel's
+/// `linux-bpf-dev`) and libbpf's BPF headers (from the libbpf-sys crate
+/// the appliance links). The shared types' sizes and offsets go in as
+/// `sched_layout.h`, the fingerprint as a macro.
+pub fn build_c(
+    root: &Path,
+    source: &Path,
+    target_dir: &Path,
+    out_dir: &Path,
+    object: &Object,
+) -> Result<(), String> {
+    let clang = env::var(CLANG_ENV).unwrap_or_else(|_| "clang-22".into());
+    let vmlinux = env::var_os(VMLINUX_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/bpf-include"));
+    if !vmlinux.join("vmlinux.h").is_file() {
+        return Err(format!(
+            "{}: no vmlinux.h (run `make setup`, or set {VMLINUX_ENV})",
+            vmlinux.display()
+        ));
+    }
+    let libbpf = libbpf_headers(root)?;
+    let generated = target_dir.join("c-include");
+    fs::create_dir_all(&generated).map_err(|e| format!("{}: {e}", generated.display()))?;
+    let mut layout = String::from(
+        "/* Written by cargo xtask build-ebpf from nodus_common. */
+",
+    );
+    layout.push_str(&format!(
+        "#define NODUS_LAYOUT_FINGERPRINT 0x{:016x}ULL\n",
+        abi::LAYOUT_FINGERPRINT
+    ));
+    for (name, value) in nodus_common::sched::C_LAYOUT {
+        layout.push_str(&format!("#define {name} {value}\n"));
+    }
+    fs::write(generated.join("sched_layout.h"), layout)
+        .map_err(|e| format!("{}: {e}", generated.display()))?;
+    let built = target_dir.join(format!("{}.o", object.name));
+    let status = Command::new(&clang)
+        .args(["--target=bpfel", "-g", "-O2", "-D__TARGET_ARCH_arm64"])
+        .args(["-Wall", "-Werror", "-Wno-missing-declarations"])
+        .arg("-I")
+        .arg(&generated)
+        .arg("-I")
+        .arg(&vmlinux)
+        .arg("-I")
+        .arg(&libbpf)
+        .arg("-I")
+        .arg(source.parent().unwrap_or(root))
+        .arg("-c")
+        .arg(source)
+        .arg("-o")
+        .arg(&built)
+        .status()
+        .map_err(|e| format!("cannot run {clang}: {e} (run `make setup`, or set {CLANG_ENV})"))?;
+    if !status.success() {
+        return Err(format!("{}: clang failed ({status})", source.display()));
+    }
+    // DWARF out, BTF kept (libbpf needs it): 1 MB becomes about 115 KB of
+    // the firmware binary.
+    let strip = clang.replacen("clang", "llvm-strip", 1);
+    let status = Command::new(&strip)
+        .arg("-g")
+        .arg(&built)
+        .status()
+        .map_err(|e| format!("cannot run {strip}: {e} (run `make setup`)"))?;
+    if !status.success() {
+        return Err(format!("{}: {strip} failed ({status})", built.display()));
+    }
+    copy_if_changed(&built, &out_dir.join(object.name))
+}
+
+/// The directory with libbpf's `bpf_helpers.h`: the libbpf-sys crate's
+/// copy of libbpf, in cargo's registry (fetched if it is not there yet).
+fn libbpf_headers(root: &Path) -> Result<PathBuf, String> {
+    let lock = fs::read_to_string(root.join("Cargo.lock"))
+        .map_err(|e| format!("{}: {e}", root.join("Cargo.lock").display()))?;
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"libbpf-sys\""))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .ok_or("Cargo.lock has no libbpf-sys")?;
+    let find = || -> Option<PathBuf> {
+        let home = env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        fs::read_dir(home.join("registry/src"))
+            .ok()?
+            .flatten()
+            .map(|d| d.path().join(format!("libbpf-sys-{version}/libbpf/src")))
+            .find(|d| d.join("bpf_helpers.h").is_file())
+    };
+    if let Some(dir) = find() {
+        return Ok(dir);
+    }
+    let _ = Command::new("cargo")
+        .args(["fetch", "--locked"])
+        .current_dir(root)
+        .status();
+    find().ok_or_else(|| format!("libbpf-sys {version} is not in cargo's registry (cargo fetch)"))
 }
 
 /// Copies `from` to `to` unless `to` already has the same bytes, so that an

@@ -28,6 +28,7 @@ pub use crate::{
     proccache::ProcCacheConfig,
     profile::ProfileConfig,
     proxy::ProxyConfig,
+    sched::SchedConfig,
     supervisor::DaemonConfig,
 };
 
@@ -57,6 +58,8 @@ pub struct Config {
     pub pagecache: PageCacheConfig,
     /// `[proxy]`: the TLS SNI proxy.
     pub proxy: ProxyConfig,
+    /// `[sched]`: the sched_ext layered scheduler.
+    pub sched: SchedConfig,
     /// The fleet link: MQTT telemetry and signed fleet config.
     pub fleet: FleetConfig,
 }
@@ -148,6 +151,7 @@ impl Config {
         self.fileserver.validate()?;
         self.pagecache.validate()?;
         self.proxy.validate()?;
+        self.sched.validate()?;
         self.fleet.validate()?;
         self.check_document_keys()
     }

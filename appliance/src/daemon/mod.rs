@@ -42,6 +42,7 @@ use crate::{
         self, Chosen, ProfileComponent, ThreadPlacement,
         journal::{self, Journal},
     },
+    sched::Plan,
     status::{StatusReport, StatusRequest, StatusSource},
     supervisor::{Component, Health, Supervisor},
 };
@@ -86,7 +87,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let (layers, fleet) = boot_layers(&mut opts);
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
-    let (mut profile, placement) = apply_profile(&opts.config);
+    let (mut profile, placement, sched_plan) = apply_profile(&opts.config);
     // After the profile (its [limits] may set the hard limit): components
     // budget their descriptors against this.
     match crate::fdlimit::raise_soft_limit() {
@@ -121,7 +122,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 return Err(DaemonError::Signals(e));
             }
         };
-        let daemon = Daemon::boot(opts, layers, fleet, profile, placement).await;
+        let daemon = Daemon::boot(opts, layers, fleet, profile, placement, sched_plan).await;
         daemon.serve(signals).await
     })
 }
@@ -168,6 +169,7 @@ impl Daemon {
         fleet: FleetShared,
         profile: ProfileComponent,
         placement: ThreadPlacement,
+        sched_plan: Option<Arc<Plan>>,
     ) -> Daemon {
         for m in probe::ensure_mounts() {
             log::info!("mounted {m}");
@@ -198,6 +200,7 @@ impl Daemon {
                 proposals: proposals_tx,
                 status,
                 fleet,
+                sched_plan,
             },
             queries,
             status_requests,
@@ -525,8 +528,8 @@ fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
 }
 
 /// Discovers the topology, chooses and applies the board profile; also
-/// returns the CPUs its `placement.fileserver` names.
-fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
+/// returns where its threads go and the scheduler's layers on this board.
+fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement, Option<Arc<Plan>>) {
     let root = std::path::Path::new("/");
     let every = (config.profile.verify_interval_s > 0)
         .then(|| Duration::from_secs(config.profile.verify_interval_s));
@@ -547,7 +550,12 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
                 topo.summary()
             );
             let placement = ThreadPlacement::resolve(&chosen.profile, &topo);
-            (ProfileComponent::new(chosen, applied, every), placement)
+            let plan = Plan::resolve(&chosen.profile, &topo).map(Arc::new);
+            (
+                ProfileComponent::new(chosen, applied, every),
+                placement,
+                plan,
+            )
         }
         Err(e) => {
             let chosen = Chosen {
@@ -558,6 +566,7 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement) {
             (
                 ProfileComponent::new(chosen, Default::default(), None),
                 ThreadPlacement::default(),
+                None,
             )
         }
     }

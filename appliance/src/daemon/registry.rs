@@ -15,6 +15,7 @@ use crate::{
     proccache::{ProcCache, ProcCacheStats, ProcessTable},
     profile::{ProfileStats, ThreadPlacement},
     proxy::{Proxy, ProxyStats},
+    sched::{Plan, Sched, SchedStats},
     status::StatusSource,
     supervisor::{Component, StatField, StatSet},
 };
@@ -35,6 +36,9 @@ pub struct Shared {
     /// The telemetry outbox and the fleet documents in effect, kept across
     /// restarts of the fleet component.
     pub fleet: FleetShared,
+    /// The scheduler's layers, resolved from the board profile (`None`:
+    /// it declares none).
+    pub sched_plan: Option<std::sync::Arc<Plan>>,
 }
 
 /// One component kind.
@@ -130,6 +134,16 @@ pub const REGISTRY: &[Registration] = &[
             c.proxy
                 .enabled
                 .then(|| Box::new(Proxy::new(c.proxy.clone())) as Box<dyn Component>)
+        },
+    },
+    Registration {
+        name: "sched",
+        section: |c| section(&c.sched),
+        stats: SchedStats::FIELDS,
+        build: |c, s| {
+            c.sched.enabled.then(|| {
+                Box::new(Sched::new(c.sched.clone(), s.sched_plan.clone())) as Box<dyn Component>
+            })
         },
     },
     Registration {

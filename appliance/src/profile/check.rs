@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeSet, fmt, path::Path};
 
-use super::{Device, Profile, WorkPlacement};
+use nodus_common::sched::{MAX_LAYERS, MAX_RULES};
+
+use super::{Device, LayerPolicy, Profile, WorkPlacement};
 use crate::board::{CpuList, Topology};
 
 /// One thing wrong with a profile.
@@ -164,6 +166,9 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
             node_ref(format!("{key}.mem_nodes"), Some(n), &mut out);
         }
     }
+    if p.layers.len() > MAX_LAYERS as usize {
+        out.add("layer", format!("at most {MAX_LAYERS} layers"));
+    }
     let mut layer_names = BTreeSet::new();
     for (i, l) in p.layers.iter().enumerate() {
         let key = format!("layer[{i}]");
@@ -188,13 +193,46 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
                 m.comm_prefix.is_some(),
                 m.cgroup_prefix.is_some(),
                 m.exe.is_some(),
+                m.nice.is_some(),
+                m.uid.is_some(),
             ];
             if n.iter().filter(|&&x| x).count() != 1 {
                 out.add(
                     format!("{key}.match[{j}]"),
-                    "give exactly one of comm_prefix, cgroup_prefix or exe",
+                    "give exactly one of comm_prefix, cgroup_prefix, exe, nice or uid",
                 );
             }
+            if let Some(prefix) = &m.comm_prefix
+                && (prefix.is_empty() || prefix.len() > 15)
+            {
+                out.add(
+                    format!("{key}.match[{j}].comm_prefix"),
+                    "a comm prefix is 1 to 15 bytes (the kernel keeps 15)",
+                );
+            }
+            if let Some([low, high]) = m.nice
+                && !(-20 <= low && low <= high && high <= 19)
+            {
+                out.add(
+                    format!("{key}.match[{j}].nice"),
+                    "a nice range is [low, high] with -20 <= low <= high <= 19",
+                );
+            }
+        }
+        if l.matches.len() > MAX_RULES {
+            out.add(
+                format!("{key}.match"),
+                format!("at most {MAX_RULES} match rules per layer"),
+            );
+        }
+        if l.slice_us.is_some_and(|s| !(100..=1_000_000).contains(&s)) {
+            out.add(
+                format!("{key}.slice_us"),
+                "a slice is 100 to 1000000 microseconds",
+            );
+        }
+        if l.min_cpus.is_some() && l.policy != LayerPolicy::Grouped {
+            out.add(format!("{key}.min_cpus"), "only a grouped layer is resized");
         }
     }
     for (i, q) in p.irqs.iter().enumerate() {

@@ -268,6 +268,12 @@ pub struct LayerMatch {
     /// Executable path equals this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// Nice within `[low, high]` (both from -20 to 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nice: Option<[i32; 2]>,
+    /// Effective user id equals this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
 }
 
 /// `[[layer]]`.
@@ -287,6 +293,17 @@ pub struct Layer {
     pub cluster: Option<String>,
     /// How it shares them.
     pub policy: LayerPolicy,
+    /// Its wakeups take a CPU of its own from a task of a layer that does
+    /// not preempt, at once (scx_layered's `preempt`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preempt: bool,
+    /// Time slice in microseconds (default: the kernel's, 20 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_us: Option<u64>,
+    /// A grouped layer is resized by its utilisation between `min_cpus`
+    /// (default 1) and all of its CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cpus: Option<u32>,
 }
 
 /// `[[irq]]`: route a device's interrupts.

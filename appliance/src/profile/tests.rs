@@ -153,6 +153,26 @@ fn every_structure_rule_has_a_clear_error() {
         "exactly one of comm_prefix",
     );
     bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ nice = [5, -5] }]\n",
+        "layer[0].match[0].nice",
+        "low <= high",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ comm_prefix = \"sixteen-bytes-xx\" }]\n",
+        "layer[0].match[0].comm_prefix",
+        "1 to 15 bytes",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"confined\"\nmin_cpus = 1\nmatch = [{ uid = 0 }]\n",
+        "layer[0].min_cpus",
+        "only a grouped layer",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nslice_us = 5\nmatch = [{ uid = 0 }]\n",
+        "layer[0].slice_us",
+        "100 to 1000000",
+    );
+    bad(
         "[[irq]]\ndevice = \"nope\"\nnode = 0\n",
         "irq[0].device",
         "no device nope",

@@ -20,5 +20,6 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     h = crate::fileserver::layout(h);
     h = crate::pagecache::layout(h);
     h = crate::proxy::layout(h);
+    h = crate::sched::layout(h);
     h.finish()
 };

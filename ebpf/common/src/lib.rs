@@ -16,3 +16,4 @@ pub mod pagecache;
 pub mod probe;
 pub mod proccache;
 pub mod proxy;
+pub mod sched;

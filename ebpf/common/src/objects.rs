@@ -12,16 +12,30 @@
 pub struct Object {
     /// The file name (and the program binary's name).
     pub name: &'static str,
+    /// The C source it is compiled from (relative to the workspace), for
+    /// the objects libbpf loads; `None`: a program binary of
+    /// `ebpf/programs`.
+    pub c_source: Option<&'static str>,
     /// Programs userspace loads from it.
     pub programs: &'static [&'static str],
     /// Maps userspace opens by name.
     pub maps: &'static [&'static str],
 }
 
+macro_rules! maybe {
+    () => {
+        None
+    };
+    ($x:expr) => {
+        Some($x)
+    };
+}
+
 macro_rules! objects {
     ($(
         $(#[doc = $doc:literal])+
         $module:ident {
+            $(c_source: $c_source:literal,)?
             programs: [$($program:ident),* $(,)?],
             maps: [$($map:ident),* $(,)?] $(,)?
         }
@@ -32,6 +46,7 @@ macro_rules! objects {
                 /// The object, as the build checks it.
                 pub const OBJECT: super::Object = super::Object {
                     name: stringify!($module),
+                    c_source: maybe!($($c_source)?),
                     programs: &[$(stringify!($program)),*],
                     maps: &[$(stringify!($map)),*],
                 };
@@ -44,6 +59,7 @@ macro_rules! objects {
                     )*
                 }
                 /// Its maps' names.
+                #[allow(non_upper_case_globals)]
                 pub mod maps {
                     $(
                         #[doc = concat!("`", stringify!($map), "`.")]
@@ -117,5 +133,20 @@ objects! {
     proxy_guard {
         programs: [proxy_guard],
         maps: [GUARD_CONFIG, GUARD_BLOCKLIST, GUARD_SOURCES, GUARD_COUNTS],
+    }
+    /// The sched_ext layered scheduler (C, loaded by libbpf: aya cannot
+    /// load struct_ops): its callbacks, and a test program running its
+    /// match rules on facts userspace gives it.
+    sched {
+        c_source: "ebpf/sched/nodus_sched.bpf.c",
+        programs: [
+            nodus_select_cpu, nodus_enqueue, nodus_dispatch, nodus_runnable, nodus_running,
+            nodus_stopping, nodus_set_weight, nodus_enable, nodus_init_task, nodus_exit_task,
+            nodus_init, nodus_exit, nodus_match_test,
+        ],
+        maps: [
+            nodus_ops, NODUS_GLOBAL, NODUS_LAYERS, NODUS_CPUS, NODUS_CPU_STATE, NODUS_CGROUPS,
+            NODUS_EXES, NODUS_STATS, NODUS_TASKS, NODUS_VTIME, NODUS_EXIT,
+        ],
     }
 }

@@ -1,0 +1,155 @@
+//! Which cgroups and executables belong to which layers.
+//!
+//! The BPF policy matches comm, nice and uid itself; a cgroup path prefix or
+//! an executable path it cannot compare in the kernel cheaply, so userspace
+//! turns them into ids: each cgroup under a layer's prefix by its cgroup id
+//! (the directory's inode), each executable by device and inode. The
+//! component rescans every tuning interval, so new cgroups and replaced
+//! binaries join within one.
+
+use std::{collections::HashMap, os::unix::fs::MetadataExt, path::Path};
+
+use nodus_common::sched::Exe;
+
+use super::plan::{Layer, Rule};
+
+/// Where cgroup v2 is mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The most cgroups the kernel's table takes (NODUS_CGROUPS).
+pub const MAX_CGROUPS: usize = 4096;
+
+/// Layer bitmasks by cgroup id and by executable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// cgroup id -> the layers (bit i: layer i) whose cgroup prefix it is under.
+    pub cgroups: HashMap<u64, u32>,
+    /// executable -> the layers whose exe rule names it.
+    pub exes: HashMap<Exe, u32>,
+    /// Cgroups left out because the table was full.
+    pub cgroups_dropped: usize,
+    /// Exe rules whose file could not be read, with why.
+    pub exes_missing: Vec<String>,
+}
+
+/// The members of `layers` under the cgroup tree at `root`.
+pub fn scan(root: &Path, layers: &[Layer]) -> Members {
+    let mut m = Members::default();
+    let prefixes: Vec<(u32, &str)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            l.rules.iter().filter_map(move |r| match r {
+                Rule::CgroupPrefix(p) => Some((1u32 << i, p.as_str())),
+                _ => None,
+            })
+        })
+        .collect();
+    if !prefixes.is_empty() {
+        for entry in walkdir::WalkDir::new(root)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_dir())
+        {
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let path = format!("/{}", rel.display());
+            let bits = prefixes
+                .iter()
+                .filter(|(_, p)| path.starts_with(p))
+                .fold(0, |acc, (bit, _)| acc | bit);
+            if bits == 0 {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if m.cgroups.len() >= MAX_CGROUPS {
+                m.cgroups_dropped += 1;
+                continue;
+            }
+            m.cgroups.insert(meta.ino(), bits);
+        }
+    }
+    for (i, l) in layers.iter().enumerate() {
+        for r in &l.rules {
+            let Rule::Exe(path) = r else { continue };
+            match std::fs::metadata(path) {
+                Ok(meta) => {
+                    *m.exes.entry(exe_of(&meta)).or_default() |= 1 << i;
+                }
+                Err(e) => m.exes_missing.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    m
+}
+
+/// A file as the kernel names it: `super_block::s_dev` (`major << 20 |
+/// minor`) and the inode.
+pub fn exe_of(meta: &std::fs::Metadata) -> Exe {
+    let dev = meta.dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    Exe {
+        dev: (major << 20) | minor,
+        ino: meta.ino(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::LayerPolicy;
+
+    fn layer(rules: Vec<Rule>) -> Layer {
+        Layer {
+            name: "l".into(),
+            policy: LayerPolicy::Open,
+            cpus: vec![],
+            min_cpus: 0,
+            preempt: false,
+            slice_ns: 0,
+            rules,
+        }
+    }
+
+    #[test]
+    fn cgroups_under_each_prefix_carry_its_bit() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for d in ["work/a", "work/b/c", "other", "workshop"] {
+            std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+        }
+        let ino = |d: &str| std::fs::metadata(root.path().join(d)).expect("stat").ino();
+        let layers = vec![
+            layer(vec![Rule::CgroupPrefix("/work/".into())]),
+            layer(vec![Rule::CgroupPrefix("/work".into())]),
+        ];
+        let m = scan(root.path(), &layers);
+        assert_eq!(m.cgroups.get(&ino("work/a")), Some(&0b11));
+        assert_eq!(m.cgroups.get(&ino("work/b/c")), Some(&0b11));
+        // A string prefix, as the profile says: /workshop is under /work.
+        assert_eq!(m.cgroups.get(&ino("workshop")), Some(&0b10));
+        assert_eq!(m.cgroups.get(&ino("work")), Some(&0b10));
+        assert_eq!(m.cgroups.get(&ino("other")), None);
+    }
+
+    #[test]
+    fn executables_by_device_and_inode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join("tool");
+        std::fs::write(&exe, b"#!/bin/sh\n").expect("write");
+        let layers = vec![
+            layer(vec![Rule::Exe(exe.clone())]),
+            layer(vec![Rule::Exe(dir.path().join("absent"))]),
+        ];
+        let m = scan(dir.path(), &layers);
+        let meta = std::fs::metadata(&exe).expect("stat");
+        let key = exe_of(&meta);
+        assert_eq!(m.exes.get(&key), Some(&0b01));
+        assert_eq!(key.ino, meta.ino());
+        assert_eq!(
+            key.dev >> 20,
+            nix::sys::stat::major(meta.dev()),
+            "kernel encoding: major above bit 20"
+        );
+        assert_eq!(m.exes_missing.len(), 1);
+        assert!(m.exes_missing[0].contains("absent"), "{:?}", m.exes_missing);
+    }
+}

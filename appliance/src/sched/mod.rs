@@ -1,0 +1,21 @@
+//! The sched_ext layered scheduler: the board profile's `[[layer]]` tables
+//! made real.
+//!
+//! `plan` is the typed model (layers resolved on this board, their BPF
+//! encoding); `membership` turns cgroup-prefix and executable rules into
+//! the ids the BPF policy compares; `tuning` decides which layer owns which
+//! CPU and resizes grouped layers by their load; `kernel` is the libbpf
+//! side (load, register, counters, exit); `component` is the supervised
+//! loop that ties them together and reports. The BPF policy itself is C:
+//! `ebpf/sched/nodus_sched.bpf.c`.
+
+pub mod component;
+pub mod config;
+pub mod kernel;
+pub mod membership;
+pub mod plan;
+pub mod tuning;
+
+pub use component::{Sched, SchedStats};
+pub use config::SchedConfig;
+pub use plan::Plan;
