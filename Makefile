@@ -36,10 +36,19 @@ ebpf: setup
 	@$(CARGO) xtask build-ebpf --out $(EBPF_DIR)
 
 build: ebpf
-	$(CARGO) build --release -p nodus
+	$(CARGO) build --release -p nodus --features sched
 
+# libbpf (the scheduler's loader) is compiled by libbpf-sys with Debian's
+# musl wrapper for the cross gcc, against a libelf xtask builds for musl and
+# the cross toolchain's kernel headers (docs/aarch64.md).
+LIBELF_MUSL := $(CURDIR)/target/libelf/$(AARCH64_TARGET)
 aarch64: ebpf
-	$(CARGO) build --release --target $(AARCH64_TARGET) -p nodus
+	@$(CARGO) xtask build-libelf $(AARCH64_TARGET)
+	LIBBPF_SYS_EXTRA_CFLAGS="-I$(LIBELF_MUSL)/include -idirafter $(LIBELF_MUSL)/kernel-include" \
+	LIBBPF_SYS_LIBRARY_PATH_aarch64_unknown_linux_musl=$(LIBELF_MUSL) \
+	CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
+	CFLAGS_aarch64_unknown_linux_musl=-mno-outline-atomics \
+	$(CARGO) build --release --target $(AARCH64_TARGET) -p nodus --features sched
 	@file -b $(NODUS_AARCH64)
 	@echo "nodus: $(NODUS_AARCH64) is $$(stat -c %s $(NODUS_AARCH64)) bytes ($$(numfmt --to=iec-i --suffix=B $$(stat -c %s $(NODUS_AARCH64))))"
 
@@ -63,11 +72,12 @@ lint: ebpf
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path ebpf/programs/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features nodus/sched -- -D warnings
 	$(CARGO) xtask clippy-ebpf
 
 # As root, with every root-only test required to run (not skipped).
 unit: ebpf
-	NODUS_REQUIRE_ROOT=1 $(CARGO) test --workspace
+	NODUS_REQUIRE_ROOT=1 $(CARGO) test --workspace --features nodus/sched
 
 test: lint unit hil
 

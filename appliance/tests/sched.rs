@@ -2,49 +2,56 @@
 //! sched_ext: the scheduler's own match rules run in the kernel (its test
 //! program, BPF_PROG_TEST_RUN) on facts of the test's choosing, and the
 //! daemon says the scheduler is unavailable and why while everything else
-//! runs. Loading, placement and exit handling are on the QEMU board
-//! (hil-tests/scenarios/74-sched).
+//! runs. Loading, placement and exit handling are for the QEMU board
+//! (hil-tests/pending/74-sched.sh: not passing yet).
 
 mod common;
 
-use std::{collections::HashMap, os::unix::fs::MetadataExt, time::Duration};
+use std::time::Duration;
 
 use common::daemon::{TempDaemon, component};
-use nodus::{
-    board::Topology,
-    profile::Profile,
-    sched::{
-        Plan,
-        kernel::Matcher,
-        membership::{self, exe_of},
-        plan::comm_of,
-    },
-};
-use nodus_common::sched::Facts;
 
-fn plan(layers: &str) -> Plan {
-    let profile: Profile =
-        toml::from_str(&format!("[board]\nname = \"t\"\n{layers}")).expect("profile");
-    let topo = Topology::discover().expect("topology");
-    Plan::resolve(&profile, &topo).expect("a plan")
-}
+/// The policy's match rules in the kernel: they need the loader, which
+/// `make test` builds (`--features nodus/sched`).
+#[cfg(feature = "sched")]
+mod matcher {
+    use std::{collections::HashMap, os::unix::fs::MetadataExt};
 
-fn facts(comm: &str) -> Facts {
-    Facts {
-        comm: comm_of(comm),
-        uid: 0,
-        ..Facts::default()
+    use nodus::{
+        board::Topology,
+        profile::Profile,
+        sched::{
+            Plan,
+            loader::Matcher,
+            membership::{self, exe_of},
+            plan::comm_of,
+        },
+    };
+    use nodus_common::sched::Facts;
+
+    fn plan(layers: &str) -> Plan {
+        let profile: Profile =
+            toml::from_str(&format!("[board]\nname = \"t\"\n{layers}")).expect("profile");
+        let topo = Topology::discover().expect("topology");
+        Plan::resolve(&profile, &topo).expect("a plan")
     }
-}
 
-/// Comm prefix, nice range and uid rules, the first matching layer
-/// winning and the default layer (index = layers) taking the rest: as the
-/// scheduler's BPF decides them.
-#[test]
-fn the_kernel_puts_tasks_in_the_first_layer_with_a_matching_rule() {
-    require_root!();
-    let plan = plan(
-        r#"
+    fn facts(comm: &str) -> Facts {
+        Facts {
+            comm: comm_of(comm),
+            uid: 0,
+            ..Facts::default()
+        }
+    }
+
+    /// Comm prefix, nice range and uid rules, the first matching layer
+    /// winning and the default layer (index = layers) taking the rest: as the
+    /// scheduler's BPF decides them.
+    #[test]
+    fn the_kernel_puts_tasks_in_the_first_layer_with_a_matching_rule() {
+        crate::require_root!();
+        let plan = plan(
+            r#"
         [[layer]]
         name = "critical"
         match = [{ comm_prefix = "crit" }, { nice = [-20, -15] }]
@@ -56,55 +63,55 @@ fn the_kernel_puts_tasks_in_the_first_layer_with_a_matching_rule() {
         cpus = "0"
         policy = "grouped"
         "#,
-    );
-    let m = Matcher::load(&plan)
-        .unwrap_or_else(|e| panic!("the matcher: {}", nodus::ebpf::error_chain(&e)));
-    let layer = |f: Facts| m.layer_of(&f).expect("test run");
-    assert_eq!(layer(facts("critical-loop")), 0);
-    assert_eq!(layer(facts("crit")), 0, "the whole prefix is enough");
-    assert_eq!(
-        layer(facts("cri")),
-        1,
-        "a shorter comm is not the prefix; `c` is"
-    );
-    assert_eq!(layer(facts("cron")), 1);
-    assert_eq!(layer(facts("bash")), 2, "no rule: the default layer");
-    let niced = Facts {
-        nice: -16,
-        ..facts("bash")
-    };
-    assert_eq!(layer(niced), 0);
-    let edge = Facts {
-        nice: -14,
-        ..facts("bash")
-    };
-    assert_eq!(layer(edge), 2, "nice -14 is outside [-20, -15]");
-    let user = Facts {
-        uid: 1000,
-        ..facts("bash")
-    };
-    assert_eq!(layer(user), 1);
-    // Layer order beats rule order: critical's comm rule wins over
-    // service's uid rule.
-    let both = Facts {
-        uid: 1000,
-        ..facts("critical")
-    };
-    assert_eq!(layer(both), 0);
-}
+        );
+        let m = Matcher::load(&plan)
+            .unwrap_or_else(|e| panic!("the matcher: {}", nodus::ebpf::error_chain(&e)));
+        let layer = |f: Facts| m.layer_of(&f).expect("test run");
+        assert_eq!(layer(facts("critical-loop")), 0);
+        assert_eq!(layer(facts("crit")), 0, "the whole prefix is enough");
+        assert_eq!(
+            layer(facts("cri")),
+            1,
+            "a shorter comm is not the prefix; `c` is"
+        );
+        assert_eq!(layer(facts("cron")), 1);
+        assert_eq!(layer(facts("bash")), 2, "no rule: the default layer");
+        let niced = Facts {
+            nice: -16,
+            ..facts("bash")
+        };
+        assert_eq!(layer(niced), 0);
+        let edge = Facts {
+            nice: -14,
+            ..facts("bash")
+        };
+        assert_eq!(layer(edge), 2, "nice -14 is outside [-20, -15]");
+        let user = Facts {
+            uid: 1000,
+            ..facts("bash")
+        };
+        assert_eq!(layer(user), 1);
+        // Layer order beats rule order: critical's comm rule wins over
+        // service's uid rule.
+        let both = Facts {
+            uid: 1000,
+            ..facts("critical")
+        };
+        assert_eq!(layer(both), 0);
+    }
 
-/// Cgroup-prefix and executable rules, through the sets userspace keeps:
-/// a real cgroup directory and a real file, by their ids.
-#[test]
-fn cgroup_and_executable_rules_match_through_their_ids() {
-    require_root!();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tool = dir.path().join("tool");
-    std::fs::write(&tool, b"#!/bin/sh\n").expect("write");
-    let cgroups = dir.path().join("cg");
-    std::fs::create_dir_all(cgroups.join("app/worker")).expect("mkdir");
-    let plan = plan(&format!(
-        r#"
+    /// Cgroup-prefix and executable rules, through the sets userspace keeps:
+    /// a real cgroup directory and a real file, by their ids.
+    #[test]
+    fn cgroup_and_executable_rules_match_through_their_ids() {
+        crate::require_root!();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, b"#!/bin/sh\n").expect("write");
+        let cgroups = dir.path().join("cg");
+        std::fs::create_dir_all(cgroups.join("app/worker")).expect("mkdir");
+        let plan = plan(&format!(
+            r#"
         [[layer]]
         name = "tools"
         match = [{{ exe = "{}" }}]
@@ -116,41 +123,42 @@ fn cgroup_and_executable_rules_match_through_their_ids() {
         cpus = "0"
         policy = "grouped"
         "#,
-        tool.display()
-    ));
-    let members = membership::scan(&cgroups, &plan.layers);
-    let m = Matcher::load(&plan).expect("the matcher");
-    m.maps()
-        .set_members(&members.cgroups, &members.exes)
-        .expect("the sets");
-    let worker = std::fs::metadata(cgroups.join("app/worker"))
-        .expect("stat")
-        .ino();
-    let in_app = Facts {
-        cgroup_id: worker,
-        ..facts("anything")
-    };
-    assert_eq!(m.layer_of(&in_app).expect("run"), 1);
-    let elsewhere = Facts {
-        cgroup_id: worker + 1_000_000,
-        ..facts("anything")
-    };
-    assert_eq!(m.layer_of(&elsewhere).expect("run"), 2);
-    let running_tool = Facts {
-        exe: exe_of(&std::fs::metadata(&tool).expect("stat")),
-        cgroup_id: worker,
-        ..facts("anything")
-    };
-    assert_eq!(
-        m.layer_of(&running_tool).expect("run"),
-        0,
-        "the exe layer comes first"
-    );
-    // Sets replaced: the executable is no longer a member.
-    m.maps()
-        .set_members(&members.cgroups, &HashMap::new())
-        .expect("the sets");
-    assert_eq!(m.layer_of(&running_tool).expect("run"), 1);
+            tool.display()
+        ));
+        let members = membership::scan(&cgroups, &plan.layers);
+        let m = Matcher::load(&plan).expect("the matcher");
+        m.maps()
+            .set_members(&members.cgroups, &members.exes)
+            .expect("the sets");
+        let worker = std::fs::metadata(cgroups.join("app/worker"))
+            .expect("stat")
+            .ino();
+        let in_app = Facts {
+            cgroup_id: worker,
+            ..facts("anything")
+        };
+        assert_eq!(m.layer_of(&in_app).expect("run"), 1);
+        let elsewhere = Facts {
+            cgroup_id: worker + 1_000_000,
+            ..facts("anything")
+        };
+        assert_eq!(m.layer_of(&elsewhere).expect("run"), 2);
+        let running_tool = Facts {
+            exe: exe_of(&std::fs::metadata(&tool).expect("stat")),
+            cgroup_id: worker,
+            ..facts("anything")
+        };
+        assert_eq!(
+            m.layer_of(&running_tool).expect("run"),
+            0,
+            "the exe layer comes first"
+        );
+        // Sets replaced: the executable is no longer a member.
+        m.maps()
+            .set_members(&members.cgroups, &HashMap::new())
+            .expect("the sets");
+        assert_eq!(m.layer_of(&running_tool).expect("run"), 1);
+    }
 }
 
 /// This host's kernel has no sched_ext: the component is unavailable with
@@ -162,7 +170,7 @@ fn without_sched_ext_the_scheduler_is_unavailable_and_says_why() {
         eprintln!("skipped: this kernel has sched_ext (the board's scenario covers it)");
         return;
     }
-    let d = TempDaemon::start("[fleet]\nenabled = false\n", &[]);
+    let d = TempDaemon::start("[sched]\nenabled = true\n[fleet]\nenabled = false\n", &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let sched = loop {
         let status = d.status_json();

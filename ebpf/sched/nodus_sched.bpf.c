@@ -136,6 +136,10 @@ struct task_ctx {
 	/* the CPU select_cpu chose to preempt, + 1 (0: none) */
 	__u32 preempt_cpu;
 	__u32 refresh;
+	/* its affinity allows none of its layer's CPUs: it runs where its
+	 * affinity says (the layer cannot place it, and must not starve it) */
+	__u32 fallback;
+	__u32 pad;
 };
 
 struct {
@@ -160,7 +164,6 @@ static __always_inline __u64 dsq_id(__u32 layer, __u32 dom)
  * layer (nr_layers) when none does. */
 static __always_inline __u32 match_layer(const struct nodus_facts *f, __u32 nr_layers)
 {
-	/* keys on the stack: `f` may be the test program's context */
 	__u64 cgroup_id = f->cgroup_id;
 	struct nodus_exe exe_key = { .dev = f->exe.dev, .ino = f->exe.ino };
 	__u32 *cg_bits = bpf_map_lookup_elem(&NODUS_CGROUPS, &cgroup_id);
@@ -289,6 +292,23 @@ static __always_inline bool may_run(__u32 layer, __u32 kind, __u32 owner)
 	return owner == NODUS_NONE || layer_kind(owner) != NODUS_LAYER_CONFINED;
 }
 
+/* Whether no CPU `p` may run on (its affinity) is one its layer may use. */
+static __always_inline bool needs_fallback(struct task_struct *p, __u32 layer, __u32 nr_cpus)
+{
+	__u32 kind = layer_kind(layer);
+	for (__u32 cpu = 0; cpu < NODUS_MAX_CPUS; cpu++) {
+		if (cpu >= nr_cpus)
+			break;
+		__u32 key = cpu;
+		struct nodus_cpu *c = bpf_map_lookup_elem(&NODUS_CPUS, &key);
+		if (!c)
+			break;
+		if (may_run(layer, kind, c->owner) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			return false;
+	}
+	return true;
+}
+
 /* An idle CPU for a task of `layer`, claimed: its own CPUs first, then free
  * ones, then idle CPUs lent by grouped layers. -1 when none. */
 static __always_inline s32 claim_idle(struct task_struct *p, __u32 layer, __u32 kind,
@@ -355,6 +375,11 @@ s32 BPF_STRUCT_OPS(nodus_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!g || !tctx)
 		return prev_cpu;
 	__u32 layer = tctx->layer, kind = layer_kind(layer);
+	if (tctx->fallback) {
+		if (scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, layer_slice(layer), 0);
+		return prev_cpu;
+	}
 	s32 cpu = claim_idle(p, layer, kind, g->nr_cpus, prev_cpu);
 	if (cpu >= 0) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, layer_slice(layer), 0);
@@ -394,8 +419,9 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 			s->preempted++;
 		return;
 	}
-	/* Pinned tasks (per-CPU kernel threads) run where they must. */
-	if (p->nr_cpus_allowed == 1) {
+	/* Pinned tasks (per-CPU kernel threads), and tasks whose affinity
+	 * excludes their layer's CPUs, run where they must. */
+	if (p->nr_cpus_allowed == 1 || tctx->fallback) {
 		s32 cpu = scx_bpf_task_cpu(p);
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -435,6 +461,21 @@ static __always_inline bool consume(__u32 layer, __u32 dom, __u32 nr_doms)
 	return false;
 }
 
+/* A free or lent CPU takes the other non-confined layers' tasks, in profile
+ * order, then the default layer's. */
+static __always_inline bool consume_others(__u32 owner, __u32 dom, struct nodus_global *g)
+{
+	for (__u32 l = 0; l <= NODUS_MAX_LAYERS; l++) {
+		if (l > g->nr_layers)
+			break;
+		if (l == owner || (l < g->nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
+			continue;
+		if (consume(l, dom, g->nr_doms))
+			return true;
+	}
+	return false;
+}
+
 void BPF_STRUCT_OPS(nodus_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct nodus_global *g = global();
@@ -444,21 +485,23 @@ void BPF_STRUCT_OPS(nodus_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	__u32 owner = c->owner;
 	if (owner != NODUS_NONE) {
+		if (layer_kind(owner) == NODUS_LAYER_CONFINED) {
+			consume(owner, c->dom, g->nr_doms);
+			return;
+		}
+		/* Grouped: its own tasks first, but a waiting task of another
+		 * layer gets this CPU at least every NODUS_LEND_EVERY_NS. */
+		struct nodus_cpu_state *st = bpf_map_lookup_elem(&NODUS_CPU_STATE, &key);
+		__u64 now = bpf_ktime_get_ns();
+		if (st && now - st->lent_ns > NODUS_LEND_EVERY_NS) {
+			st->lent_ns = now;
+			if (consume_others(owner, c->dom, g))
+				return;
+		}
 		if (consume(owner, c->dom, g->nr_doms))
 			return;
-		if (layer_kind(owner) == NODUS_LAYER_CONFINED)
-			return;
 	}
-	/* A free or lent CPU: the other non-confined layers, in profile order,
-	 * then the default layer. */
-	for (__u32 l = 0; l <= NODUS_MAX_LAYERS; l++) {
-		if (l > g->nr_layers)
-			break;
-		if (l == owner || (l < g->nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
-			continue;
-		if (consume(l, c->dom, g->nr_doms))
-			return;
-	}
+	consume_others(owner, c->dom, g);
 }
 
 void BPF_STRUCT_OPS(nodus_runnable, struct task_struct *p, u64 enq_flags)
@@ -472,8 +515,20 @@ void BPF_STRUCT_OPS(nodus_runnable, struct task_struct *p, u64 enq_flags)
 	__u64 comm[2];
 	read_comm(p, comm);
 	if (tctx->refresh || tctx->generation != g->generation || comm[0] != tctx->comm[0] ||
-	    comm[1] != tctx->comm[1] || now - tctx->matched_ns > REMATCH_NS)
+	    comm[1] != tctx->comm[1] || now - tctx->matched_ns > REMATCH_NS) {
+		__u32 before = tctx->layer;
 		rematch(p, tctx, g, false);
+		if (tctx->layer != before)
+			tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
+	}
+}
+
+void BPF_STRUCT_OPS(nodus_set_cpumask, struct task_struct *p, const struct cpumask *cpumask)
+{
+	struct nodus_global *g = global();
+	struct task_ctx *tctx = task_ctx(p);
+	if (g && tctx)
+		tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
 }
 
 static __always_inline __u32 log2_bucket(__u64 v)
@@ -561,6 +616,7 @@ s32 BPF_STRUCT_OPS(nodus_init_task, struct task_struct *p, struct scx_init_task_
 	if (!g || !tctx)
 		return -12; /* -ENOMEM */
 	rematch(p, tctx, g, true);
+	tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
 	return 0;
 }
 
@@ -612,7 +668,9 @@ int nodus_match_test(struct nodus_facts *f)
 	struct nodus_global *g = global();
 	if (!g)
 		return -1;
-	f->layer = match_layer(f, g->nr_layers);
+	struct nodus_facts copy;
+	__builtin_memcpy(&copy, f, sizeof(copy));
+	f->layer = match_layer(&copy, g->nr_layers);
 	return 0;
 }
 
@@ -625,6 +683,7 @@ struct sched_ext_ops nodus_ops = {
 	.running = (void *)nodus_running,
 	.stopping = (void *)nodus_stopping,
 	.set_weight = (void *)nodus_set_weight,
+	.set_cpumask = (void *)nodus_set_cpumask,
 	.enable = (void *)nodus_enable,
 	.init_task = (void *)nodus_init_task,
 	.exit_task = (void *)nodus_exit_task,

@@ -82,7 +82,14 @@ struct nodus_cpu_state {
 	__u32 layer;
 	__u32 pad;
 	__u64 started_ns;
+	/* when this grouped CPU last ran (or looked for) another layer's task:
+	 * at least one such slot every NODUS_LEND_EVERY_NS, so nothing starves */
+	__u64 lent_ns;
 };
+
+/* A grouped layer's busy CPU still runs a waiting task of another layer
+ * this often. */
+#define NODUS_LEND_EVERY_NS 100000000ULL
 
 /* NODUS_EXES key: an executable by its file's device (kernel encoding) and
  * inode. */

@@ -187,16 +187,23 @@ pub fn build_c(
 }
 
 /// The directory with libbpf's `bpf_helpers.h`: the libbpf-sys crate's
-/// copy of libbpf, in cargo's registry (fetched if it is not there yet).
+/// copy of libbpf.
 fn libbpf_headers(root: &Path) -> Result<PathBuf, String> {
+    crate_source(root, "libbpf-sys", "libbpf/src/bpf_helpers.h").map(|d| d.join("libbpf/src"))
+}
+
+/// The source directory of crate `name` at the version Cargo.lock pins, in
+/// cargo's registry (fetched first if it is not there yet); `probe` is a
+/// file it must hold.
+pub fn crate_source(root: &Path, name: &str, probe: &str) -> Result<PathBuf, String> {
     let lock = fs::read_to_string(root.join("Cargo.lock"))
         .map_err(|e| format!("{}: {e}", root.join("Cargo.lock").display()))?;
     let version = lock
         .split("[[package]]")
-        .find(|p| p.contains("name = \"libbpf-sys\""))
+        .find(|p| p.contains(&format!("name = \"{name}\"")))
         .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
         .map(|v| v.trim_end_matches('"').to_owned())
-        .ok_or("Cargo.lock has no libbpf-sys")?;
+        .ok_or_else(|| format!("Cargo.lock has no {name}"))?;
     let find = || -> Option<PathBuf> {
         let home = env::var_os("CARGO_HOME")
             .map(PathBuf::from)
@@ -204,8 +211,8 @@ fn libbpf_headers(root: &Path) -> Result<PathBuf, String> {
         fs::read_dir(home.join("registry/src"))
             .ok()?
             .flatten()
-            .map(|d| d.path().join(format!("libbpf-sys-{version}/libbpf/src")))
-            .find(|d| d.join("bpf_helpers.h").is_file())
+            .map(|d| d.path().join(format!("{name}-{version}")))
+            .find(|d| d.join(probe).is_file())
     };
     if let Some(dir) = find() {
         return Ok(dir);
@@ -214,7 +221,7 @@ fn libbpf_headers(root: &Path) -> Result<PathBuf, String> {
         .args(["fetch", "--locked"])
         .current_dir(root)
         .status();
-    find().ok_or_else(|| format!("libbpf-sys {version} is not in cargo's registry (cargo fetch)"))
+    find().ok_or_else(|| format!("{name} {version} is not in cargo's registry (cargo fetch)"))
 }
 
 /// Copies `from` to `to` unless `to` already has the same bytes, so that an

@@ -6,3 +6,4 @@
 
 pub mod ebpf;
 pub mod elf;
+pub mod libelf;

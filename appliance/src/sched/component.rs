@@ -15,7 +15,8 @@ use tokio::sync::watch;
 
 use super::{
     SchedConfig,
-    kernel::{self, LayerCounts, Mode, Scheduler},
+    kernel::{self, LayerCounts, Mode},
+    loader::Scheduler,
     membership::{self, CGROUP_ROOT, Members},
     plan::Plan,
     tuning,
@@ -108,7 +109,9 @@ impl Component for Sched {
     }
 
     fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
-        let unavailable = if !ctx.kernel.has(Feature::SchedExt) {
+        let unavailable = if !cfg!(feature = "sched") {
+            Some(kernel::NOT_BUILT.to_owned())
+        } else if !ctx.kernel.has(Feature::SchedExt) {
             let why = ctx.kernel.features.get(&Feature::SchedExt);
             Some(format!(
                 "the kernel has no sched_ext: {}",
@@ -229,6 +232,7 @@ impl Worker {
         loop {
             let mut sizes = tuning::initial_sizes(&plan);
             let owners = tuning::owners(&plan, &sizes);
+            let load_started = Instant::now();
             let loading = {
                 let plan = plan.clone();
                 tokio::task::spawn_blocking(move || Scheduler::start(&plan, mode, &owners))
@@ -238,12 +242,16 @@ impl Worker {
                 tokio::select! {
                     r = &mut loading => break r,
                     _ = beat.tick() => ctx.heartbeat.beat(),
+                    // The load finishes on its own thread; a scheduler it
+                    // registers meanwhile is unregistered when it drops.
+                    _ = stopped.changed() => return,
                 }
             };
             let outcome = match started {
                 Ok(Ok(scheduler)) => {
                     log::info!(
-                        "sched: nodus scheduler enabled, {} layers ({})",
+                        "sched: nodus scheduler enabled in {} ms, {} layers ({})",
+                        load_started.elapsed().as_millis(),
                         plan.layers.len(),
                         kernel::kernel_state()
                             .map(|(s, ops)| format!("kernel: {s}, ops {ops}"))
@@ -351,11 +359,25 @@ impl Worker {
                     let scanned = {
                         let plan = plan.clone();
                         tokio::task::spawn_blocking(move || {
-                            membership::scan(Path::new(CGROUP_ROOT), &plan.layers)
+                            let root = Path::new(CGROUP_ROOT);
+                            let v2 = membership::is_cgroup2(root);
+                            let scanned = membership::scan(
+                                if v2 { root } else { Path::new("/nonexistent") },
+                                &plan.layers,
+                            );
+                            (v2, scanned)
                         })
                         .await
                     };
                     let mut problems = Vec::new();
+                    let scanned = scanned.map(|(v2, scanned)| {
+                        let cgroup_rules = plan.layers.iter().flat_map(|l| &l.rules)
+                            .any(|r| matches!(r, super::plan::Rule::CgroupPrefix(_)));
+                        if cgroup_rules && !v2 {
+                            problems.push(format!("cgroup rules match nothing: {CGROUP_ROOT} is not a cgroup v2 mount"));
+                        }
+                        scanned
+                    });
                     if let Ok(scanned) = scanned {
                         if scanned.cgroups_dropped > 0 {
                             problems.push(format!(

@@ -32,7 +32,7 @@ pub struct SchedConfig {
 impl Default for SchedConfig {
     fn default() -> Self {
         SchedConfig {
-            enabled: true,
+            enabled: false,
             switch_partial: false,
             watchdog_ms: 5000,
             interval_ms: 1000,

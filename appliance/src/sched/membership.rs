@@ -32,9 +32,24 @@ pub struct Members {
     pub exes_missing: Vec<String>,
 }
 
-/// The members of `layers` under the cgroup tree at `root`.
+/// The members of `layers`: cgroups under the cgroup v2 tree at `root`
+/// (none when `root` is not one: ids from another file system would match
+/// nothing, or the wrong task), and executables.
 pub fn scan(root: &Path, layers: &[Layer]) -> Members {
     let mut m = Members::default();
+    scan_cgroups(root, layers, &mut m);
+    scan_exes(layers, &mut m);
+    m
+}
+
+/// Whether `root` is a cgroup v2 mount (the only tree whose directory
+/// inodes are the cgroup ids the kernel gives tasks).
+pub fn is_cgroup2(root: &Path) -> bool {
+    nix::sys::statfs::statfs(root)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+fn scan_cgroups(root: &Path, layers: &[Layer], m: &mut Members) {
     let prefixes: Vec<(u32, &str)> = layers
         .iter()
         .enumerate()
@@ -68,6 +83,9 @@ pub fn scan(root: &Path, layers: &[Layer]) -> Members {
             m.cgroups.insert(meta.ino(), bits);
         }
     }
+}
+
+fn scan_exes(layers: &[Layer], m: &mut Members) {
     for (i, l) in layers.iter().enumerate() {
         for r in &l.rules {
             let Rule::Exe(path) = r else { continue };
@@ -79,7 +97,6 @@ pub fn scan(root: &Path, layers: &[Layer]) -> Members {
             }
         }
     }
-    m
 }
 
 /// A file as the kernel names it: `super_block::s_dev` (`major << 20 |

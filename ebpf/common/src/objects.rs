@@ -141,7 +141,7 @@ objects! {
         c_source: "ebpf/sched/nodus_sched.bpf.c",
         programs: [
             nodus_select_cpu, nodus_enqueue, nodus_dispatch, nodus_runnable, nodus_running,
-            nodus_stopping, nodus_set_weight, nodus_enable, nodus_init_task, nodus_exit_task,
+            nodus_stopping, nodus_set_weight, nodus_set_cpumask, nodus_enable, nodus_init_task, nodus_exit_task,
             nodus_init, nodus_exit, nodus_match_test,
         ],
         maps: [

@@ -1,0 +1,71 @@
+# The layered scheduler on the board's 7.3 kernel (sched_ext): nodus loads it
+# from the qemu-virt-numa profile's layers (critical: comm prefix
+# "critical", confined to CPUs 2-3; background: every cgroup, grouped on
+# 0-1), the kernel runs it, tasks land in their layers and the critical
+# CPUs carry no background work; SysRq-S ends it, nodus reports the exit
+# and loads it again.
+# A watcher on the console: how far loading got, should the board stall.
+( while :; do
+    echo "@@watch $(cut -d' ' -f1 /proc/uptime) sched_ext=$(cat /sys/kernel/sched_ext/state) $(tail -n 1 "$NODUS_LOG" | cut -c1-160)" >/dev/console
+    sleep 3
+  done ) &
+watcher=$!
+nodus_start
+wait_status "^      state +enabled \(nodus, full\)$" 90 || true
+out=$(nodus status) || fail "nodus status exited $?"
+echo "$out"
+expect_line "^  sched +healthy" "$out" "sched component"
+expect_line "^      state +enabled \(nodus, full\)$" "$out" "scheduler enabled"
+[ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "sched_ext state: $(cat /sys/kernel/sched_ext/state)"
+[ "$(cat /sys/kernel/sched_ext/root/ops)" = nodus ] || fail "sched_ext ops: $(cat /sys/kernel/sched_ext/root/ops)"
+
+# A critical task and four background hogs (scripts: comm is the file name).
+printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/critical-spin
+printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/hog
+chmod +x /tmp/critical-spin /tmp/hog
+/tmp/critical-spin &
+crit=$!
+hogs=""
+for _ in 1 2 3 4; do
+  /tmp/hog &
+  hogs="$hogs $!"
+done
+# Layers are matched at wakeups; a second of running settles them.
+sleep 2
+# cpu_of PID: the CPU the task last ran on (/proc/PID/stat field 39).
+cpu_of() { cut -d' ' -f39 "/proc/$1/stat"; }
+crit_cpus="" hog_cpus=""
+for _ in $(seq 1 30); do
+  crit_cpus="$crit_cpus $(cpu_of "$crit")"
+  for h in $hogs; do hog_cpus="$hog_cpus $(cpu_of "$h")"; done
+  sleep 0.1
+done
+echo "critical ran on:$crit_cpus"
+echo "hogs ran on:$hog_cpus"
+for c in $crit_cpus; do
+  case "$c" in 2 | 3) ;; *) fail "the critical task ran on CPU $c, its layer is confined to 2-3" ;; esac
+done
+for c in $hog_cpus; do
+  case "$c" in 0 | 1) ;; *) fail "a background hog ran on CPU $c: the critical CPUs 2-3 must carry no background work" ;; esac
+done
+wait_status "critical: confined, 2 cpus, [0-9]+% busy, [1-9][0-9]* tasks" 5 || true
+out=$(nodus status)
+echo "$out"
+expect_line "critical: confined, 2 cpus, [0-9]+% busy, [1-9][0-9]* tasks" "$out" "the critical layer holds the task"
+expect_line "background: grouped, [12] cpus, [0-9]+% busy, [1-9][0-9]* tasks" "$out" "the background layer holds the hogs"
+
+# SysRq-S: the kernel ends the scheduler (every task back on the default
+# one); nodus notices, reports the exit and loads it again after its backoff.
+echo S >/proc/sysrq-trigger
+wait_status "^      last_exit +SysRq-S" 3 || fail "no SysRq-S exit reported within 3 s: $(nodus status)"
+wait_status "^      reloads +1$" 10 || fail "not reloaded within 10 s: $(nodus status)"
+wait_status "^      state +enabled \(nodus, full\)$" 10 || fail "not enabled again: $(nodus status)"
+out=$(nodus status)
+echo "$out"
+expect_line "^      exits +1$" "$out" "one exit counted"
+[ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "sched_ext state after the reload: $(cat /sys/kernel/sched_ext/state)"
+grep -q "the kernel ended the scheduler: SysRq-S" "$NODUS_LOG" || fail "no log line for the exit"
+
+kill $crit $hogs $watcher
+nodus_stop
+[ "$(cat /sys/kernel/sched_ext/state)" = disabled ] || fail "sched_ext still $(cat /sys/kernel/sched_ext/state) after nodus stopped"
