@@ -125,7 +125,7 @@ mod matcher {
         "#,
             tool.display()
         ));
-        let members = membership::scan(&cgroups, &plan.layers);
+        let members = membership::scan(Some(&cgroups), &plan.layers);
         let m = Matcher::load(&plan).expect("the matcher");
         m.maps()
             .set_members(&members.cgroups, &members.exes)

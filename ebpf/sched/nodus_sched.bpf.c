@@ -164,6 +164,7 @@ static __always_inline __u64 dsq_id(__u32 layer, __u32 dom)
  * layer (nr_layers) when none does. */
 static __always_inline __u32 match_layer(const struct nodus_facts *f, __u32 nr_layers)
 {
+	/* keys on the stack: `f` may be the test program's context */
 	__u64 cgroup_id = f->cgroup_id;
 	struct nodus_exe exe_key = { .dev = f->exe.dev, .ino = f->exe.ino };
 	__u32 *cg_bits = bpf_map_lookup_elem(&NODUS_CGROUPS, &cgroup_id);
@@ -668,9 +669,7 @@ int nodus_match_test(struct nodus_facts *f)
 	struct nodus_global *g = global();
 	if (!g)
 		return -1;
-	struct nodus_facts copy;
-	__builtin_memcpy(&copy, f, sizeof(copy));
-	f->layer = match_layer(&copy, g->nr_layers);
+	f->layer = match_layer(f, g->nr_layers);
 	return 0;
 }
 

@@ -6,7 +6,6 @@
 //! again after a backoff that doubles with each exit.
 
 use std::{
-    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,7 +16,7 @@ use super::{
     SchedConfig,
     kernel::{self, LayerCounts, Mode},
     loader::Scheduler,
-    membership::{self, CGROUP_ROOT, Members},
+    membership::{self, Members},
     plan::Plan,
     tuning,
 };
@@ -216,12 +215,7 @@ impl Worker {
         let plan = match &self.plan {
             Some(plan) if starting => plan.clone(),
             // Unavailable: beat until stopped.
-            _ => loop {
-                tokio::select! {
-                    _ = stopped.changed() => return,
-                    _ = beat.tick() => ctx.heartbeat.beat(),
-                }
-            },
+            _ => return self.idle(&ctx, &mut beat, &mut stopped).await,
         };
         let mode = Mode {
             watchdog_ms: self.config.watchdog_ms,
@@ -310,6 +304,7 @@ impl Worker {
         }
     }
 
+    /// Beats until stopped: nothing to schedule.
     async fn idle(
         &self,
         ctx: &ComponentContext,
@@ -359,34 +354,13 @@ impl Worker {
                     let scanned = {
                         let plan = plan.clone();
                         tokio::task::spawn_blocking(move || {
-                            let root = Path::new(CGROUP_ROOT);
-                            let v2 = membership::is_cgroup2(root);
-                            let scanned = membership::scan(
-                                if v2 { root } else { Path::new("/nonexistent") },
-                                &plan.layers,
-                            );
-                            (v2, scanned)
+                            membership::scan(membership::cgroup_tree(), &plan.layers)
                         })
                         .await
                     };
                     let mut problems = Vec::new();
-                    let scanned = scanned.map(|(v2, scanned)| {
-                        let cgroup_rules = plan.layers.iter().flat_map(|l| &l.rules)
-                            .any(|r| matches!(r, super::plan::Rule::CgroupPrefix(_)));
-                        if cgroup_rules && !v2 {
-                            problems.push(format!("cgroup rules match nothing: {CGROUP_ROOT} is not a cgroup v2 mount"));
-                        }
-                        scanned
-                    });
                     if let Ok(scanned) = scanned {
-                        if scanned.cgroups_dropped > 0 {
-                            problems.push(format!(
-                                "{} cgroups over the table's {} left unmatched",
-                                scanned.cgroups_dropped,
-                                membership::MAX_CGROUPS
-                            ));
-                        }
-                        problems.extend(scanned.exes_missing.iter().map(|e| format!("exe rule: {e}")));
+                        problems = scanned.problems();
                         if scanned.cgroups != members.cgroups || scanned.exes != members.exes {
                             if let Err(e) = scheduler.maps().set_members(&scanned.cgroups, &scanned.exes) {
                                 problems.push(format!("cannot update the cgroup/exe sets: {}", error_chain(&e)));

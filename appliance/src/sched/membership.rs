@@ -30,26 +30,51 @@ pub struct Members {
     pub cgroups_dropped: usize,
     /// Exe rules whose file could not be read, with why.
     pub exes_missing: Vec<String>,
+    /// Cgroup rules exist but there was no cgroup v2 tree to match them in.
+    pub no_cgroup_tree: bool,
 }
 
-/// The members of `layers`: cgroups under the cgroup v2 tree at `root`
-/// (none when `root` is not one: ids from another file system would match
-/// nothing, or the wrong task), and executables.
-pub fn scan(root: &Path, layers: &[Layer]) -> Members {
+impl Members {
+    /// What kept some rules from matching, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.no_cgroup_tree {
+            out.push(format!(
+                "cgroup rules match nothing: {CGROUP_ROOT} is not a cgroup v2 mount"
+            ));
+        }
+        if self.cgroups_dropped > 0 {
+            out.push(format!(
+                "{} cgroups over the table's {MAX_CGROUPS} left unmatched",
+                self.cgroups_dropped
+            ));
+        }
+        out.extend(self.exes_missing.iter().map(|e| format!("exe rule: {e}")));
+        out
+    }
+}
+
+/// The cgroup v2 tree at [`CGROUP_ROOT`], or `None` when that is not a
+/// cgroup v2 mount (only there are directory inodes the cgroup ids the
+/// kernel gives tasks; ids from another file system would match nothing,
+/// or the wrong task).
+pub fn cgroup_tree() -> Option<&'static Path> {
+    let root = Path::new(CGROUP_ROOT);
+    nix::sys::statfs::statfs(root)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .then_some(root)
+}
+
+/// The members of `layers`: cgroups under the cgroup tree `root` (none
+/// without one), and executables.
+pub fn scan(root: Option<&Path>, layers: &[Layer]) -> Members {
     let mut m = Members::default();
     scan_cgroups(root, layers, &mut m);
     scan_exes(layers, &mut m);
     m
 }
 
-/// Whether `root` is a cgroup v2 mount (the only tree whose directory
-/// inodes are the cgroup ids the kernel gives tasks).
-pub fn is_cgroup2(root: &Path) -> bool {
-    nix::sys::statfs::statfs(root)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-}
-
-fn scan_cgroups(root: &Path, layers: &[Layer], m: &mut Members) {
+fn scan_cgroups(root: Option<&Path>, layers: &[Layer], m: &mut Members) {
     let prefixes: Vec<(u32, &str)> = layers
         .iter()
         .enumerate()
@@ -60,28 +85,33 @@ fn scan_cgroups(root: &Path, layers: &[Layer], m: &mut Members) {
             })
         })
         .collect();
-    if !prefixes.is_empty() {
-        for entry in walkdir::WalkDir::new(root)
-            .into_iter()
-            .flatten()
-            .filter(|e| e.file_type().is_dir())
-        {
-            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            let path = format!("/{}", rel.display());
-            let bits = prefixes
-                .iter()
-                .filter(|(_, p)| path.starts_with(p))
-                .fold(0, |acc, (bit, _)| acc | bit);
-            if bits == 0 {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if m.cgroups.len() >= MAX_CGROUPS {
-                m.cgroups_dropped += 1;
-                continue;
-            }
-            m.cgroups.insert(meta.ino(), bits);
+    if prefixes.is_empty() {
+        return;
+    }
+    let Some(root) = root else {
+        m.no_cgroup_tree = true;
+        return;
+    };
+    for entry in walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+    {
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let path = format!("/{}", rel.display());
+        let bits = prefixes
+            .iter()
+            .filter(|(_, p)| path.starts_with(p))
+            .fold(0, |acc, (bit, _)| acc | bit);
+        if bits == 0 {
+            continue;
         }
+        let Ok(meta) = entry.metadata() else { continue };
+        if m.cgroups.len() >= MAX_CGROUPS {
+            m.cgroups_dropped += 1;
+            continue;
+        }
+        m.cgroups.insert(meta.ino(), bits);
     }
 }
 
@@ -138,7 +168,7 @@ mod tests {
             layer(vec![Rule::CgroupPrefix("/work/".into())]),
             layer(vec![Rule::CgroupPrefix("/work".into())]),
         ];
-        let m = scan(root.path(), &layers);
+        let m = scan(Some(root.path()), &layers);
         assert_eq!(m.cgroups.get(&ino("work/a")), Some(&0b11));
         assert_eq!(m.cgroups.get(&ino("work/b/c")), Some(&0b11));
         // A string prefix, as the profile says: /workshop is under /work.
@@ -156,7 +186,7 @@ mod tests {
             layer(vec![Rule::Exe(exe.clone())]),
             layer(vec![Rule::Exe(dir.path().join("absent"))]),
         ];
-        let m = scan(dir.path(), &layers);
+        let m = scan(Some(dir.path()), &layers);
         let meta = std::fs::metadata(&exe).expect("stat");
         let key = exe_of(&meta);
         assert_eq!(m.exes.get(&key), Some(&0b01));
