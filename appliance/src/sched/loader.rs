@@ -195,17 +195,14 @@ impl Loaded {
         for (i, layer) in plan.layers.iter().enumerate() {
             self.put(maps::NODUS_LAYERS, &(i as u32), &layer.encode())?;
         }
-        for (cpu, &dom) in plan.cpu_dom.iter().enumerate() {
-            let c = abi::Cpu {
-                dom,
-                owner: abi::NONE,
-            };
-            self.put(maps::NODUS_CPUS, &(cpu as u32), &c)?;
+        // NODUS_CPUS (domain and owner) is the scheduler's to write, with
+        // the owners (`set_owners`); the matcher reads no CPU.
+        for cpu in 0..plan.nr_cpus() {
             let idle = abi::CpuState {
                 layer: abi::NONE,
                 ..abi::CpuState::default()
             };
-            self.put(maps::NODUS_CPU_STATE, &(cpu as u32), &idle)?;
+            self.put(maps::NODUS_CPU_STATE, &cpu, &idle)?;
         }
         let g = abi::Global {
             nr_layers: plan.layers.len() as u32,

@@ -264,7 +264,8 @@ pub const fn layout(h: Fnv) -> Fnv {
         CpuState {
             layer,
             pad,
-            started_ns
+            started_ns,
+            lent_ns
         }
     );
     let h = crate::layout_of!(h, Exe { dev, ino });
