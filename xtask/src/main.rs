@@ -11,7 +11,8 @@ commands:
   check-ebpf DIR           check prebuilt eBPF objects against this tree's shared types
   clippy-ebpf              clippy -D warnings on the eBPF crate
   build-libelf TARGET      a static libelf for TARGET's libbpf (target/libelf/TARGET),
-                           with $CC_<target> or <target>-gcc and $AR_<target> or ar";
+                           with $CC_<target> and $AR_<target> (default: Debian's
+                           aarch64 musl gcc wrapper and aarch64 ar)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
