@@ -127,12 +127,47 @@ struct {
 	__type(value, struct nodus_exit);
 } NODUS_EXIT SEC(".maps");
 
+/* CPU sets as kernel cpumasks, so the hot callbacks ask the kernel for an
+ * idle CPU in a set (scx_bpf_pick_idle_cpu) instead of walking every CPU:
+ * indexes 0..NODUS_MAX_LAYERS are each layer's own CPUs (the default
+ * layer's, index nr_layers, is empty), then the CPUs no layer owns, the
+ * CPUs grouped layers own (lent when idle), and every CPU no confined
+ * layer owns. Rebuilt from NODUS_CPUS by nodus_refresh_masks, which
+ * userspace runs whenever it changes the owners. */
+#define MASK_FREE (NODUS_MAX_LAYERS + 1)
+#define MASK_GROUPED (NODUS_MAX_LAYERS + 2)
+#define MASK_SHARED (NODUS_MAX_LAYERS + 3)
+#define NR_MASKS (NODUS_MAX_LAYERS + 4)
+
+struct mask_slot {
+	struct bpf_cpumask __kptr *mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NR_MASKS);
+	__type(key, __u32);
+	__type(value, struct mask_slot);
+} NODUS_MASKS SEC(".maps");
+
+/* One scratch mask per CPU (a set intersected with a task's affinity),
+ * used with that CPU's runqueue locked: never two users at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NODUS_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, struct mask_slot);
+} NODUS_SCRATCH SEC(".maps");
+
 struct task_ctx {
 	__u32 layer;
 	__u32 generation;
 	__u64 comm[2];
 	__u64 matched_ns;
+	/* when it woke (for the wakeup latency histogram), 0 once running */
 	__u64 runnable_ns;
+	/* when it last entered a layer queue: how long the head has waited */
+	__u64 queued_ns;
 	/* the CPU select_cpu chose to preempt, + 1 (0: none) */
 	__u32 preempt_cpu;
 	__u32 refresh;
@@ -171,17 +206,17 @@ static __always_inline __u32 match_layer(const struct nodus_facts *f, __u32 nr_l
 	__u32 *exe_bits = bpf_map_lookup_elem(&NODUS_EXES, &exe_key);
 	__u32 cg = cg_bits ? *cg_bits : 0, exe = exe_bits ? *exe_bits : 0;
 
-	for (__u32 i = 0; i < NODUS_MAX_LAYERS; i++) {
-		if (i >= nr_layers)
-			break;
+	__u32 n = nr_layers < NODUS_MAX_LAYERS ? nr_layers : NODUS_MAX_LAYERS;
+	int i, r;
+	/* open-coded iterators: verified once, not unrolled per layer */
+	bpf_for(i, 0, n) {
 		__u32 key = i;
 		struct nodus_layer *l = bpf_map_lookup_elem(&NODUS_LAYERS, &key);
 		if (!l)
 			break;
-		for (__u32 r = 0; r < NODUS_MAX_RULES; r++) {
-			if (r >= l->nr_rules)
-				break;
-			struct nodus_rule *rule = &l->rules[r];
+		__u32 nr_rules = l->nr_rules < NODUS_MAX_RULES ? l->nr_rules : NODUS_MAX_RULES;
+		bpf_for(r, 0, nr_rules) {
+			struct nodus_rule *rule = &l->rules[r & (NODUS_MAX_RULES - 1)];
 			bool hit = false;
 			switch (rule->kind) {
 			case NODUS_RULE_COMM:
@@ -282,8 +317,7 @@ static __always_inline __u64 layer_slice(__u32 layer)
 	return l && l->slice_ns ? l->slice_ns : SCX_SLICE_DFL;
 }
 
-/* Whether a task of `layer` may run on a CPU owned by `owner`, and whether
- * that CPU is the layer's own. */
+/* Whether a task of `layer` may run on a CPU owned by `owner`. */
 static __always_inline bool may_run(__u32 layer, __u32 kind, __u32 owner)
 {
 	if (owner == layer)
@@ -293,25 +327,50 @@ static __always_inline bool may_run(__u32 layer, __u32 kind, __u32 owner)
 	return owner == NODUS_NONE || layer_kind(owner) != NODUS_LAYER_CONFINED;
 }
 
-/* Whether no CPU `p` may run on (its affinity) is one its layer may use. */
-static __always_inline bool needs_fallback(struct task_struct *p, __u32 layer, __u32 nr_cpus)
+/* The CPU set `index` (a layer's own CPUs, or MASK_*); NULL before the
+ * first refresh. */
+static __always_inline const struct cpumask *cpu_set(__u32 index)
 {
-	__u32 kind = layer_kind(layer);
-	for (__u32 cpu = 0; cpu < NODUS_MAX_CPUS; cpu++) {
-		if (cpu >= nr_cpus)
-			break;
-		__u32 key = cpu;
-		struct nodus_cpu *c = bpf_map_lookup_elem(&NODUS_CPUS, &key);
-		if (!c)
-			break;
-		if (may_run(layer, kind, c->owner) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			return false;
-	}
-	return true;
+	struct mask_slot *slot = bpf_map_lookup_elem(&NODUS_MASKS, &index);
+	return slot ? (const struct cpumask *)slot->mask : NULL;
 }
 
-/* An idle CPU for a task of `layer`, claimed: its own CPUs first, then free
- * ones, then idle CPUs lent by grouped layers. -1 when none. */
+/* This CPU's scratch mask. */
+static __always_inline struct bpf_cpumask *scratch(void)
+{
+	__u32 key = bpf_get_smp_processor_id();
+	struct mask_slot *slot = bpf_map_lookup_elem(&NODUS_SCRATCH, &key);
+	return slot ? slot->mask : NULL;
+}
+
+/* Whether none of the CPUs `p` may run on (its affinity) is one its layer
+ * may use: its own CPUs, and unless confined, every CPU no confined layer
+ * owns. */
+static __always_inline bool needs_fallback(struct task_struct *p, __u32 layer)
+{
+	const struct cpumask *own = cpu_set(layer), *shared = cpu_set(MASK_SHARED);
+	if (own && bpf_cpumask_intersects(own, p->cpus_ptr))
+		return false;
+	if (layer_kind(layer) == NODUS_LAYER_CONFINED)
+		return true;
+	return !(shared && bpf_cpumask_intersects(shared, p->cpus_ptr));
+}
+
+/* An idle CPU of the set `index` that `p` may run on, claimed; -1 when
+ * none. */
+static __always_inline s32 claim_idle_in(struct task_struct *p, __u32 index,
+					 struct bpf_cpumask *tmp)
+{
+	const struct cpumask *set = cpu_set(index);
+	if (!set)
+		return -1;
+	bpf_cpumask_and(tmp, set, p->cpus_ptr);
+	return scx_bpf_pick_idle_cpu((const struct cpumask *)tmp, 0);
+}
+
+/* An idle CPU for a task of `layer`, claimed: its previous CPU if it may
+ * run there, then its own CPUs, then free ones, then idle CPUs lent by
+ * grouped layers. -1 when none. */
 static __always_inline s32 claim_idle(struct task_struct *p, __u32 layer, __u32 kind,
 				      __u32 nr_cpus, s32 prev_cpu)
 {
@@ -323,50 +382,58 @@ static __always_inline s32 claim_idle(struct task_struct *p, __u32 layer, __u32 
 		    scx_bpf_test_and_clear_cpu_idle(prev_cpu))
 			return prev_cpu;
 	}
-	/* pass 0: own CPUs; 1: free CPUs; 2: lent CPUs */
-	for (int pass = 0; pass < 3; pass++) {
-		if (pass > 0 && kind == NODUS_LAYER_CONFINED)
-			break;
-		for (__u32 cpu = 0; cpu < NODUS_MAX_CPUS; cpu++) {
-			if (cpu >= nr_cpus)
-				break;
-			__u32 key = cpu;
-			struct nodus_cpu *c = bpf_map_lookup_elem(&NODUS_CPUS, &key);
-			if (!c)
-				break;
-			bool fits = pass == 0 ? c->owner == layer
-				  : pass == 1 ? c->owner == NODUS_NONE
-				  : c->owner != layer && c->owner != NODUS_NONE &&
-				    may_run(layer, kind, c->owner);
-			if (fits && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
-			    scx_bpf_test_and_clear_cpu_idle(cpu))
-				return cpu;
-		}
-	}
-	return -1;
+	struct bpf_cpumask *tmp = scratch();
+	if (!tmp)
+		return -1;
+	s32 cpu = claim_idle_in(p, layer, tmp);
+	if (cpu >= 0 || kind == NODUS_LAYER_CONFINED)
+		return cpu;
+	cpu = claim_idle_in(p, MASK_FREE, tmp);
+	if (cpu >= 0)
+		return cpu;
+	return claim_idle_in(p, MASK_GROUPED, tmp);
 }
 
 /* A CPU owned by `layer` running a task of a layer that does not preempt,
  * to preempt; -1 when none. */
 static __always_inline s32 find_victim(struct task_struct *p, __u32 layer, __u32 nr_cpus)
 {
-	for (__u32 cpu = 0; cpu < NODUS_MAX_CPUS; cpu++) {
-		if (cpu >= nr_cpus)
-			break;
+	const struct cpumask *own = cpu_set(layer);
+	if (!own)
+		return -1;
+	int cpu;
+	bpf_for(cpu, 0, nr_cpus) {
+		if (!bpf_cpumask_test_cpu(cpu, own) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
 		__u32 key = cpu;
-		struct nodus_cpu *c = bpf_map_lookup_elem(&NODUS_CPUS, &key);
 		struct nodus_cpu_state *st = bpf_map_lookup_elem(&NODUS_CPU_STATE, &key);
-		if (!c || !st)
-			break;
-		if (c->owner != layer || st->layer == layer || st->layer == NODUS_NONE)
+		if (!st || st->layer == layer || st->layer == NODUS_NONE)
 			continue;
 		struct nodus_layer *running = layer_cfg(st->layer);
 		if (running && running->preempt)
 			continue;
-		if (bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			return cpu;
+		return cpu;
 	}
 	return -1;
+}
+
+/* Matches `p` again when something its layer depends on may have changed:
+ * its comm (exec, prctl), its nice (set_weight), the cgroup and executable
+ * sets (generation), or, for uid and cgroup moves that have no callback,
+ * a second since the last match. Called at wakeups and at every enqueue,
+ * so a task that never sleeps (it exec'd while running) still moves. */
+static __always_inline void refresh_layer(struct task_struct *p, struct task_ctx *tctx,
+					  struct nodus_global *g, __u64 now)
+{
+	__u64 comm[2];
+	read_comm(p, comm);
+	if (tctx->refresh || tctx->generation != g->generation || comm[0] != tctx->comm[0] ||
+	    comm[1] != tctx->comm[1] || now - tctx->matched_ns > REMATCH_NS) {
+		__u32 before = tctx->layer;
+		rematch(p, tctx, g, false);
+		if (tctx->layer != before)
+			tctx->fallback = needs_fallback(p, tctx->layer);
+	}
 }
 
 s32 BPF_STRUCT_OPS(nodus_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -408,6 +475,7 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags);
 		return;
 	}
+	refresh_layer(p, tctx, g, bpf_ktime_get_ns());
 	__u32 layer = tctx->layer;
 	__u64 slice = layer_slice(layer);
 	struct nodus_layer_stats *s = stats(layer);
@@ -437,6 +505,7 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 	/* A task that slept long gets at most one slice of credit. */
 	if (now && vtime + slice < *now)
 		vtime = *now - slice;
+	tctx->queued_ns = bpf_ktime_get_ns();
 	scx_bpf_dsq_insert_vtime(p, dsq_id(layer, dom), slice, vtime, enq_flags);
 	if (s)
 		s->enqueued++;
@@ -447,31 +516,91 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
-/* Moves the first task of `layer`'s queues (this CPU's domain first) to
- * this CPU. */
-static __always_inline bool consume(__u32 layer, __u32 dom, __u32 nr_doms)
+/* How long the first task of the queue `dsq` has waited; -1 when empty. */
+static __always_inline s64 head_wait(__u64 dsq, __u64 now)
 {
-	if (scx_bpf_dsq_move_to_local(dsq_id(layer, dom)))
+	struct task_struct *head = scx_bpf_dsq_peek(dsq);
+	if (!head)
+		return -1;
+	struct task_ctx *tctx = bpf_task_storage_get(&NODUS_TASK_CTX, head, 0, 0);
+	if (!tctx || !tctx->queued_ns || now < tctx->queued_ns)
+		return 0;
+	return now - tctx->queued_ns;
+}
+
+/* The longest wait at the head of `layer`'s queues, and which queue. */
+static __always_inline s64 layer_wait(__u32 layer, __u32 nr_doms, __u64 now, __u64 *dsq)
+{
+	s64 longest = -1;
+	int d;
+	bpf_for(d, 0, nr_doms < NODUS_MAX_DOMS ? nr_doms : NODUS_MAX_DOMS) {
+		s64 w = head_wait(dsq_id(layer, d), now);
+		if (w > longest) {
+			longest = w;
+			*dsq = dsq_id(layer, d);
+		}
+	}
+	return longest;
+}
+
+/* Moves a task of `layer`'s queues to this CPU: the first of this CPU's
+ * domain, unless another domain's first task has waited NODUS_LEND_AFTER_NS
+ * longer (a layer's tasks queue by the domain they last ran in, which may
+ * hold none of its CPUs: that queue must not wait forever behind this
+ * one); then any that may run here. */
+static __always_inline bool consume(__u32 layer, __u32 dom, __u32 nr_doms, __u64 now)
+{
+	__u64 local = dsq_id(layer, dom), oldest = local;
+	s64 longest = layer_wait(layer, nr_doms, now, &oldest);
+	if (oldest != local && longest > head_wait(local, now) + (s64)NODUS_LEND_AFTER_NS &&
+	    scx_bpf_dsq_move_to_local(oldest))
 		return true;
-	for (__u32 d = 0; d < NODUS_MAX_DOMS; d++) {
-		if (d >= nr_doms)
-			break;
+	if (scx_bpf_dsq_move_to_local(local))
+		return true;
+	int d;
+	bpf_for(d, 0, nr_doms < NODUS_MAX_DOMS ? nr_doms : NODUS_MAX_DOMS) {
 		if (d != dom && scx_bpf_dsq_move_to_local(dsq_id(layer, d)))
 			return true;
 	}
 	return false;
 }
 
-/* A free or lent CPU takes the other non-confined layers' tasks, in profile
- * order, then the default layer's. */
-static __always_inline bool consume_others(__u32 owner, __u32 dom, struct nodus_global *g)
+/* The queue, among the layers other than `owner` that may run on its CPUs
+ * (not confined ones), whose first task has waited longest; -1 when all
+ * are empty. */
+static __always_inline s64 others_wait(__u32 owner, struct nodus_global *g, __u64 now,
+				       __u64 *dsq)
 {
-	for (__u32 l = 0; l <= NODUS_MAX_LAYERS; l++) {
-		if (l > g->nr_layers)
-			break;
-		if (l == owner || (l < g->nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
+	__u32 nr_layers = g->nr_layers < NODUS_MAX_LAYERS ? g->nr_layers : NODUS_MAX_LAYERS;
+	s64 longest = -1;
+	int l;
+	bpf_for(l, 0, nr_layers + 1) {
+		if (l == owner || (l < nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
 			continue;
-		if (consume(l, dom, g->nr_doms))
+		__u64 id = 0;
+		s64 w = layer_wait(l, g->nr_doms, now, &id);
+		if (w > longest) {
+			longest = w;
+			*dsq = id;
+		}
+	}
+	return longest;
+}
+
+/* Another layer's task for this CPU: the longest-waiting head first, then
+ * (its affinity may exclude this CPU) any, in profile order. */
+static __always_inline bool consume_others(__u32 owner, __u32 dom, struct nodus_global *g,
+					   __u64 oldest, __u64 now)
+{
+	if (oldest != (__u64)-1 && scx_bpf_dsq_move_to_local(oldest))
+		return true;
+	__u32 nr_layers = g->nr_layers < NODUS_MAX_LAYERS ? g->nr_layers : NODUS_MAX_LAYERS;
+	__u32 nr_doms = g->nr_doms;
+	int l;
+	bpf_for(l, 0, nr_layers + 1) {
+		if (l == owner || (l < nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
+			continue;
+		if (consume(l, dom, nr_doms, now))
 			return true;
 	}
 	return false;
@@ -485,24 +614,26 @@ void BPF_STRUCT_OPS(nodus_dispatch, s32 cpu, struct task_struct *prev)
 	if (!g || !c)
 		return;
 	__u32 owner = c->owner;
+	__u64 now = bpf_ktime_get_ns();
+	if (owner != NODUS_NONE && layer_kind(owner) == NODUS_LAYER_CONFINED) {
+		consume(owner, c->dom, g->nr_doms, now);
+		return;
+	}
+	__u64 oldest = (__u64)-1;
+	s64 others = others_wait(owner, g, now, &oldest);
 	if (owner != NODUS_NONE) {
-		if (layer_kind(owner) == NODUS_LAYER_CONFINED) {
-			consume(owner, c->dom, g->nr_doms);
+		/* Grouped: its own tasks first, unless another layer's have
+		 * waited NODUS_LEND_AFTER_NS longer. */
+		__u64 own_dsq = 0;
+		s64 own = layer_wait(owner, g->nr_doms, now, &own_dsq);
+		if (others >= 0 && others > own + (s64)NODUS_LEND_AFTER_NS &&
+		    consume_others(owner, c->dom, g, oldest, now))
 			return;
-		}
-		/* Grouped: its own tasks first, but a waiting task of another
-		 * layer gets this CPU at least every NODUS_LEND_EVERY_NS. */
-		struct nodus_cpu_state *st = bpf_map_lookup_elem(&NODUS_CPU_STATE, &key);
-		__u64 now = bpf_ktime_get_ns();
-		if (st && now - st->lent_ns > NODUS_LEND_EVERY_NS) {
-			st->lent_ns = now;
-			if (consume_others(owner, c->dom, g))
-				return;
-		}
-		if (consume(owner, c->dom, g->nr_doms))
+		if (consume(owner, c->dom, g->nr_doms, now))
 			return;
 	}
-	consume_others(owner, c->dom, g);
+	if (others >= 0)
+		consume_others(owner, c->dom, g, oldest, now);
 }
 
 void BPF_STRUCT_OPS(nodus_runnable, struct task_struct *p, u64 enq_flags)
@@ -513,15 +644,7 @@ void BPF_STRUCT_OPS(nodus_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	__u64 now = bpf_ktime_get_ns();
 	tctx->runnable_ns = now;
-	__u64 comm[2];
-	read_comm(p, comm);
-	if (tctx->refresh || tctx->generation != g->generation || comm[0] != tctx->comm[0] ||
-	    comm[1] != tctx->comm[1] || now - tctx->matched_ns > REMATCH_NS) {
-		__u32 before = tctx->layer;
-		rematch(p, tctx, g, false);
-		if (tctx->layer != before)
-			tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
-	}
+	refresh_layer(p, tctx, g, now);
 }
 
 void BPF_STRUCT_OPS(nodus_set_cpumask, struct task_struct *p, const struct cpumask *cpumask)
@@ -529,7 +652,7 @@ void BPF_STRUCT_OPS(nodus_set_cpumask, struct task_struct *p, const struct cpuma
 	struct nodus_global *g = global();
 	struct task_ctx *tctx = task_ctx(p);
 	if (g && tctx)
-		tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
+		tctx->fallback = needs_fallback(p, tctx->layer);
 }
 
 static __always_inline __u32 log2_bucket(__u64 v)
@@ -617,7 +740,7 @@ s32 BPF_STRUCT_OPS(nodus_init_task, struct task_struct *p, struct scx_init_task_
 	if (!g || !tctx)
 		return -12; /* -ENOMEM */
 	rematch(p, tctx, g, true);
-	tctx->fallback = needs_fallback(p, tctx->layer, g->nr_cpus);
+	tctx->fallback = needs_fallback(p, tctx->layer);
 	return 0;
 }
 
@@ -659,6 +782,66 @@ void BPF_STRUCT_OPS(nodus_exit, struct scx_exit_info *ei)
 	/* kind last: the strings are complete when userspace sees it */
 	asm volatile("" ::: "memory");
 	e->kind = ei->kind;
+}
+
+/* Whether a CPU owned by `owner` belongs to the set `index`. */
+static __always_inline bool in_set(__u32 index, __u32 owner)
+{
+	switch (index) {
+	case MASK_FREE:
+		return owner == NODUS_NONE;
+	case MASK_GROUPED:
+		return owner != NODUS_NONE && layer_kind(owner) == NODUS_LAYER_GROUPED;
+	case MASK_SHARED:
+		return owner == NODUS_NONE || layer_kind(owner) != NODUS_LAYER_CONFINED;
+	default:
+		return owner == index;
+	}
+}
+
+/* Replaces slot `slot` of `map` by `fresh` (consumed), releasing the old. */
+static __always_inline void put_mask(void *map, __u32 slot, struct bpf_cpumask *fresh)
+{
+	struct mask_slot *s = bpf_map_lookup_elem(map, &slot);
+	if (!s) {
+		bpf_cpumask_release(fresh);
+		return;
+	}
+	struct bpf_cpumask *old = bpf_kptr_xchg(&s->mask, fresh);
+	if (old)
+		bpf_cpumask_release(old);
+}
+
+/* Rebuilds the CPU sets from NODUS_CPUS, and gives every CPU its scratch
+ * mask. Userspace runs it (BPF_PROG_TEST_RUN) after writing the owners:
+ * the hot callbacks then never walk the CPUs. */
+SEC("syscall")
+int nodus_refresh_masks(void *ctx)
+{
+	struct nodus_global *g = global();
+	if (!g)
+		return -22; /* -EINVAL */
+	__u32 nr_cpus = g->nr_cpus < NODUS_MAX_CPUS ? g->nr_cpus : NODUS_MAX_CPUS;
+	int index, cpu;
+	bpf_for(index, 0, NR_MASKS) {
+		struct bpf_cpumask *fresh = bpf_cpumask_create();
+		if (!fresh)
+			return -12; /* -ENOMEM */
+		bpf_for(cpu, 0, nr_cpus) {
+			__u32 key = cpu;
+			struct nodus_cpu *c = bpf_map_lookup_elem(&NODUS_CPUS, &key);
+			if (c && in_set(index, c->owner))
+				bpf_cpumask_set_cpu(cpu, fresh);
+		}
+		put_mask(&NODUS_MASKS, index, fresh);
+	}
+	bpf_for(cpu, 0, nr_cpus) {
+		struct bpf_cpumask *fresh = bpf_cpumask_create();
+		if (!fresh)
+			return -12;
+		put_mask(&NODUS_SCRATCH, cpu, fresh);
+	}
+	return 0;
 }
 
 /* The match rules as the scheduler applies them, for tests: userspace runs

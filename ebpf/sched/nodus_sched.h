@@ -82,14 +82,12 @@ struct nodus_cpu_state {
 	__u32 layer;
 	__u32 pad;
 	__u64 started_ns;
-	/* when this grouped CPU last ran (or looked for) another layer's task:
-	 * at least one such slot every NODUS_LEND_EVERY_NS, so nothing starves */
-	__u64 lent_ns;
 };
 
-/* A grouped layer's busy CPU still runs a waiting task of another layer
- * this often. */
-#define NODUS_LEND_EVERY_NS 100000000ULL
+/* A CPU serves its own layer first, unless another layer's first task has
+ * waited this much longer than its own layer's: then that task (oldest
+ * first), so nothing starves, whatever the owners' load. */
+#define NODUS_LEND_AFTER_NS 50000000ULL
 
 /* NODUS_EXES key: an executable by its file's device (kernel encoding) and
  * inode. */

@@ -10,6 +10,11 @@
     sleep 3
   done ) &
 watcher=$!
+# The kernel's account of a scheduler it ends (runnable tasks, their
+# queues and CPUs) goes to the trace buffer: shown when the scenario ends.
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+echo 1 >/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable 2>/dev/null || true
+trap 'grep -v "^#" /sys/kernel/tracing/trace 2>/dev/null | cut -c1-200 | head -n 150 >/dev/console' EXIT
 # Off by default until this scenario passes: on for this run.
 printf '[sched]\nenabled = true\n' >/tmp/sched.toml
 nodus_start --config /tmp/sched.toml

@@ -200,6 +200,12 @@ struct Worker {
     measures: Arc<Mutex<Measures>>,
 }
 
+/// A registered scheduler and the cgroup/executable sets its maps hold.
+struct Running {
+    scheduler: Scheduler,
+    members: Members,
+}
+
 /// Why a running scheduler stopped being watched.
 enum Stopped {
     /// The component is stopping.
@@ -229,7 +235,14 @@ impl Worker {
             let load_started = Instant::now();
             let loading = {
                 let plan = plan.clone();
-                tokio::task::spawn_blocking(move || Scheduler::start(&plan, mode, &owners))
+                // The cgroup and executable sets go in before the
+                // scheduler is registered: every task is matched once, as
+                // it joins, and must find them there.
+                tokio::task::spawn_blocking(move || {
+                    let members = membership::scan(membership::cgroup_tree(), &plan.layers);
+                    Scheduler::start(&plan, mode, &owners, &members.cgroups, &members.exes)
+                        .map(|scheduler| Running { scheduler, members })
+                })
             };
             let mut loading = std::pin::pin!(loading);
             let started = loop {
@@ -242,7 +255,7 @@ impl Worker {
                 }
             };
             let outcome = match started {
-                Ok(Ok(scheduler)) => {
+                Ok(Ok(mut running)) => {
                     log::info!(
                         "sched: nodus scheduler enabled in {} ms, {} layers ({})",
                         load_started.elapsed().as_millis(),
@@ -258,10 +271,17 @@ impl Worker {
                     }
                     let since = Instant::now();
                     let outcome = self
-                        .watch(&ctx, &plan, &scheduler, &mut sizes, &mut beat, &mut stopped)
+                        .watch(
+                            &ctx,
+                            &plan,
+                            &mut running,
+                            &mut sizes,
+                            &mut beat,
+                            &mut stopped,
+                        )
                         .await;
                     // Dropping it unregisters (a no-op once the kernel ended it).
-                    drop(scheduler);
+                    drop(running);
                     if since.elapsed() > Duration::from_secs(60) {
                         backoff = first_backoff;
                     }
@@ -325,7 +345,7 @@ impl Worker {
         &self,
         ctx: &ComponentContext,
         plan: &Arc<Plan>,
-        scheduler: &Scheduler,
+        running: &mut Running,
         sizes: &mut Vec<u32>,
         beat: &mut tokio::time::Interval,
         stopped: &mut watch::Receiver<bool>,
@@ -334,7 +354,7 @@ impl Worker {
         let every = Duration::from_millis(self.config.interval_ms);
         let mut tune = tokio::time::interval(every);
         let mut last: Option<(Instant, Vec<LayerCounts>)> = None;
-        let mut members = Members::default();
+        let Running { scheduler, members } = running;
         loop {
             tokio::select! {
                 _ = stopped.changed() => return Some(Stopped::Asked),
@@ -366,7 +386,7 @@ impl Worker {
                                 problems.push(format!("cannot update the cgroup/exe sets: {}", error_chain(&e)));
                             }
                         }
-                        members = scanned;
+                        *members = scanned;
                     }
                     match scheduler.counts(plan.layers.len()) {
                         Ok(counts) => {

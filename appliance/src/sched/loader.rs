@@ -47,9 +47,13 @@ pub enum SchedError {
     /// Registering the sched_ext ops failed.
     #[error("registering the scheduler (sched_ext ops)")]
     Attach(#[source] libbpf_rs::Error),
-    /// The test program could not run.
-    #[error("running the match test program")]
+    /// A syscall program (the CPU set refresh, the match test) could not
+    /// run.
+    #[error("running a scheduler syscall program")]
     TestRun(#[source] libbpf_rs::Error),
+    /// The CPU set refresh failed in BPF (a negative errno).
+    #[error("rebuilding the scheduler's CPU sets: errno {}", -.0)]
+    Refresh(i32),
 }
 
 /// A loaded object, its maps written: what the scheduler and the matcher
@@ -79,6 +83,10 @@ fn route_libbpf_messages() {
     ONCE.call_once(|| {
         fn print(level: libbpf_rs::PrintLevel, msg: String) {
             let msg = msg.trim_end();
+            if let Some(cost) = verifier_cost(msg) {
+                log::info!("sched: verifier: {cost}");
+                return;
+            }
             match level {
                 libbpf_rs::PrintLevel::Warn => log::warn!("sched: libbpf: {msg}"),
                 _ => log::debug!("sched: libbpf: {msg}"),
@@ -86,6 +94,24 @@ fn route_libbpf_messages() {
         }
         libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
     });
+}
+
+/// The verifier's cost of one program, from the stats libbpf prints after
+/// loading it with log level 4 (`BPF_LOG_STATS`): "prog 'NAME': processed
+/// N insns, verification time T usec". Loading takes seconds on a slow
+/// board; this says which callback costs them.
+fn verifier_cost(msg: &str) -> Option<String> {
+    let msg = msg.strip_prefix("libbpf: ").unwrap_or(msg);
+    let name = msg.strip_prefix("prog '")?.split('\'').next()?;
+    let number_after = |key: &str| {
+        let at = msg.find(key)? + key.len();
+        msg[at..].split(|c: char| !c.is_ascii_digit()).next()
+    };
+    let insns = number_after("processed ")?;
+    let usec = number_after("verification time ").unwrap_or("?");
+    Some(format!(
+        "prog '{name}': processed {insns} insns, verification time {usec} usec"
+    ))
 }
 
 fn open(plan: &Plan, scheduler: Option<Mode>) -> Result<Loaded, SchedError> {
@@ -117,6 +143,9 @@ fn open(plan: &Plan, scheduler: Option<Mode>) -> Result<Loaded, SchedError> {
             for mut p in open.progs_mut() {
                 if p.name().as_bytes() == programs::nodus_match_test.as_bytes() {
                     p.set_autoload(false);
+                } else {
+                    // BPF_LOG_STATS: the verifier's cost, see verifier_cost
+                    p.set_log_level(4);
                 }
             }
         }
@@ -213,12 +242,24 @@ impl Loaded {
         self.put(maps::NODUS_GLOBAL, &0u32, &g)
     }
 
-    /// Sets which layer owns each CPU (`abi::NONE`: none).
+    /// Sets which layer owns each CPU (`abi::NONE`: none), then has the
+    /// BPF side rebuild its CPU sets from them.
     pub fn set_owners(&self, plan: &Plan, owners: &[u32]) -> Result<(), SchedError> {
         for (cpu, (&dom, &owner)) in plan.cpu_dom.iter().zip(owners).enumerate() {
             self.put(maps::NODUS_CPUS, &(cpu as u32), &abi::Cpu { dom, owner })?;
         }
-        Ok(())
+        let prog = self
+            .object
+            .progs_mut()
+            .find(|p| p.name().as_bytes() == programs::nodus_refresh_masks.as_bytes())
+            .ok_or_else(|| SchedError::Missing(programs::nodus_refresh_masks.into()))?;
+        let out = prog
+            .test_run(libbpf_rs::ProgramInput::default())
+            .map_err(SchedError::TestRun)?;
+        match out.return_value {
+            0 => Ok(()),
+            e => Err(SchedError::Refresh(e as i32)),
+        }
     }
 
     /// Replaces the cgroup and executable sets and has every task matched
@@ -259,9 +300,24 @@ fn replace<K: aya::Pod + Eq + std::hash::Hash>(
 impl Scheduler {
     /// Loads the scheduler for `plan` and registers it: from here the
     /// kernel schedules with it.
-    pub fn start(plan: &Plan, mode: Mode, owners: &[u32]) -> Result<Scheduler, SchedError> {
+    /// `cgroups` and `exes` are the members of the layers' cgroup and
+    /// executable rules (see [`Loaded::set_members`]).
+    pub fn start(
+        plan: &Plan,
+        mode: Mode,
+        owners: &[u32],
+        cgroups: &HashMap<u64, u32>,
+        exes: &HashMap<abi::Exe, u32>,
+    ) -> Result<Scheduler, SchedError> {
+        let began = std::time::Instant::now();
         let mut loaded = open(plan, Some(mode))?;
+        log::info!(
+            "sched: the kernel verified and loaded the scheduler in {} ms",
+            began.elapsed().as_millis()
+        );
         loaded.set_owners(plan, owners)?;
+        loaded.set_members(cgroups, exes)?;
+        let began = std::time::Instant::now();
         let link = loaded
             .object
             .maps_mut()
@@ -269,6 +325,10 @@ impl Scheduler {
             .ok_or_else(|| SchedError::Missing(maps::nodus_ops.into()))?
             .attach_struct_ops()
             .map_err(SchedError::Attach)?;
+        log::info!(
+            "sched: registered with sched_ext in {} ms",
+            began.elapsed().as_millis()
+        );
         Ok(Scheduler {
             loaded,
             link: Some(link),
@@ -384,4 +444,19 @@ impl Matcher {
 fn c_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_cost;
+
+    #[test]
+    fn verifier_cost_reads_libbpfs_stats_log() {
+        let msg = "libbpf: prog 'nodus_enqueue': -- BEGIN PROG LOAD LOG --\nverification time 5310 usec\nstack depth 48\nprocessed 2113 insns (limit 1000000) max_states_per_insn 3 total_states 150 peak_states 150 mark_read 40\n-- END PROG LOAD LOG --";
+        assert_eq!(
+            verifier_cost(msg).as_deref(),
+            Some("prog 'nodus_enqueue': processed 2113 insns, verification time 5310 usec")
+        );
+        assert_eq!(verifier_cost("libbpf: skipping section .BTF.ext"), None);
+    }
 }

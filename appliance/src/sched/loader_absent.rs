@@ -52,7 +52,13 @@ impl Drop for Scheduler {
 
 impl Scheduler {
     /// Fails: not built.
-    pub fn start(_plan: &Plan, _mode: Mode, _owners: &[u32]) -> Result<Scheduler, SchedError> {
+    pub fn start(
+        _plan: &Plan,
+        _mode: Mode,
+        _owners: &[u32],
+        _cgroups: &HashMap<u64, u32>,
+        _exes: &HashMap<abi::Exe, u32>,
+    ) -> Result<Scheduler, SchedError> {
         Err(SchedError::NotBuilt)
     }
 

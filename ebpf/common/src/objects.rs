@@ -135,18 +135,20 @@ objects! {
         maps: [GUARD_CONFIG, GUARD_BLOCKLIST, GUARD_SOURCES, GUARD_COUNTS],
     }
     /// The sched_ext layered scheduler (C, loaded by libbpf: aya cannot
-    /// load struct_ops): its callbacks, and a test program running its
+    /// load struct_ops): its callbacks, the program rebuilding its CPU
+    /// sets after an ownership change, and a test program running its
     /// match rules on facts userspace gives it.
     sched {
         c_source: "ebpf/sched/nodus_sched.bpf.c",
         programs: [
             nodus_select_cpu, nodus_enqueue, nodus_dispatch, nodus_runnable, nodus_running,
             nodus_stopping, nodus_set_weight, nodus_set_cpumask, nodus_enable, nodus_init_task, nodus_exit_task,
-            nodus_init, nodus_exit, nodus_match_test,
+            nodus_init, nodus_exit, nodus_refresh_masks, nodus_match_test,
         ],
         maps: [
             nodus_ops, NODUS_GLOBAL, NODUS_LAYERS, NODUS_CPUS, NODUS_CPU_STATE, NODUS_CGROUPS,
-            NODUS_EXES, NODUS_STATS, NODUS_TASKS, NODUS_VTIME, NODUS_EXIT,
+            NODUS_EXES, NODUS_STATS, NODUS_TASKS, NODUS_VTIME, NODUS_EXIT, NODUS_MASKS,
+            NODUS_SCRATCH,
         ],
     }
 }

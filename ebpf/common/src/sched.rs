@@ -111,8 +111,6 @@ pub struct CpuState {
     pub pad: u32,
     /// When it started, ns (CLOCK_MONOTONIC).
     pub started_ns: u64,
-    /// When this grouped CPU last ran (or looked for) another layer's task.
-    pub lent_ns: u64,
 }
 
 /// `NODUS_EXES` key: an executable by device (kernel encoding:
@@ -264,8 +262,7 @@ pub const fn layout(h: Fnv) -> Fnv {
         CpuState {
             layer,
             pad,
-            started_ns,
-            lent_ns
+            started_ns
         }
     );
     let h = crate::layout_of!(h, Exe { dev, ino });
@@ -324,7 +321,7 @@ const _: () = assert!(size_of::<Rule>() == 4 * 4 + 2 * 16);
 const _: () = assert!(size_of::<Layer>() == 4 + 4 + 8 + 4 + 4 + MAX_RULES * size_of::<Rule>());
 const _: () = assert!(size_of::<Global>() == 16);
 const _: () = assert!(size_of::<Cpu>() == 8);
-const _: () = assert!(size_of::<CpuState>() == 24);
+const _: () = assert!(size_of::<CpuState>() == 16);
 const _: () = assert!(size_of::<Exe>() == 16);
 const _: () = assert!(size_of::<LayerStats>() == (7 + LAT_BUCKETS) * 8);
 const _: () = assert!(size_of::<Facts>() == 16 + 4 + 4 + 8 + 16 + 4 + 4);
