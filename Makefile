@@ -6,6 +6,7 @@
 #   make test     fmt, clippy, unit and root integration tests (real kernel, real peers)
 #   make test-packaging  yocto-check-layer on the Yocto layer (about 18 min, so not in make test)
 #   make bench    benchmarks, printed as ratios (see docs/benchmarks.md)
+#   make bench-sched  the layered scheduler's bench alone, on the QEMU board
 #   make build    release binary at target/release/nodus
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
@@ -27,7 +28,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 cross run test test-packaging lint unit hil bench clean yocto-crates dist
+.PHONY: setup ebpf build aarch64 cross run test test-packaging lint unit hil bench bench-sched clean yocto-crates dist
 
 setup:
 	@./xtask/setup.sh
@@ -87,8 +88,13 @@ test: lint unit hil
 test-packaging: setup
 	yocto-layer/check-layer.sh
 
-bench: build
+bench: build aarch64
 	$(CARGO) bench -p nodus --benches
+	hil-tests/bench-sched.sh
+
+# The scheduler's bench alone (the QEMU board, about 6 minutes).
+bench-sched: aarch64
+	hil-tests/bench-sched.sh
 
 # The Yocto recipe's crate list, from the committed Cargo.lock files with
 # OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout,

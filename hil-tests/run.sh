@@ -3,11 +3,13 @@
 # 2 NUMA nodes; Debian's sched_ext kernel) and runs the scenarios.
 #
 #   hil-tests/run.sh [--binary PATH] [--scenarios DIR] [--only NAMES]
-#                    [--rootfs DIR] [--timeout SECONDS] [--out DIR]
+#                    [--rootfs DIR] [--timeout SECONDS] [--scenario-timeout SECONDS]
+#                    [--out DIR]
 #
 # --only runs the named scenarios (space-separated, e.g. "10-probe 70-fileserver");
 # --rootfs copies a directory tree into the guest first (the shared libraries
-# a dynamically linked build needs, e.g. a Buildroot target directory's lib/).
+# a dynamically linked build needs, e.g. a Buildroot target directory's lib/);
+# --scenario-timeout is how long one scenario may run (240 s; benches take longer).
 #
 # Exit 0 only if the guest booted, every scenario passed, and the console shows
 # no kernel panic, BUG:, WARNING: or BPF verifier failure. On failure the whole
@@ -23,6 +25,7 @@ scenarios=$here/scenarios
 only=""
 rootfs=""
 timeout=540
+scenario_timeout=240
 out=$root/target/hil
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,8 +34,9 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --rootfs) rootfs=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
+    --scenario-timeout) scenario_timeout=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--only NAMES] [--rootfs DIR] [--timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--only NAMES] [--rootfs DIR] [--timeout SECONDS] [--scenario-timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
@@ -155,7 +159,7 @@ qemu=(qemu-system-aarch64 -M virt,mte=on -cpu max -smp 4,sockets=2,cores=2 -m 2G
   -object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G
   -numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
   -kernel "$cache/vmlinuz" -initrd "$work/initrd.gz"
-  -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token nodus.brokerport=$brokerport"
+  -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token nodus.brokerport=$brokerport nodus.timeout=$scenario_timeout"
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwdport-:8080" -device virtio-net-pci,netdev=n0,romfile=
   -drive "file=$work/disk.img,if=none,format=raw,id=d0" -device virtio-blk-pci,drive=d0,romfile=
   -display none -serial stdio -monitor none -no-reboot)

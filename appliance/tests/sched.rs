@@ -3,7 +3,7 @@
 //! program, BPF_PROG_TEST_RUN) on facts of the test's choosing, and the
 //! daemon says the scheduler is unavailable and why while everything else
 //! runs. Loading, placement and exit handling are for the QEMU board
-//! (hil-tests/pending/74-sched.sh: not passing yet).
+//! (hil-tests/scenarios/74-sched.sh).
 
 mod common;
 
@@ -170,7 +170,7 @@ fn without_sched_ext_the_scheduler_is_unavailable_and_says_why() {
         eprintln!("skipped: this kernel has sched_ext (the board's scenario covers it)");
         return;
     }
-    let d = TempDaemon::start("[sched]\nenabled = true\n[fleet]\nenabled = false\n", &[]);
+    let d = TempDaemon::start("[fleet]\nenabled = false\n", &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let sched = loop {
         let status = d.status_json();

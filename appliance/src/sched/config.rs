@@ -32,7 +32,7 @@ pub struct SchedConfig {
 impl Default for SchedConfig {
     fn default() -> Self {
         SchedConfig {
-            enabled: false,
+            enabled: true,
             switch_partial: false,
             watchdog_ms: 5000,
             interval_ms: 1000,

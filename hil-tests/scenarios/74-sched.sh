@@ -4,20 +4,14 @@
 # 0-1), the kernel runs it, tasks land in their layers and the critical
 # CPUs carry no background work; SysRq-S ends it, nodus reports the exit
 # and loads it again.
-# A watcher on the console: how far loading got, should the board stall.
-( while :; do
-    echo "@@watch $(cut -d' ' -f1 /proc/uptime) sched_ext=$(cat /sys/kernel/sched_ext/state) $(tail -n 1 "$NODUS_LOG" | cut -c1-160)" >/dev/console
-    sleep 3
-  done ) &
-watcher=$!
 # The kernel's account of a scheduler it ends (runnable tasks, their
-# queues and CPUs) goes to the trace buffer: shown when the scenario ends.
+# queues and CPUs) goes to the trace buffer.
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 echo 1 >/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable 2>/dev/null || true
-trap 'grep -v "^#" /sys/kernel/tracing/trace 2>/dev/null | cut -c1-200 | head -n 150 >/dev/console' EXIT
-# Off by default until this scenario passes: on for this run.
-printf '[sched]\nenabled = true\n' >/tmp/sched.toml
-nodus_start --config /tmp/sched.toml
+# Shown when the scenario fails (SysRq-S below writes one too).
+trap 'rc=$?; [ $rc -eq 0 ] || grep -v "^#" /sys/kernel/tracing/trace 2>/dev/null | cut -c1-200 | head -n 150' EXIT
+# On in the embedded defaults.
+nodus_start
 wait_status "^      state +enabled \(nodus, full\)$" 90 || true
 out=$(nodus status) || fail "nodus status exited $?"
 echo "$out"
@@ -73,6 +67,6 @@ expect_line "^      exits +1$" "$out" "one exit counted"
 [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "sched_ext state after the reload: $(cat /sys/kernel/sched_ext/state)"
 grep -q "the kernel ended the scheduler: SysRq-S" "$NODUS_LOG" || fail "no log line for the exit"
 
-kill $crit $hogs $watcher
+kill $crit $hogs
 nodus_stop
 [ "$(cat /sys/kernel/sched_ext/state)" = disabled ] || fail "sched_ext still $(cat /sys/kernel/sched_ext/state) after nodus stopped"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The layered scheduler's benchmark (issue 16; `make bench` runs it): boots
+# the QEMU board once with Debian's arm64 cyclictest and stress-ng, runs
+# hil-tests/bench/sched-bench.sh there (default scheduler, a static cpuset
+# partition and nodus, in rounds), and prints the critical task's wakeup
+# latency and the hogs' throughput as ratios: medians of rounds, with their
+# range.
+#
+#   hil-tests/bench-sched.sh [ROUNDS [SECONDS]]
+#
+# Needs `make aarch64` (the binary) and the board (hil-tests/fetch.sh). The
+# guest's packages are downloaded once into hil-tests/cache/bench-root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+rounds=${1:-3}
+secs=${2:-10}
+cache=$here/cache/bench-root
+log() { printf 'bench-sched: %s\n' "$*" >&2; }
+
+# cyclictest (rt-tests) and stress-ng with every library they load, from
+# the Debian arm64 archive (multiarch, set up by make setup).
+if [ ! -x "$cache/usr/bin/stress-ng" ] || [ ! -x "$cache/usr/bin/cyclictest" ]; then
+  log "fetching cyclictest and stress-ng (arm64) into $cache"
+  debs=$(mktemp -d)
+  trap 'rm -rf "$debs"' EXIT
+  pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances stress-ng:arm64 rt-tests:arm64 |
+    awk '/^[a-z0-9][^ ]*:arm64$/ && !/python|perl|debconf|dpkg|init-system/' | sort -u)
+  # one at a time: some names are virtual (no package to download)
+  for p in $pkgs; do (cd "$debs" && apt-get download "$p" >/dev/null 2>&1) || true; done
+  rm -rf "$cache.new" && mkdir -p "$cache.new"
+  for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$cache.new"; done
+  # only what the two programs need at run time
+  rm -rf "$cache.new/usr/share" "$cache.new/usr/include" "$cache.new/etc" "$cache.new/var"
+  find "$cache.new/usr/bin" "$cache.new/usr/sbin" -type f \
+    ! -name stress-ng ! -name cyclictest -delete 2>/dev/null || true
+  for bin in stress-ng cyclictest; do
+    for so in $(readelf -d "$cache.new/usr/bin/$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+      [ -n "$(find "$cache.new" -name "$so" -print -quit)" ] ||
+        { log "$bin needs $so, which no downloaded package has"; exit 1; }
+    done
+  done
+  rm -rf "$cache" && mv "$cache.new" "$cache"
+fi
+
+out=$root/target/bench-sched
+rm -rf "$out"
+timeout_s=$((rounds * (14 * secs + 120) + 120))
+log "$rounds rounds of ${secs} s per run (up to ${timeout_s} s)"
+"$here/run.sh" --scenarios "$here/bench" --rootfs "$cache" --out "$out" \
+  --timeout "$((timeout_s + 120))" --scenario-timeout "$timeout_s" \
+  --only sched-bench >"$out.log" 2>&1 || {
+  log "the board run failed:"
+  tail -n 60 "$out.log" >&2
+  exit 1
+}
+grep -a "@@BENCH" "$out/console.log" | sed 's/^\[sched-bench\] //' >"$out/results.txt"
+grep -a "@@BENCH-STATUS" "$out/results.txt" | head -n 3 | sed 's/^@@BENCH-STATUS /  nodus status: /' || true
+
+python3 - "$out/results.txt" <<'EOF'
+import statistics, sys
+rows = []
+for line in open(sys.argv[1]):
+    if not line.startswith("@@BENCH "):
+        continue
+    kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+    rows.append(kv)
+def values(cond, key):
+    return [float(r[key]) for r in rows if r.get("condition") == cond and r.get(key)]
+def med(cond, key):
+    v = values(cond, key)
+    return statistics.median(v) if v else float("nan")
+def span(cond, key):
+    v = values(cond, key)
+    return f"{min(v):g}-{max(v):g}" if v else "-"
+def ratio_range(a, b, key):
+    # per-round ratios: the spread of the comparison itself
+    ra = [float(r[key]) for r in rows if r.get("condition") == a]
+    rb = [float(r[key]) for r in rows if r.get("condition") == b]
+    rs = [x / y for x, y in zip(ra, rb) if y]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else (float("nan"),) * 3
+n = len(values("nodus", "p99_us"))
+print(f"sched bench on the QEMU board: {n} rounds, one boot")
+print(f"{'condition':<10} {'p50 us':>14} {'p99 us':>16} {'max us':>8} {'samples':>8} {'bogo-ops w/ crit':>18} {'bogo-ops alone':>18}")
+for c in ("default", "cpuset", "nodus"):
+    print(f"{c:<10} {med(c,'p50_us'):>6g} ({span(c,'p50_us'):>9}) {med(c,'p99_us'):>7g} ({span(c,'p99_us'):>11}) "
+          f"{med(c,'max_us'):>8g} {med(c,'samples'):>8g} {med(c,'bogo_ops_with_critical'):>18g} {med(c,'bogo_ops_alone'):>18g}")
+def show(what, a, b, key, target):
+    m, lo, hi = ratio_range(a, b, key)
+    print(f"{what}: {m:.2f}x (rounds {lo:.2f}-{hi:.2f}; target {target})")
+show("critical p99, nodus / default", "nodus", "default", "p99_us", "<= 0.5x")
+show("critical p99, nodus / cpuset", "nodus", "cpuset", "p99_us", "<= 1.2x")
+show("critical p50, nodus / cpuset", "nodus", "cpuset", "p50_us", "-")
+show("background bogo-ops with the critical layer idle, nodus / cpuset", "nodus", "cpuset", "bogo_ops_alone", ">= 1.3x")
+show("background bogo-ops beside the critical task, nodus / cpuset", "nodus", "cpuset", "bogo_ops_with_critical", "-")
+EOF

@@ -1,0 +1,126 @@
+# The layered scheduler's benchmark on the QEMU board (issue 16), run by
+# hil-tests/bench-sched.sh (`make bench`), which gives the guest cyclictest
+# and stress-ng (Debian arm64) through --rootfs and reads the @@BENCH lines.
+#
+# A critical task (cyclictest, SCHED_OTHER, waking every 2 ms) while CPU
+# hogs (stress-ng --cpu 4) run, and the hogs alone, under three
+# schedulers, in rounds in one boot:
+#   default  the kernel's own (EEVDF), nothing pinned;
+#   cpuset   a static partition: cyclictest on CPUs 2-3, hogs on 0-1;
+#   nodus    the layered scheduler: critical layer (comm "cyclictest") owns
+#            2-3, grouped, preempting; background (everything else) owns
+#            0-1, grouped; each lends its idle CPUs.
+# nodus runs in every condition with the same profile and config, its
+# scheduler on only for "nodus".
+rounds=${BENCH_ROUNDS:-3}
+secs=${BENCH_SECONDS:-10}
+bench() { echo "@@BENCH $*"; }
+
+cat >/tmp/bench-profile.toml <<'EOF'
+[board]
+name = "qemu-virt-numa-bench"
+description = "the hil-tests board, layers for the scheduler benchmark"
+
+[board.match]
+compatible = ["linux,dummy-virt"]
+cpus = 4
+
+[[node]]
+id = 0
+cpus = "0-1"
+memory_mib = 1024
+
+[[node]]
+id = 1
+cpus = "2-3"
+memory_mib = 1024
+
+[[layer]]
+name = "critical"
+match = [{ comm_prefix = "cyclictest" }]
+cpus = "2-3"
+policy = "grouped"
+preempt = true
+min_cpus = 2
+slice_us = 2000
+
+[[layer]]
+name = "background"
+match = [{ cgroup_prefix = "/" }]
+cpus = "0-1"
+policy = "grouped"
+min_cpus = 2
+EOF
+config() {
+  printf '[profile]\npath = "/tmp/bench-profile.toml"\n[sched]\nenabled = %s\n' "$1" >"/tmp/bench-$1.toml"
+  echo "/tmp/bench-$1.toml"
+}
+config_off=$(config false)
+config_on=$(config true)
+
+# latency NAME [CYCLICTEST_PREFIX]: p50/p99/max wakeup latency (us) of one
+# cyclictest run, from its histogram (1 us buckets up to 100 ms).
+latency() {
+  $2 cyclictest -q -m -t1 -p0 -i 2000 -D "$secs" -h 100000 >/tmp/cyclictest.out 2>&1 ||
+    fail "cyclictest: $(tail -n 3 /tmp/cyclictest.out)"
+  awk '
+    /^[0-9]+ [0-9]+$/ { n = $2 + 0; if (n) { lat[++k] = $1 + 0; cnt[k] = n; total += n } }
+    /Histogram Overflows/ { over = $NF + 0 }
+    /Max Latencies/ { max = $NF + 0 }
+    END {
+      total += over
+      if (!total) { print "samples=0"; exit }
+      seen = 0; p50 = -1; p99 = -1
+      for (i = 1; i <= k; i++) {
+        seen += cnt[i]
+        if (p50 < 0 && seen >= total * 0.50) p50 = lat[i]
+        if (p99 < 0 && seen >= total * 0.99) p99 = lat[i]
+      }
+      if (p50 < 0) p50 = 100000
+      if (p99 < 0) p99 = 100000
+      printf "samples=%d p50_us=%d p99_us=%d max_us=%d overflows=%d\n", total, p50, p99, max, over
+    }' /tmp/cyclictest.out
+}
+
+# hogs [TASKSET_PREFIX]: start four stress-ng CPU hogs for the run; the
+# bogo-ops come from hogs_wait.
+hogs() {
+  $1 stress-ng --cpu 4 --cpu-method int64 -t "$((secs + 2))" --metrics-brief >/tmp/stress.out 2>&1 &
+  HOGS=$!
+  sleep 1
+}
+hogs_wait() {
+  wait "$HOGS" || fail "stress-ng: $(tail -n 3 /tmp/stress.out)"
+  awk '$0 ~ /\] cpu / { for (i = 1; i <= NF; i++) if ($i == "cpu") { print $(i + 1); exit } }' /tmp/stress.out
+}
+
+# run CONDITION: the critical task under hogs, then the hogs alone.
+run() {
+  case $1 in
+    cpuset) crit="taskset -c 2-3" bg="taskset -c 0-1" ;;
+    *) crit="" bg="" ;;
+  esac
+  hogs "$bg"
+  lat=$(latency "$1" "$crit")
+  ops_with=$(hogs_wait)
+  hogs "$bg"
+  sleep "$secs"
+  ops_alone=$(hogs_wait)
+  bench "round=$round condition=$1 $lat bogo_ops_with_critical=$ops_with bogo_ops_alone=$ops_alone"
+}
+
+command -v cyclictest >/dev/null || fail "no cyclictest in the guest (run through hil-tests/bench-sched.sh)"
+command -v stress-ng >/dev/null || fail "no stress-ng in the guest (run through hil-tests/bench-sched.sh)"
+round=1
+while [ "$round" -le "$rounds" ]; do
+  nodus_start --config "$config_off"
+  run default
+  run cpuset
+  nodus_stop
+  nodus_start --config "$config_on"
+  wait_status "^      state +enabled \(nodus, full\)$" 60 || fail "the scheduler did not load: $(nodus status)"
+  run nodus
+  nodus status | grep -E "^      (layers|state|exits|preemptions) " | sed 's/^ */@@BENCH-STATUS /'
+  nodus_stop
+  round=$((round + 1))
+done
