@@ -26,13 +26,14 @@ if [ ! -x "$cache/usr/bin/stress-ng" ] || [ ! -x "$cache/usr/bin/cyclictest" ]; 
   trap 'rm -rf "$debs"' EXIT
   pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances stress-ng:arm64 rt-tests:arm64 |
-    awk '/^[a-z0-9][^ ]*:arm64$/ && !/python|perl|debconf|dpkg|init-system/' | sort -u)
+    awk '/^[a-z0-9][^ ]*:arm64$/ && !/python|perl|debconf|dpkg|init-system|t64:|openssl-provider/' | sort -u)
   # one at a time: some names are virtual (no package to download)
   for p in $pkgs; do (cd "$debs" && apt-get download "$p" >/dev/null 2>&1) || true; done
   rm -rf "$cache.new" && mkdir -p "$cache.new"
   for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$cache.new"; done
   # only what the two programs need at run time
-  rm -rf "$cache.new/usr/share" "$cache.new/usr/include" "$cache.new/etc" "$cache.new/var"
+  rm -rf "$cache.new/usr/share" "$cache.new/usr/include" "$cache.new/etc" "$cache.new/var" \
+    "$cache.new/bin" "$cache.new/sbin"
   find "$cache.new/usr/bin" "$cache.new/usr/sbin" -type f \
     ! -name stress-ng ! -name cyclictest -delete 2>/dev/null || true
   for bin in stress-ng cyclictest; do
@@ -44,9 +45,51 @@ if [ ! -x "$cache/usr/bin/stress-ng" ] || [ ! -x "$cache/usr/bin/cyclictest" ]; 
   rm -rf "$cache" && mv "$cache.new" "$cache"
 fi
 
+# The guest reads its rounds and run length from here, and its profile: the
+# board's own (board-profiles/qemu-virt-numa.toml) with the bench's layers
+# instead of the board's: critical (comm "cyclictest") owns CPUs 2-3,
+# grouped and preempting (its idle CPUs lent), or confined; background
+# (everything else) owns 0-1, grouped.
+mkdir -p "$cache/nodus-bench"
+printf 'BENCH_ROUNDS=%s\nBENCH_SECONDS=%s\n' "$rounds" "$secs" >"$cache/nodus-bench/env"
+python3 - "$root/board-profiles/qemu-virt-numa.toml" "$cache/nodus-bench" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+# drop the board's [[layer]] tables (each runs to the next table header)
+kept, skipping = [], False
+for line in text.splitlines():
+    if re.match(r"^\[\[?[a-z]", line):
+        skipping = line.strip() == "[[layer]]"
+    if not skipping:
+        kept.append(line)
+text = "\n".join(kept) + "\n"
+text = text.replace('name = "qemu-virt-numa"', 'name = "qemu-virt-numa-bench"', 1)
+layers = """
+[[layer]]
+name = "critical"
+match = [{ comm_prefix = "cyclictest" }]
+cpus = "2-3"
+policy = "POLICY"
+preempt = true
+slice_us = 2000
+
+[[layer]]
+name = "background"
+match = [{ cgroup_prefix = "/" }]
+cpus = "0-1"
+policy = "grouped"
+min_cpus = 2
+"""
+# profile.toml: critical grouped (lends its idle CPUs, preempts borrowers);
+# profile-confined.toml: critical confined (a partition, as cpuset).
+for name, policy in (("profile.toml", "grouped"), ("profile-confined.toml", "confined")):
+    critical = layers.replace('"POLICY"', f'"{policy}"' + ("\nmin_cpus = 2" if policy == "grouped" else ""))
+    open(f"{sys.argv[2]}/{name}", "w").write(text + critical)
+EOF
+
 out=$root/target/bench-sched
 rm -rf "$out"
-timeout_s=$((rounds * (14 * secs + 120) + 120))
+timeout_s=$((rounds * (18 * secs + 160) + 120))
 log "$rounds rounds of ${secs} s per run (up to ${timeout_s} s)"
 "$here/run.sh" --scenarios "$here/bench" --rootfs "$cache" --out "$out" \
   --timeout "$((timeout_s + 120))" --scenario-timeout "$timeout_s" \
@@ -56,7 +99,7 @@ log "$rounds rounds of ${secs} s per run (up to ${timeout_s} s)"
   exit 1
 }
 grep -a "@@BENCH" "$out/console.log" | sed 's/^\[sched-bench\] //' >"$out/results.txt"
-grep -a "@@BENCH-STATUS" "$out/results.txt" | head -n 3 | sed 's/^@@BENCH-STATUS /  nodus status: /' || true
+grep -a "@@BENCH-STATUS" "$out/results.txt" | head -n 4 | sed 's/^@@BENCH-STATUS /  nodus status: /' || true
 
 python3 - "$out/results.txt" <<'EOF'
 import statistics, sys
@@ -82,14 +125,17 @@ def ratio_range(a, b, key):
     return (statistics.median(rs), min(rs), max(rs)) if rs else (float("nan"),) * 3
 n = len(values("nodus", "p99_us"))
 print(f"sched bench on the QEMU board: {n} rounds, one boot")
-print(f"{'condition':<10} {'p50 us':>14} {'p99 us':>16} {'max us':>8} {'samples':>8} {'bogo-ops w/ crit':>18} {'bogo-ops alone':>18}")
-for c in ("default", "cpuset", "nodus"):
-    print(f"{c:<10} {med(c,'p50_us'):>6g} ({span(c,'p50_us'):>9}) {med(c,'p99_us'):>7g} ({span(c,'p99_us'):>11}) "
+print(f"{'condition':<14} {'p50 us':>14} {'p99 us':>16} {'max us':>8} {'samples':>8} {'bogo-ops w/ crit':>18} {'bogo-ops alone':>18}")
+for c in ("default", "cpuset", "nodus", "nodus-confined"):
+    print(f"{c:<14} {med(c,'p50_us'):>6g} ({span(c,'p50_us'):>9}) {med(c,'p99_us'):>7g} ({span(c,'p99_us'):>11}) "
           f"{med(c,'max_us'):>8g} {med(c,'samples'):>8g} {med(c,'bogo_ops_with_critical'):>18g} {med(c,'bogo_ops_alone'):>18g}")
 def show(what, a, b, key, target):
     m, lo, hi = ratio_range(a, b, key)
     print(f"{what}: {m:.2f}x (rounds {lo:.2f}-{hi:.2f}; target {target})")
 show("critical p99, nodus / default", "nodus", "default", "p99_us", "<= 0.5x")
+show("critical p99, nodus-confined / default", "nodus-confined", "default", "p99_us", "<= 0.5x")
+show("critical p99, nodus-confined / cpuset", "nodus-confined", "cpuset", "p99_us", "<= 1.2x")
+show("background bogo-ops with the critical layer idle, default / cpuset", "default", "cpuset", "bogo_ops_alone", "- (4 CPUs vs 2: what the host gives the board)")
 show("critical p99, nodus / cpuset", "nodus", "cpuset", "p99_us", "<= 1.2x")
 show("critical p50, nodus / cpuset", "nodus", "cpuset", "p50_us", "-")
 show("background bogo-ops with the critical layer idle, nodus / cpuset", "nodus", "cpuset", "bogo_ops_alone", ">= 1.3x")

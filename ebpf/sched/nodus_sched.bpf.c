@@ -394,25 +394,40 @@ static __always_inline s32 claim_idle(struct task_struct *p, __u32 layer, __u32 
 	return claim_idle_in(p, MASK_GROUPED, tmp);
 }
 
+/* Whether `cpu`, one of `layer`'s own (`own`) that `p` may run on, runs a
+ * task of another layer that does not preempt: a CPU to take back. */
+static __always_inline bool is_victim(struct task_struct *p, __u32 layer,
+				      const struct cpumask *own, s32 cpu)
+{
+	if (cpu < 0 || !bpf_cpumask_test_cpu(cpu, own) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		return false;
+	__u32 key = cpu;
+	struct nodus_cpu_state *st = bpf_map_lookup_elem(&NODUS_CPU_STATE, &key);
+	if (!st || st->layer == layer || st->layer == NODUS_NONE)
+		return false;
+	struct nodus_layer *running = layer_cfg(st->layer);
+	return !(running && running->preempt);
+}
+
 /* A CPU owned by `layer` running a task of a layer that does not preempt,
- * to preempt; -1 when none. */
-static __always_inline s32 find_victim(struct task_struct *p, __u32 layer, __u32 nr_cpus)
+ * to preempt: the task's previous CPU or the waking CPU first (a timer
+ * wakeup runs on the CPU that armed it: preempting there needs no
+ * cross-CPU interrupt, and the cache is warm), then any; -1 when none. */
+static __always_inline s32 find_victim(struct task_struct *p, __u32 layer, __u32 nr_cpus,
+				       s32 prev_cpu)
 {
 	const struct cpumask *own = cpu_set(layer);
 	if (!own)
 		return -1;
+	if (is_victim(p, layer, own, prev_cpu))
+		return prev_cpu;
+	s32 here = bpf_get_smp_processor_id();
+	if (is_victim(p, layer, own, here))
+		return here;
 	int cpu;
 	bpf_for(cpu, 0, nr_cpus) {
-		if (!bpf_cpumask_test_cpu(cpu, own) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		__u32 key = cpu;
-		struct nodus_cpu_state *st = bpf_map_lookup_elem(&NODUS_CPU_STATE, &key);
-		if (!st || st->layer == layer || st->layer == NODUS_NONE)
-			continue;
-		struct nodus_layer *running = layer_cfg(st->layer);
-		if (running && running->preempt)
-			continue;
-		return cpu;
+		if (is_victim(p, layer, own, cpu))
+			return cpu;
 	}
 	return -1;
 }
@@ -458,7 +473,7 @@ s32 BPF_STRUCT_OPS(nodus_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	}
 	struct nodus_layer *l = layer_cfg(layer);
 	if (l && l->preempt) {
-		cpu = find_victim(p, layer, g->nr_cpus);
+		cpu = find_victim(p, layer, g->nr_cpus, prev_cpu);
 		if (cpu >= 0) {
 			tctx->preempt_cpu = cpu + 1;
 			return cpu;

@@ -9,60 +9,32 @@
 #   cpuset   a static partition: cyclictest on CPUs 2-3, hogs on 0-1;
 #   nodus    the layered scheduler: critical layer (comm "cyclictest") owns
 #            2-3, grouped, preempting; background (everything else) owns
-#            0-1, grouped; each lends its idle CPUs.
-# nodus runs in every condition with the same profile and config, its
-# scheduler on only for "nodus".
+#            0-1, grouped; each lends its idle CPUs;
+#   nodus-confined  the same with the critical layer confined (a partition).
+# nodus runs in every condition with the same profile (the board's, with
+# those layers: /nodus-bench/profile.toml, written by the host) and config,
+# its scheduler on only for "nodus".
+# The guest's PATH is busybox's; the Debian programs are in /usr/bin.
+export PATH="$PATH:/usr/bin"
+# Rounds and seconds per run, from the host (hil-tests/bench-sched.sh).
+[ -f /nodus-bench/env ] && . /nodus-bench/env
 rounds=${BENCH_ROUNDS:-3}
 secs=${BENCH_SECONDS:-10}
 bench() { echo "@@BENCH $*"; }
 
-cat >/tmp/bench-profile.toml <<'EOF'
-[board]
-name = "qemu-virt-numa-bench"
-description = "the hil-tests board, layers for the scheduler benchmark"
-
-[board.match]
-compatible = ["linux,dummy-virt"]
-cpus = 4
-
-[[node]]
-id = 0
-cpus = "0-1"
-memory_mib = 1024
-
-[[node]]
-id = 1
-cpus = "2-3"
-memory_mib = 1024
-
-[[layer]]
-name = "critical"
-match = [{ comm_prefix = "cyclictest" }]
-cpus = "2-3"
-policy = "grouped"
-preempt = true
-min_cpus = 2
-slice_us = 2000
-
-[[layer]]
-name = "background"
-match = [{ cgroup_prefix = "/" }]
-cpus = "0-1"
-policy = "grouped"
-min_cpus = 2
-EOF
+# config NAME PROFILE SCHED: a config file using that profile.
 config() {
-  printf '[profile]\npath = "/tmp/bench-profile.toml"\n[sched]\nenabled = %s\n' "$1" >"/tmp/bench-$1.toml"
+  printf '[profile]\npath = "/nodus-bench/%s"\n[sched]\nenabled = %s\n' "$2" "$3" >"/tmp/bench-$1.toml"
   echo "/tmp/bench-$1.toml"
 }
-config_off=$(config false)
-config_on=$(config true)
+config_off=$(config off profile.toml false)
+config_on=$(config on profile.toml true)
+config_confined=$(config confined profile-confined.toml true)
 
 # latency NAME [CYCLICTEST_PREFIX]: p50/p99/max wakeup latency (us) of one
 # cyclictest run, from its histogram (1 us buckets up to 100 ms).
 latency() {
-  $2 cyclictest -q -m -t1 -p0 -i 2000 -D "$secs" -h 100000 >/tmp/cyclictest.out 2>&1 ||
-    fail "cyclictest: $(tail -n 3 /tmp/cyclictest.out)"
+  $2 cyclictest -q -m -t1 -p0 -i 2000 -D "$secs" -h 100000 >/tmp/cyclictest.out 2>&1 || return
   awk '
     /^[0-9]+ [0-9]+$/ { n = $2 + 0; if (n) { lat[++k] = $1 + 0; cnt[k] = n; total += n } }
     /Histogram Overflows/ { over = $NF + 0 }
@@ -83,14 +55,16 @@ latency() {
 }
 
 # hogs [TASKSET_PREFIX]: start four stress-ng CPU hogs for the run; the
-# bogo-ops come from hogs_wait.
+# bogo-ops come from hogs_ops.
 hogs() {
   $1 stress-ng --cpu 4 --cpu-method int64 -t "$((secs + 2))" --metrics-brief >/tmp/stress.out 2>&1 &
   HOGS=$!
   sleep 1
 }
-hogs_wait() {
-  wait "$HOGS" || fail "stress-ng: $(tail -n 3 /tmp/stress.out)"
+# hogs_ops: waits for the hogs (in this shell: they are its child) and
+# prints their bogo-ops, or why there are none.
+hogs_ops() {
+  wait "$HOGS" || { echo "exit $?"; return; }
   awk '$0 ~ /\] cpu / { for (i = 1; i <= NF; i++) if ($i == "cpu") { print $(i + 1); exit } }' /tmp/stress.out
 }
 
@@ -102,10 +76,14 @@ run() {
   esac
   hogs "$bg"
   lat=$(latency "$1" "$crit")
-  ops_with=$(hogs_wait)
+  hogs_ops >/tmp/ops_with
   hogs "$bg"
   sleep "$secs"
-  ops_alone=$(hogs_wait)
+  hogs_ops >/tmp/ops_alone
+  ops_with=$(cat /tmp/ops_with) ops_alone=$(cat /tmp/ops_alone)
+  # (fail in a command substitution only ends the subshell)
+  case "$lat" in samples=[1-9]*) ;; *) fail "cyclictest: $lat $(tail -n 3 /tmp/cyclictest.out)" ;; esac
+  case "$ops_with$ops_alone" in '' | *[!0-9]*) fail "stress-ng: $ops_with $ops_alone: $(tail -n 12 /tmp/stress.out)" ;; esac
   bench "round=$round condition=$1 $lat bogo_ops_with_critical=$ops_with bogo_ops_alone=$ops_alone"
 }
 
@@ -117,10 +95,12 @@ while [ "$round" -le "$rounds" ]; do
   run default
   run cpuset
   nodus_stop
-  nodus_start --config "$config_on"
-  wait_status "^      state +enabled \(nodus, full\)$" 60 || fail "the scheduler did not load: $(nodus status)"
-  run nodus
-  nodus status | grep -E "^      (layers|state|exits|preemptions) " | sed 's/^ */@@BENCH-STATUS /'
-  nodus_stop
+  for variant in on confined; do
+    if [ "$variant" = on ]; then nodus_start --config "$config_on"; else nodus_start --config "$config_confined"; fi
+    wait_status "^      state +enabled \(nodus, full\)$" 60 || fail "the scheduler did not load: $(nodus status)"
+    if [ "$variant" = on ]; then run nodus; else run nodus-confined; fi
+    nodus status | grep -E "^      (layers|preemptions) " | sed "s/^ */@@BENCH-STATUS $variant: /"
+    nodus_stop
+  done
   round=$((round + 1))
 done
