@@ -45,47 +45,9 @@ if [ ! -x "$cache/usr/bin/stress-ng" ] || [ ! -x "$cache/usr/bin/cyclictest" ]; 
   rm -rf "$cache" && mv "$cache.new" "$cache"
 fi
 
-# The guest reads its rounds and run length from here, and its profile: the
-# board's own (board-profiles/qemu-virt-numa.toml) with the bench's layers
-# instead of the board's: critical (comm "cyclictest") owns CPUs 2-3,
-# grouped and preempting (its idle CPUs lent), or confined; background
-# (everything else) owns 0-1, grouped.
+# The guest reads its rounds and run length from here.
 mkdir -p "$cache/nodus-bench"
 printf 'BENCH_ROUNDS=%s\nBENCH_SECONDS=%s\n' "$rounds" "$secs" >"$cache/nodus-bench/env"
-python3 - "$root/board-profiles/qemu-virt-numa.toml" "$cache/nodus-bench" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-# drop the board's [[layer]] tables (each runs to the next table header)
-kept, skipping = [], False
-for line in text.splitlines():
-    if re.match(r"^\[\[?[a-z]", line):
-        skipping = line.strip() == "[[layer]]"
-    if not skipping:
-        kept.append(line)
-text = "\n".join(kept) + "\n"
-text = text.replace('name = "qemu-virt-numa"', 'name = "qemu-virt-numa-bench"', 1)
-layers = """
-[[layer]]
-name = "critical"
-match = [{ comm_prefix = "cyclictest" }]
-cpus = "2-3"
-policy = "POLICY"
-preempt = true
-slice_us = 2000
-
-[[layer]]
-name = "background"
-match = [{ cgroup_prefix = "/" }]
-cpus = "0-1"
-policy = "grouped"
-min_cpus = 2
-"""
-# profile.toml: critical grouped (lends its idle CPUs, preempts borrowers);
-# profile-confined.toml: critical confined (a partition, as cpuset).
-for name, policy in (("profile.toml", "grouped"), ("profile-confined.toml", "confined")):
-    critical = layers.replace('"POLICY"', f'"{policy}"' + ("\nmin_cpus = 2" if policy == "grouped" else ""))
-    open(f"{sys.argv[2]}/{name}", "w").write(text + critical)
-EOF
 
 out=$root/target/bench-sched
 rm -rf "$out"

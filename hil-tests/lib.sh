@@ -72,3 +72,19 @@ host_fetch_guest() {
     sleep 0.1
   done
 }
+
+# cpu_of PID: the CPU the task last ran on (/proc/PID/stat field 39).
+cpu_of() {
+  cut -d' ' -f39 "/proc/$1/stat"
+}
+
+# start_hogs N: N busy-looping shell scripts named "hog"; their pids in HOGS.
+start_hogs() {
+  printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/hog
+  chmod +x /tmp/hog
+  HOGS=""
+  for _ in $(seq 1 "$1"); do
+    /tmp/hog &
+    HOGS="$HOGS $!"
+  done
+}

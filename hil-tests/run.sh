@@ -64,6 +64,8 @@ cp "$cache/busybox" "$ird/bin/busybox"
 cp "$binary" "$ird/bin/nodus"
 cp "$here/init.sh" "$ird/init"
 cp "$here/lib.sh" "$ird/nodus/lib.sh"
+mkdir -p "$ird/nodus/profiles"
+cp "$here/profiles/"*.toml "$ird/nodus/profiles/"
 # The Yocto package's ptest, run on the board by scenario 95-ptest.
 cp "$root/yocto-layer/recipes-nodus/nodus/files/run-ptest" "$ird/nodus/run-ptest"
 if [ -n "$only" ]; then

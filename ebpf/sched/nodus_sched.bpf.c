@@ -498,10 +498,16 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx->preempt_cpu) {
 		s32 cpu = tctx->preempt_cpu - 1;
 		tctx->preempt_cpu = 0;
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags | SCX_ENQ_PREEMPT);
-		if (s)
-			s->preempted++;
-		return;
+		/* select_cpu chose it; the task may have left the preempting
+		 * layer since (an exec renamed it) */
+		struct nodus_layer *l = layer_cfg(layer);
+		if (l && l->preempt) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
+					   enq_flags | SCX_ENQ_PREEMPT);
+			if (s)
+				s->preempted++;
+			return;
+		}
 	}
 	/* Pinned tasks (per-CPU kernel threads), and tasks whose affinity
 	 * excludes their layer's CPUs, run where they must. */

@@ -12,8 +12,8 @@
 #            0-1, grouped; each lends its idle CPUs;
 #   nodus-confined  the same with the critical layer confined (a partition).
 # nodus runs in every condition with the same profile (the board's, with
-# those layers: /nodus-bench/profile.toml, written by the host) and config,
-# its scheduler on only for "nodus".
+# those layers: hil-tests/profiles/qemu-virt-numa-preempt.toml) and config,
+# its scheduler on only for "nodus*".
 # The guest's PATH is busybox's; the Debian programs are in /usr/bin.
 export PATH="$PATH:/usr/bin"
 # Rounds and seconds per run, from the host (hil-tests/bench-sched.sh).
@@ -24,12 +24,17 @@ bench() { echo "@@BENCH $*"; }
 
 # config NAME PROFILE SCHED: a config file using that profile.
 config() {
-  printf '[profile]\npath = "/nodus-bench/%s"\n[sched]\nenabled = %s\n' "$2" "$3" >"/tmp/bench-$1.toml"
+  printf '[profile]\npath = "%s"\n[sched]\nenabled = %s\n' "$2" "$3" >"/tmp/bench-$1.toml"
   echo "/tmp/bench-$1.toml"
 }
-config_off=$(config off profile.toml false)
-config_on=$(config on profile.toml true)
-config_confined=$(config confined profile-confined.toml true)
+profile=/nodus/profiles/qemu-virt-numa-preempt.toml
+# the same with the critical layer confined (and so not resized)
+awk '/^name = "critical"/ { c = 1 } /^name = "background"/ { c = 0 }
+  c && /^policy/ { print "policy = \"confined\""; next } c && /^min_cpus/ { next } { print }' \
+  "$profile" >/tmp/profile-confined.toml
+config_off=$(config off "$profile" false)
+config_on=$(config on "$profile" true)
+config_confined=$(config confined /tmp/profile-confined.toml true)
 
 # latency NAME [CYCLICTEST_PREFIX]: p50/p99/max wakeup latency (us) of one
 # cyclictest run, from its histogram (1 us buckets up to 100 ms).

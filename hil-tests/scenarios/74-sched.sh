@@ -22,19 +22,13 @@ expect_line "^      state +enabled \(nodus, full\)$" "$out" "scheduler enabled"
 
 # A critical task and four background hogs (scripts: comm is the file name).
 printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/critical-spin
-printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/hog
-chmod +x /tmp/critical-spin /tmp/hog
+chmod +x /tmp/critical-spin
 /tmp/critical-spin &
 crit=$!
-hogs=""
-for _ in 1 2 3 4; do
-  /tmp/hog &
-  hogs="$hogs $!"
-done
+start_hogs 4
+hogs=$HOGS
 # Layers are matched at wakeups; a second of running settles them.
 sleep 2
-# cpu_of PID: the CPU the task last ran on (/proc/PID/stat field 39).
-cpu_of() { cut -d' ' -f39 "/proc/$1/stat"; }
 crit_cpus="" hog_cpus=""
 for _ in $(seq 1 30); do
   crit_cpus="$crit_cpus $(cpu_of "$crit")"

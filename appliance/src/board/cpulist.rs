@@ -41,6 +41,11 @@ impl CpuList {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// True when every CPU listed here is also in `other`.
+    pub fn is_subset(&self, other: &CpuList) -> bool {
+        self.0.is_subset(&other.0)
+    }
 }
 
 impl CpuList {

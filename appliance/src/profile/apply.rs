@@ -203,16 +203,24 @@ impl Applied {
             }
         }
         if let Some(want) = &self.runtime_cpus {
-            for (tid, cpus) in thread_affinities() {
-                if &cpus != want {
-                    drift.push(format!(
-                        "thread {tid} runs on CPUs {cpus}, profile says {want}"
-                    ));
-                }
-            }
+            drift.extend(
+                thread_affinities()
+                    .into_iter()
+                    .filter_map(|(tid, cpus)| thread_drift(tid, &cpus, want)),
+            );
         }
         drift
     }
+}
+
+/// Drift of one of nodus's threads from the runtime CPUs `want`: only a
+/// thread allowed on a CPU outside them has drifted. A thread on fewer of
+/// them is where the profile put it: nodus pins some of its own threads to
+/// one runtime CPU on purpose (the process cache's event thread, the file
+/// server's workers).
+fn thread_drift(tid: u32, cpus: &CpuList, want: &CpuList) -> Option<String> {
+    (cpus.is_empty() || !cpus.is_subset(want))
+        .then(|| format!("thread {tid} runs on CPUs {cpus}, profile says {want}"))
 }
 
 /// `Cpus_allowed_list` of each of this process's threads.
@@ -389,4 +397,31 @@ fn set_mempolicy(mode: MemPolicyMode, nodes: &[u32]) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod thread_drift_tests {
+    use super::thread_drift;
+    use crate::board::CpuList;
+
+    fn list(s: &str) -> CpuList {
+        s.parse().expect("cpulist")
+    }
+
+    #[test]
+    fn a_thread_pinned_inside_the_runtime_cpus_has_not_drifted() {
+        let want = list("2-3");
+        assert_eq!(thread_drift(7, &list("3"), &want), None);
+        assert_eq!(thread_drift(7, &list("2-3"), &want), None);
+    }
+
+    #[test]
+    fn a_thread_allowed_outside_the_runtime_cpus_has_drifted() {
+        let want = list("2-3");
+        assert_eq!(
+            thread_drift(7, &list("1-3"), &want).as_deref(),
+            Some("thread 7 runs on CPUs 1-3, profile says 2-3")
+        );
+        assert!(thread_drift(7, &list("0"), &want).is_some());
+    }
 }
