@@ -92,7 +92,7 @@ bench: build aarch64
 	$(CARGO) bench -p nodus --benches
 	hil-tests/bench-sched.sh
 
-# The scheduler's bench alone (the QEMU board, about 6 minutes).
+# The scheduler's bench alone (the QEMU board, about 10 minutes).
 bench-sched: aarch64
 	hil-tests/bench-sched.sh
 

@@ -6,14 +6,14 @@
 # latency and the hogs' throughput as ratios: medians of rounds, with their
 # range.
 #
-#   hil-tests/bench-sched.sh [ROUNDS [SECONDS]]
+#   hil-tests/bench-sched.sh [ROUNDS [SECONDS]]     (5 rounds of 10 s by default)
 #
 # Needs `make aarch64` (the binary) and the board (hil-tests/fetch.sh). The
 # guest's packages are downloaded once into hil-tests/cache/bench-root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-rounds=${1:-3}
+rounds=${1:-5}
 secs=${2:-10}
 cache=$here/cache/bench-root
 log() { printf 'bench-sched: %s\n' "$*" >&2; }
