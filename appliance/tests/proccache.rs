@@ -65,6 +65,15 @@ fn exited_record(d: &TempDaemon, pid: u32, marker: &str) -> Value {
     )
 }
 
+/// Held by the tests that fork thousands of processes and by the one that
+/// needs the kernel to hand out a chosen pid: run side by side, the fork
+/// storms take every pid it asks for (seen in CI: "could not get pid
+/// reused in 100 tries").
+fn pid_hungry() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn argv(p: &Value) -> Vec<String> {
     serde_json::from_value(p["argv"].clone()).unwrap_or_default()
 }
@@ -131,6 +140,7 @@ fn a_killed_process_reports_its_signal() {
 #[test]
 fn a_reused_pid_never_merges_two_processes() {
     require_root!();
+    let _pids = pid_hungry();
     let d = TempDaemon::start("", &[]);
     let first = unique("first-");
     let mut c = busybox();
@@ -167,6 +177,7 @@ fn a_reused_pid_never_merges_two_processes() {
 #[test]
 fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
     require_root!();
+    let _pids = pid_hungry();
     let d = TempDaemon::start(
         "[proccache]\nring_buffer_kib = 4\nreconcile_interval_s = 1\n",
         &[],
@@ -238,6 +249,7 @@ fn ring_buffer_overflow_is_counted_and_reconciliation_repairs_the_cache() {
 #[test]
 fn capacity_is_never_exceeded_under_100k_forks() {
     require_root!();
+    let _pids = pid_hungry();
     let d = TempDaemon::start("[proccache]\ncapacity = 256\n", &[]);
     let forks_before = stat(&d, "forks");
     let forker = |n: usize| {
