@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The layered scheduler's benchmark (issue 16; `make bench` runs it): boots
+# The layered scheduler's benchmark (`make bench` runs it): boots
 # the QEMU board once with Debian's arm64 cyclictest and stress-ng, runs
 # hil-tests/bench/sched-bench.sh there (default scheduler, a static cpuset
 # partition and nodus, in rounds), and prints the critical task's wakeup

@@ -1,4 +1,4 @@
-# The layered scheduler's benchmark on the QEMU board (issue 16), run by
+# The layered scheduler's benchmark on the QEMU board, run by
 # hil-tests/bench-sched.sh (`make bench`), which gives the guest cyclictest
 # and stress-ng (Debian arm64) through --rootfs and reads the @@BENCH lines.
 #
