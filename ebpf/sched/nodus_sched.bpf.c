@@ -586,6 +586,14 @@ static __always_inline bool consume(__u32 layer, __u32 dom, __u32 nr_doms, __u64
 	return false;
 }
 
+/* Whether a CPU owned by `owner` (or by none) runs tasks of layer `l`
+ * when they wait: any other layer but a confined one (`nr_layers` is the
+ * default layer, always open). */
+static __always_inline bool lends_to(__u32 l, __u32 owner, __u32 nr_layers)
+{
+	return l != owner && (l == nr_layers || layer_kind(l) != NODUS_LAYER_CONFINED);
+}
+
 /* The queue, among the layers other than `owner` that may run on its CPUs
  * (not confined ones), whose first task has waited longest; -1 when all
  * are empty. */
@@ -596,7 +604,7 @@ static __always_inline s64 others_wait(__u32 owner, struct nodus_global *g, __u6
 	s64 longest = -1;
 	int l;
 	bpf_for(l, 0, nr_layers + 1) {
-		if (l == owner || (l < nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
+		if (!lends_to(l, owner, nr_layers))
 			continue;
 		__u64 id = 0;
 		s64 w = layer_wait(l, g->nr_doms, now, &id);
@@ -619,7 +627,7 @@ static __always_inline bool consume_others(__u32 owner, __u32 dom, struct nodus_
 	__u32 nr_doms = g->nr_doms;
 	int l;
 	bpf_for(l, 0, nr_layers + 1) {
-		if (l == owner || (l < nr_layers && layer_kind(l) == NODUS_LAYER_CONFINED))
+		if (!lends_to(l, owner, nr_layers))
 			continue;
 		if (consume(l, dom, nr_doms, now))
 			return true;
