@@ -66,36 +66,6 @@ fn nodus_scan(paths: &[&Path]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// fincore's cached pages per file.
-fn fincore(files: &[PathBuf]) -> BTreeMap<PathBuf, u64> {
-    let out = Command::new("fincore")
-        .args(["--json", "--bytes", "--output", "RES,PAGES,SIZE,FILE"])
-        .args(files)
-        .output()
-        .expect("fincore (util-linux)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["fincore"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let num = |k: &str| match &f[k] {
-                serde_json::Value::String(s) => s.parse::<u64>().unwrap(),
-                other => other.as_u64().unwrap(),
-            };
-            // RES is in bytes, PAGES in the kernel's pages: both must say
-            // the same.
-            assert_eq!(num("res"), num("pages") * page(), "fincore {f}");
-            (PathBuf::from(f["file"].as_str().unwrap()), num("pages"))
-        })
-        .collect()
-}
-
 /// vmtouch's resident pages of one file.
 fn vmtouch(file: &Path) -> u64 {
     let out = Command::new("vmtouch")
@@ -141,7 +111,7 @@ fn cached_pages_agree_with_fincore_and_vmtouch() {
     let ours = files_of(&scan);
     let paths: Vec<PathBuf> = ours.keys().cloned().collect();
     assert_eq!(paths.len(), 6, "every regular file, recursively: {paths:?}");
-    let theirs = fincore(&paths);
+    let theirs = common::fincore::cached_pages(&paths);
     let mut total = 0;
     for (path, f) in &ours {
         let cached = f["cached"].as_u64().unwrap();
@@ -433,7 +403,7 @@ fn a_filter_refusing_cachestat_falls_back_to_mincore() {
     let scan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = &files_of(&scan)[&path];
     assert_eq!(f["method"], "mincore", "{f}");
-    let theirs = fincore(std::slice::from_ref(&path))[&path];
+    let theirs = common::fincore::cached_pages(std::slice::from_ref(&path))[&path];
     assert_eq!(f["cached"].as_u64(), Some(theirs), "{f}");
     assert!(theirs >= 3, "the pages read back are cached: {theirs}");
 }

@@ -314,10 +314,16 @@ fn the_daemon_reports_the_docroots_hits_and_misses() {
         "{stats}"
     );
     assert_eq!(stats["docroot_pages"].as_u64(), Some(pages), "{stats}");
-    assert_eq!(
-        stats["docroot_cached_pages"].as_u64(),
-        Some(pages),
-        "{stats}"
-    );
+    // Every page was read, so every page is cached, unless a busy host
+    // evicted some since (CI saw 255 of 256 once): the daemon's figure must
+    // be what fincore says of the file at the same time, and near all.
+    let file = fs.file("big.bin");
+    let (ours, theirs) =
+        common::wait_for("cached pages as fincore", Duration::from_secs(10), || {
+            let ours = pc()["stats"]["docroot_cached_pages"].as_u64();
+            let theirs = common::fincore::cached_pages(std::slice::from_ref(&file))[&file];
+            (ours == Some(theirs)).then_some((ours, theirs))
+        });
+    assert!(theirs >= pages * 9 / 10, "{ours:?} of {pages} cached");
     assert_eq!(pc()["health"]["state"], "healthy");
 }

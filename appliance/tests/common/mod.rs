@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod daemon;
 pub mod fileserver;
+pub mod fincore;
 pub mod hello;
 pub mod netns;
 
