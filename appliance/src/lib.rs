@@ -20,6 +20,7 @@ pub mod fileserver;
 pub mod fleet;
 pub mod histogram;
 pub mod logging;
+pub mod numa;
 pub mod pagecache;
 pub mod privileges;
 pub mod probe;

@@ -86,6 +86,28 @@ fn cpulist(path: &Path) -> Result<CpuList, TopologyError> {
         })
 }
 
+#[cfg(test)]
+impl Topology {
+    /// The QEMU board's shape for unit tests: node 0 = CPUs 0-1, node 1 =
+    /// CPUs 2-3, 1 GiB each.
+    pub fn two_nodes() -> Topology {
+        let node = |id: u32, cpus: &str| NumaNode {
+            id,
+            cpus: cpus.parse().expect("cpus"),
+            memory_mib: 1024,
+            distances: vec![10, 20],
+        };
+        Topology {
+            nodes: vec![node(0, "0-1"), node(1, "2-3")],
+            online_cpus: "0-3".parse().expect("cpus"),
+            clusters: vec![],
+            caches: vec![],
+            capacity: vec![],
+            identity: Default::default(),
+        }
+    }
+}
+
 impl Topology {
     /// Reads the running machine's topology from `/sys` and `/proc`.
     pub fn discover() -> Result<Topology, TopologyError> {

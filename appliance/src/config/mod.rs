@@ -24,6 +24,7 @@ pub use crate::{
     fileserver::FileserverConfig,
     fleet::FleetConfig,
     logging::{LogConfig, LogLevel, LogTarget},
+    numa::NumaConfig,
     pagecache::PageCacheConfig,
     proccache::ProcCacheConfig,
     profile::ProfileConfig,
@@ -60,6 +61,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `[sched]`: the sched_ext layered scheduler.
     pub sched: SchedConfig,
+    /// `[numa]`: NUMA locality, observed and kept.
+    pub numa: NumaConfig,
     /// The fleet link: MQTT telemetry and signed fleet config.
     pub fleet: FleetConfig,
 }
@@ -152,6 +155,7 @@ impl Config {
         self.pagecache.validate()?;
         self.proxy.validate()?;
         self.sched.validate()?;
+        self.numa.validate()?;
         self.fleet.validate()?;
         self.check_document_keys()
     }

@@ -36,6 +36,7 @@ use crate::{
     },
     fleet::{BootDocuments, FleetShared},
     logging,
+    numa::Homes,
     probe::{self, ProbeReport},
     proccache::{ProcessTable, PsQuery},
     profile::{
@@ -87,7 +88,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let (layers, fleet) = boot_layers(&mut opts);
     // Board profile before the runtime: its threads inherit the CPU affinity
     // and memory policy the profile sets on this one.
-    let (mut profile, placement, sched_plan) = apply_profile(&opts.config);
+    let (mut profile, placement, sched_plan, numa_homes) = apply_profile(&opts.config);
     // After the profile (its [limits] may set the hard limit): components
     // budget their descriptors against this.
     match crate::fdlimit::raise_soft_limit() {
@@ -122,7 +123,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 return Err(DaemonError::Signals(e));
             }
         };
-        let daemon = Daemon::boot(opts, layers, fleet, profile, placement, sched_plan).await;
+        let daemon = Daemon::boot(
+            opts, layers, fleet, profile, placement, sched_plan, numa_homes,
+        )
+        .await;
         daemon.serve(signals).await
     })
 }
@@ -170,6 +174,7 @@ impl Daemon {
         profile: ProfileComponent,
         placement: ThreadPlacement,
         sched_plan: Option<Arc<Plan>>,
+        numa_homes: Arc<Homes>,
     ) -> Daemon {
         for m in probe::ensure_mounts() {
             log::info!("mounted {m}");
@@ -201,6 +206,7 @@ impl Daemon {
                 status,
                 fleet,
                 sched_plan,
+                numa_homes,
             },
             queries,
             status_requests,
@@ -529,7 +535,14 @@ fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
 
 /// Discovers the topology, chooses and applies the board profile; also
 /// returns where its threads go and the scheduler's layers on this board.
-fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement, Option<Arc<Plan>>) {
+fn apply_profile(
+    config: &Config,
+) -> (
+    ProfileComponent,
+    ThreadPlacement,
+    Option<Arc<Plan>>,
+    Arc<Homes>,
+) {
     let root = std::path::Path::new("/");
     let every = (config.profile.verify_interval_s > 0)
         .then(|| Duration::from_secs(config.profile.verify_interval_s));
@@ -551,10 +564,12 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement, Option<
             );
             let placement = ThreadPlacement::resolve(&chosen.profile, &topo);
             let plan = Plan::resolve(&chosen.profile, &topo).map(Arc::new);
+            let homes = Arc::new(Homes::resolve(&chosen.profile, &topo));
             (
                 ProfileComponent::new(chosen, applied, every),
                 placement,
                 plan,
+                homes,
             )
         }
         Err(e) => {
@@ -567,6 +582,7 @@ fn apply_profile(config: &Config) -> (ProfileComponent, ThreadPlacement, Option<
                 ProfileComponent::new(chosen, Default::default(), None),
                 ThreadPlacement::default(),
                 None,
+                Arc::default(),
             )
         }
     }

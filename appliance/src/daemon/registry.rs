@@ -11,6 +11,7 @@ use crate::{
     control::{ControlServer, ControlStats, Query},
     fileserver::{Fileserver, stats::FileserverStats},
     fleet::{Fleet, FleetShared, component::FleetStats},
+    numa::{Homes, Numa, NumaStats},
     pagecache::{PageCache, PageCacheStats},
     proccache::{ProcCache, ProcCacheStats, ProcessTable},
     profile::{ProfileStats, ThreadPlacement},
@@ -39,6 +40,8 @@ pub struct Shared {
     /// The scheduler's layers, resolved from the board profile (`None`:
     /// it declares none).
     pub sched_plan: Option<std::sync::Arc<Plan>>,
+    /// Which node each process belongs on, from the board profile.
+    pub numa_homes: std::sync::Arc<Homes>,
 }
 
 /// One component kind.
@@ -143,6 +146,16 @@ pub const REGISTRY: &[Registration] = &[
         build: |c, s| {
             c.sched.enabled.then(|| {
                 Box::new(Sched::new(c.sched.clone(), s.sched_plan.clone())) as Box<dyn Component>
+            })
+        },
+    },
+    Registration {
+        name: "numa",
+        section: |c| section(&c.numa),
+        stats: NumaStats::FIELDS,
+        build: |c, s| {
+            c.numa.enabled.then(|| {
+                Box::new(Numa::new(c.numa.clone(), s.numa_homes.clone())) as Box<dyn Component>
             })
         },
     },

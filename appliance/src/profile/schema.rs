@@ -1,7 +1,7 @@
 //! The board profile file format (TOML). See docs/board-profiles.md for an
 //! annotated example. Unknown keys are errors everywhere.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -274,6 +274,43 @@ pub struct LayerMatch {
     /// Effective user id equals this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+}
+
+/// How a layer is recognised: one profile `match` rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// `comm` starts with this (at most 15 bytes).
+    CommPrefix(String),
+    /// The cgroup v2 path (from the cgroup root, `/system.slice/...`)
+    /// starts with this.
+    CgroupPrefix(String),
+    /// The executable is this file (the same device and inode).
+    Exe(PathBuf),
+    /// Nice within `[low, high]`.
+    Nice(i32, i32),
+    /// The effective uid.
+    Uid(u32),
+}
+
+impl LayerMatch {
+    /// The rule this entry spells (the first criterion it sets, in the
+    /// order of the fields above), or `None` for an empty entry.
+    pub fn rule(&self) -> Option<Rule> {
+        let m = self;
+        if let Some(p) = &m.comm_prefix {
+            return Some(Rule::CommPrefix(p.clone()));
+        }
+        if let Some(p) = &m.cgroup_prefix {
+            return Some(Rule::CgroupPrefix(p.clone()));
+        }
+        if let Some(p) = &m.exe {
+            return Some(Rule::Exe(PathBuf::from(p)));
+        }
+        if let Some([low, high]) = m.nice {
+            return Some(Rule::Nice(low, high));
+        }
+        m.uid.map(Rule::Uid)
+    }
 }
 
 /// `[[layer]]`.

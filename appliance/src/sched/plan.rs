@@ -4,30 +4,13 @@
 //!
 //! Resolved once, when the profile is applied; the component only reads it.
 
-use std::path::PathBuf;
-
 use nodus_common::sched as abi;
 
+pub use crate::profile::Rule;
 use crate::{
     board::Topology,
-    profile::{LayerPolicy, Profile},
+    profile::{LayerMatch, LayerPolicy, Profile},
 };
-
-/// How a layer is recognised: one profile `match` rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// `comm` starts with this (at most 15 bytes).
-    CommPrefix(String),
-    /// The cgroup v2 path (from the cgroup root, `/system.slice/...`)
-    /// starts with this.
-    CgroupPrefix(String),
-    /// The executable is this file (the same device and inode).
-    Exe(PathBuf),
-    /// Nice within `[low, high]`.
-    Nice(i32, i32),
-    /// The effective uid.
-    Uid(u32),
-}
 
 /// One layer, resolved.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +84,7 @@ impl Plan {
                     cpus,
                     preempt: l.preempt,
                     slice_ns: l.slice_us.unwrap_or(0) * 1000,
-                    rules: l.matches.iter().filter_map(rule_of).collect(),
+                    rules: l.matches.iter().filter_map(LayerMatch::rule).collect(),
                 }
             })
             .collect();
@@ -123,22 +106,6 @@ impl Plan {
             .get(i)
             .map_or(DEFAULT_LAYER, |l| l.name.as_str())
     }
-}
-
-fn rule_of(m: &crate::profile::LayerMatch) -> Option<Rule> {
-    if let Some(p) = &m.comm_prefix {
-        return Some(Rule::CommPrefix(p.clone()));
-    }
-    if let Some(p) = &m.cgroup_prefix {
-        return Some(Rule::CgroupPrefix(p.clone()));
-    }
-    if let Some(p) = &m.exe {
-        return Some(Rule::Exe(PathBuf::from(p)));
-    }
-    if let Some([low, high]) = m.nice {
-        return Some(Rule::Nice(low, high));
-    }
-    m.uid.map(Rule::Uid)
 }
 
 /// A comm prefix as the BPF compares it: the bytes as two little-endian
@@ -227,20 +194,7 @@ mod tests {
     }
 
     fn two_nodes() -> Topology {
-        let node = |id: u32, cpus: &str| crate::board::NumaNode {
-            id,
-            cpus: cpus.parse().expect("cpus"),
-            memory_mib: 1024,
-            distances: vec![10, 20],
-        };
-        Topology {
-            nodes: vec![node(0, "0-1"), node(1, "2-3")],
-            online_cpus: "0-3".parse().expect("cpus"),
-            clusters: vec![],
-            caches: vec![],
-            capacity: vec![],
-            identity: Default::default(),
-        }
+        Topology::two_nodes()
     }
 
     #[test]

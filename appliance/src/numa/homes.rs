@@ -1,0 +1,244 @@
+//! Which node each process belongs on, from the board profile: nodus itself
+//! where `[placement.runtime]` puts it, a layer's tasks on the node holding
+//! all of its CPUs.
+//!
+//! A task joins the first layer with a matching rule, as in the scheduler;
+//! a layer spanning nodes (or an open layer) gives its tasks no home.
+
+use std::collections::HashMap;
+
+use crate::{
+    board::Topology,
+    profile::{LayerMatch, LayerPolicy, Profile, Rule, placement_cpus},
+};
+
+use super::procs::{self, Proc};
+
+/// One layer as the locality component sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerHome {
+    /// The layer's name.
+    pub name: String,
+    /// The node holding all of its CPUs, if one does.
+    pub node: Option<u32>,
+    /// Its rules, in profile order.
+    pub rules: Vec<Rule>,
+}
+
+/// Every node's CPUs and who belongs where.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Homes {
+    /// Each node's number and CPUs, ascending.
+    pub nodes: Vec<(u32, Vec<u32>)>,
+    /// nodus's own node, from `[placement.runtime]`.
+    pub nodus: Option<u32>,
+    /// The profile's layers, in order.
+    pub layers: Vec<LayerHome>,
+}
+
+/// Why a process has a home.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// It is nodus, placed by `[placement.runtime]`.
+    Placement,
+    /// Its layer's CPUs are on the node.
+    Layer(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Placement => f.write_str("placement"),
+            Reason::Layer(l) => write!(f, "layer {l}"),
+        }
+    }
+}
+
+impl Homes {
+    /// The homes `profile` gives on `topo`.
+    pub fn resolve(profile: &Profile, topo: &Topology) -> Homes {
+        let nodes: Vec<(u32, Vec<u32>)> = topo
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.cpus.cpus().collect()))
+            .collect();
+        let node_of = |cpus: &[u32]| -> Option<u32> {
+            let first = topo.node_of(*cpus.first()?)?;
+            cpus.iter()
+                .all(|&c| topo.node_of(c) == Some(first))
+                .then_some(first)
+        };
+        let nodus = profile
+            .placement
+            .runtime
+            .as_ref()
+            .and_then(|w| placement_cpus(w, profile, topo))
+            .and_then(|c| node_of(&c.cpus().collect::<Vec<_>>()));
+        let layers = profile
+            .layers
+            .iter()
+            .map(|l| {
+                let cpus: Vec<u32> = l
+                    .cpus
+                    .clone()
+                    .or_else(|| {
+                        let name = l.cluster.as_ref()?;
+                        let c = profile.clusters.iter().find(|c| &c.name == name)?;
+                        Some(c.cpus.clone())
+                    })
+                    .map(|c| c.cpus().collect())
+                    .unwrap_or_default();
+                LayerHome {
+                    name: l.name.clone(),
+                    node: (l.policy != LayerPolicy::Open)
+                        .then(|| node_of(&cpus))
+                        .flatten(),
+                    rules: l.matches.iter().filter_map(LayerMatch::rule).collect(),
+                }
+            })
+            .collect();
+        Homes {
+            nodes,
+            nodus,
+            layers,
+        }
+    }
+
+    /// Whether the board has more than one node (otherwise nothing is
+    /// ever misplaced).
+    pub fn numa(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
+    /// The position of node `id` in `nodes`.
+    pub fn index_of(&self, id: u32) -> Option<usize> {
+        self.nodes.iter().position(|(n, _)| *n == id)
+    }
+
+    /// The node a CPU belongs to.
+    pub fn node_of_cpu(&self, cpu: u32) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|(_, cpus)| cpus.contains(&cpu))
+            .map(|(n, _)| *n)
+    }
+}
+
+/// Decides homes for one look: the executables the rules name are looked
+/// up once per look (a file replaced since is seen).
+pub struct Matcher<'a> {
+    homes: &'a Homes,
+    exes: HashMap<&'a std::path::Path, Option<(u64, u64)>>,
+    me: u32,
+}
+
+impl<'a> Matcher<'a> {
+    /// A matcher for `homes`; `me` is nodus's pid.
+    pub fn new(homes: &'a Homes, me: u32) -> Matcher<'a> {
+        let exes = homes
+            .layers
+            .iter()
+            .flat_map(|l| &l.rules)
+            .filter_map(|r| match r {
+                Rule::Exe(p) => Some((p.as_path(), procs::file_id(p))),
+                _ => None,
+            })
+            .collect();
+        Matcher { homes, exes, me }
+    }
+
+    /// The node `p` belongs on and why, if any.
+    pub fn home_of(&self, p: &Proc) -> Option<(u32, Reason)> {
+        if p.pid == self.me {
+            return self.homes.nodus.map(|n| (n, Reason::Placement));
+        }
+        let layer = self
+            .homes
+            .layers
+            .iter()
+            .find(|l| l.rules.iter().any(|r| self.matches(r, p)))?;
+        Some((layer.node?, Reason::Layer(layer.name.clone())))
+    }
+
+    fn matches(&self, rule: &Rule, p: &Proc) -> bool {
+        match rule {
+            Rule::CommPrefix(prefix) => p.comm.starts_with(prefix.as_str()),
+            // Every path starts with "/": no need to read it.
+            Rule::CgroupPrefix(prefix) if prefix == "/" => true,
+            Rule::CgroupPrefix(prefix) => {
+                procs::cgroup_of(p.pid).is_some_and(|c| c.starts_with(prefix.as_str()))
+            }
+            Rule::Exe(path) => match self.exes.get(path.as_path()) {
+                Some(Some(id)) => procs::exe_of(p.pid) == Some(*id),
+                _ => false,
+            },
+            Rule::Nice(lo, hi) => (*lo..=*hi).contains(&p.nice),
+            Rule::Uid(uid) => procs::euid_of(p.pid) == Some(*uid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(text: &str) -> Profile {
+        toml::from_str(text).unwrap()
+    }
+
+    const PROFILE: &str = r#"
+[board]
+name = "t"
+[placement.runtime]
+cpus = "2-3"
+[[layer]]
+name = "critical"
+match = [{ comm_prefix = "critical" }]
+cpus = "2-3"
+policy = "confined"
+[[layer]]
+name = "wide"
+match = [{ comm_prefix = "wide" }]
+cpus = "1-2"
+policy = "grouped"
+[[layer]]
+name = "rest"
+match = [{ nice = [0, 19] }]
+cpus = "0-1"
+policy = "grouped"
+"#;
+
+    fn proc(pid: u32, comm: &str, nice: i32) -> Proc {
+        Proc {
+            pid,
+            comm: comm.into(),
+            nice,
+            rss_pages: 1,
+            ..Proc::default()
+        }
+    }
+
+    #[test]
+    fn a_layer_on_one_node_is_a_home_and_the_first_match_wins() {
+        let homes = Homes::resolve(&profile(PROFILE), &Topology::two_nodes());
+        assert_eq!(homes.nodus, Some(1));
+        assert_eq!(homes.layers[0].node, Some(1));
+        assert_eq!(homes.layers[1].node, None, "CPUs on both nodes");
+        let m = Matcher::new(&homes, 42);
+        assert_eq!(
+            m.home_of(&proc(7, "critical-io", 0)),
+            Some((1, Reason::Layer("critical".into())))
+        );
+        // In a layer spanning nodes: no home, though a later layer matches.
+        assert_eq!(m.home_of(&proc(8, "wide", 0)), None);
+        assert_eq!(
+            m.home_of(&proc(9, "other", 5)),
+            Some((0, Reason::Layer("rest".into())))
+        );
+        assert_eq!(m.home_of(&proc(10, "other", -5)), None, "no layer");
+        assert_eq!(
+            m.home_of(&proc(42, "nodus", 0)),
+            Some((1, Reason::Placement))
+        );
+    }
+}

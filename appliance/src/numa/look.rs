@@ -1,0 +1,152 @@
+//! One look at the board: every node's figures, and where the memory of
+//! the largest and the placed processes is, sampled.
+
+use std::{collections::BTreeMap, path::Path, time::Instant};
+
+use super::{
+    homes::{Homes, Matcher, Reason},
+    nodes::{self, CpuTime, Migrations, NodeLook},
+    pages, procs,
+};
+
+/// One process's locality.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcLook {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (with the pid, who it is).
+    pub start: u64,
+    /// Its name.
+    pub comm: String,
+    /// Resident memory, MiB.
+    pub rss_mib: u64,
+    /// The node of the CPU it last ran on.
+    pub ran_on: Option<u32>,
+    /// Where it belongs and why.
+    pub home: Option<(u32, Reason)>,
+    /// Sampled present pages per node (in `Homes::nodes` order).
+    pub by_node: Vec<u64>,
+}
+
+impl ProcLook {
+    /// Sampled pages that were present.
+    pub fn sampled(&self) -> u64 {
+        self.by_node.iter().sum()
+    }
+
+    /// The share of its sampled pages on `node`, percent.
+    pub fn pct_on(&self, homes: &Homes, node: u32) -> Option<f64> {
+        let i = homes.index_of(node)?;
+        let n = self.sampled();
+        (n > 0).then(|| self.by_node[i] as f64 * 100.0 / n as f64)
+    }
+
+    /// The share on its home node, or (without one) on the node it runs on.
+    pub fn local_pct(&self, homes: &Homes) -> Option<f64> {
+        let node = self.home.as_ref().map(|(n, _)| *n).or(self.ran_on)?;
+        self.pct_on(homes, node)
+    }
+}
+
+/// The board at one look.
+#[derive(Clone, Debug, Default)]
+pub struct Look {
+    /// Each node.
+    pub nodes: Vec<NodeLook>,
+    /// The kernel's migration counters.
+    pub migrations: Migrations,
+    /// The kernel's automatic balancing mode (`None`: not built in).
+    pub kernel_balancing: Option<u32>,
+    /// User processes seen.
+    pub processes: usize,
+    /// Processes with a home node.
+    pub placed: usize,
+    /// The processes looked at closely: the placed ones (largest first,
+    /// up to the config's count), then the largest others.
+    pub procs: Vec<ProcLook>,
+    /// How long the look took, µs.
+    pub cost_us: u64,
+}
+
+/// What a look keeps for the next one.
+#[derive(Default)]
+pub struct Observer {
+    cpu_times: BTreeMap<u32, CpuTime>,
+}
+
+/// How much to look at.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// Largest processes besides the placed ones.
+    pub top: usize,
+    /// Placed processes.
+    pub placed: usize,
+    /// Addresses sampled per process.
+    pub samples: usize,
+}
+
+impl Observer {
+    /// Looks at the board.
+    pub fn look(&mut self, homes: &Homes, bounds: Bounds) -> Look {
+        let began = Instant::now();
+        let times =
+            nodes::parse_cpu_times(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
+        let nodes = homes
+            .nodes
+            .iter()
+            .map(|(id, cpus)| {
+                let dir = Path::new("/sys/devices/system/node").join(format!("node{id}"));
+                let mut n = nodes::read_node(&dir, *id, cpus.clone());
+                n.busy_pct = nodes::busy_pct(cpus, &self.cpu_times, &times);
+                n
+            })
+            .collect();
+        self.cpu_times = times;
+        let migrations =
+            nodes::parse_vmstat(&std::fs::read_to_string("/proc/vmstat").unwrap_or_default());
+        let mut all = procs::scan();
+        all.sort_by(|a, b| b.rss_pages.cmp(&a.rss_pages));
+        let matcher = Matcher::new(homes, std::process::id());
+        let homed: Vec<_> = all.iter().map(|p| matcher.home_of(p)).collect();
+        let placed = homed.iter().filter(|h| h.is_some()).count();
+        let mut chosen: Vec<usize> = (0..all.len())
+            .filter(|&i| homed[i].is_some())
+            .take(bounds.placed)
+            .collect();
+        chosen.extend(
+            (0..all.len())
+                .filter(|&i| homed[i].is_none())
+                .take(bounds.top),
+        );
+        let page = pages::page_size();
+        let procs = chosen
+            .into_iter()
+            .map(|i| {
+                let p = &all[i];
+                let by_node = pages::ranges_of(p.pid)
+                    .map(|r| pages::spread(&r, bounds.samples, page))
+                    .and_then(|a| pages::where_are(p.pid, &a))
+                    .map(|s| pages::count_by_node_ids(&s, homes))
+                    .unwrap_or_else(|_| vec![0; homes.nodes.len()]);
+                ProcLook {
+                    pid: p.pid,
+                    start: p.start,
+                    comm: p.comm.clone(),
+                    rss_mib: p.rss_pages * page / (1 << 20),
+                    ran_on: homes.node_of_cpu(p.cpu),
+                    home: homed[i].clone(),
+                    by_node,
+                }
+            })
+            .collect();
+        Look {
+            nodes,
+            migrations,
+            kernel_balancing: nodes::kernel_balancing(),
+            processes: all.len(),
+            placed,
+            procs,
+            cost_us: began.elapsed().as_micros() as u64,
+        }
+    }
+}

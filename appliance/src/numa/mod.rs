@@ -1,0 +1,22 @@
+//! NUMA locality: where each process runs and where its memory is, and
+//! moving placed processes' memory to the node the board profile gives
+//! them.
+//!
+//! `homes` decides who belongs where (from the profile); `nodes` reads the
+//! per-node counters the kernel keeps; `procs` reads the process list;
+//! `pages` asks and moves pages with `move_pages(2)`, bounded; `look` is
+//! one look at the board; `mover` spends the bandwidth budget moving
+//! misplaced pages home; `component` is the supervised loop and its stats.
+
+pub mod component;
+pub mod config;
+pub mod homes;
+pub mod look;
+pub mod mover;
+pub mod nodes;
+pub mod pages;
+pub mod procs;
+
+pub use component::{Numa, NumaStats};
+pub use config::NumaConfig;
+pub use homes::Homes;
