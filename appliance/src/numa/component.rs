@@ -14,7 +14,7 @@ use super::{
     NumaConfig,
     homes::Homes,
     look::{Bounds, Look, Observer},
-    mover::Mover,
+    mover::{Mover, Tally},
     pages,
 };
 use crate::{
@@ -57,6 +57,9 @@ crate::stats! {
         /// Pages the kernel refused to move (busy, pinned, or no room on
         /// the node).
         pages_refused: Counter,
+        /// Misplaced pages left in place because other processes map them
+        /// too (shared libraries, copy-on-write pages after a fork).
+        pages_shared: Counter,
         /// Pages the kernel migrated since boot, by anyone
         /// (`pgmigrate_success`).
         kernel_pages_migrated: Counter,
@@ -74,9 +77,7 @@ crate::stats! {
 struct Measures {
     look: Option<Look>,
     balancing: String,
-    moved: u64,
-    refused: u64,
-    moved_by: std::collections::HashMap<(u32, u64), u64>,
+    tally: Tally,
     last_error: Option<String>,
 }
 
@@ -143,13 +144,14 @@ impl Component for Numa {
             balancing: m.balancing.clone(),
             nodes: look.map(render_nodes).unwrap_or_default(),
             processes: look
-                .map(|l| render_procs(l, homes, &m.moved_by))
+                .map(|l| render_procs(l, homes, &m.tally.moved_by))
                 .unwrap_or_default(),
             processes_seen: look.map_or(0, |l| l.processes as i64),
             placed: look.map_or(0, |l| l.placed as i64),
             placed_local_pct: look.and_then(|l| placed_local_pct(l, homes)),
-            pages_moved: m.moved,
-            pages_refused: m.refused,
+            pages_moved: m.tally.moved,
+            pages_refused: m.tally.refused,
+            pages_shared: m.tally.shared,
             kernel_pages_migrated: look.map_or(0, |l| l.migrations.pages),
             balancing_pages_migrated: look.map_or(0, |l| l.migrations.balancing_pages),
             look_us: look.map(|l| l.cost_us as i64),
@@ -175,8 +177,9 @@ async fn run(
         top: config.top,
         placed: config.placed,
         samples: config.samples,
+        min_rss_pages: config.min_rss_mib * (1 << 20) / pages::page_size(),
     };
-    let state = Arc::new(Mutex::new((Observer::default(), Mover::default())));
+    let state = Arc::new(Mutex::new((Observer::from_now(), Mover::default())));
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
@@ -192,7 +195,7 @@ async fn run(
                         mover.act(&look, &homes, budget.max(1), f64::from(config.local_target_pct));
                     }
                     let balancing = in_charge.describe(&config, look.kernel_balancing);
-                    (look, balancing, mover.moved, mover.refused, mover.moved_by.clone(), mover.last_error.take())
+                    (look, balancing, mover.tally.clone(), mover.last_error.take())
                 });
                 let mut looked = std::pin::pin!(looked);
                 // Beats continue while the board is looked at.
@@ -202,16 +205,14 @@ async fn run(
                         _ = beat.tick() => ctx.heartbeat.beat(),
                     }
                 };
-                if let Ok((look, balancing, moved, refused, moved_by, error)) = result {
+                if let Ok((look, balancing, tally, error)) = result {
                     if let Some(e) = &error {
                         log::warn!("numa: {e}");
                     }
                     let mut m = lock(&measures);
                     m.look = Some(look);
                     m.balancing = balancing;
-                    m.moved = moved;
-                    m.refused = refused;
-                    m.moved_by = moved_by;
+                    m.tally = tally;
                     // An error stays in health until a look without one.
                     m.last_error = error;
                 }

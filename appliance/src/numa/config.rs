@@ -16,6 +16,9 @@ pub struct NumaConfig {
     /// Placed processes (those with a home node) looked at per interval,
     /// the largest first.
     pub placed: usize,
+    /// Processes smaller than this (resident MiB) are counted but not
+    /// looked at closely: their few pages are not worth a query or a move.
+    pub min_rss_mib: u64,
     /// Pages of a process's address space asked where they are, per look
     /// (`move_pages(2)` with no target: a bounded query, where
     /// `/proc/PID/numa_maps` walks every page).
@@ -39,6 +42,7 @@ impl Default for NumaConfig {
             interval_ms: 1000,
             top: 8,
             placed: 32,
+            min_rss_mib: 4,
             samples: 512,
             migrate: true,
             migrate_mib_per_s: 256,

@@ -69,7 +69,6 @@ pub struct Look {
 }
 
 /// What a look keeps for the next one.
-#[derive(Default)]
 pub struct Observer {
     cpu_times: BTreeMap<u32, CpuTime>,
 }
@@ -83,9 +82,20 @@ pub struct Bounds {
     pub placed: usize,
     /// Addresses sampled per process.
     pub samples: usize,
+    /// The smallest resident size looked at closely, in pages.
+    pub min_rss_pages: u64,
 }
 
 impl Observer {
+    /// An observer whose first look already has CPU times to compare with.
+    pub fn from_now() -> Observer {
+        Observer {
+            cpu_times: nodes::parse_cpu_times(
+                &std::fs::read_to_string("/proc/stat").unwrap_or_default(),
+            ),
+        }
+    }
+
     /// Looks at the board.
     pub fn look(&mut self, homes: &Homes, bounds: Bounds) -> Look {
         let began = Instant::now();
@@ -109,22 +119,19 @@ impl Observer {
         let matcher = Matcher::new(homes, std::process::id());
         let homed: Vec<_> = all.iter().map(|p| matcher.home_of(p)).collect();
         let placed = homed.iter().filter(|h| h.is_some()).count();
-        let mut chosen: Vec<usize> = (0..all.len())
+        let big = all.partition_point(|p| p.rss_pages >= bounds.min_rss_pages);
+        let mut chosen: Vec<usize> = (0..big)
             .filter(|&i| homed[i].is_some())
             .take(bounds.placed)
             .collect();
-        chosen.extend(
-            (0..all.len())
-                .filter(|&i| homed[i].is_none())
-                .take(bounds.top),
-        );
+        chosen.extend((0..big).filter(|&i| homed[i].is_none()).take(bounds.top));
         let page = pages::page_size();
         let procs = chosen
             .into_iter()
             .map(|i| {
                 let p = &all[i];
                 let by_node = pages::ranges_of(p.pid)
-                    .map(|r| pages::spread(&r, bounds.samples, page))
+                    .map(|r| pages::spread(&r, bounds.samples.min(p.rss_pages as usize), page))
                     .and_then(|a| pages::where_are(p.pid, &a))
                     .map(|s| pages::count_by_node_ids(&s, homes))
                     .unwrap_or_else(|_| vec![0; homes.nodes.len()]);

@@ -6,9 +6,12 @@
 //! pages off the home node are moved. The budget is a token bucket in
 //! pages, filled each look and spent on pages actually moved; the walk
 //! itself is bounded too, so a sparse address space costs a bounded look.
-//! Where a walk stops (budget spent), the next look resumes it.
+//! Where a walk stops (budget spent), the next look resumes it. A process
+//! still short of the target after a whole walk (pages it shares with
+//! others stay where they are) is settled at that share: it is walked again
+//! only when it falls 5 points below it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{
     homes::Homes,
@@ -19,16 +22,33 @@ use super::{
 /// Addresses asked about per `move_pages` call.
 const CHUNK: usize = 4096;
 
-/// The migrations so far.
-#[derive(Default)]
-pub struct Mover {
-    cursors: HashMap<(u32, u64), Cursor>,
-    /// Pages moved per process (pid, start), for the process list.
-    pub moved_by: HashMap<(u32, u64), u64>,
+/// How far below the share it settled at a walked process must fall to be
+/// walked again, in percentage points.
+const RESETTLE_PCT: f64 = 5.0;
+
+/// What the migrations did so far.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
     /// Pages moved home since start.
     pub moved: u64,
     /// Pages the kernel refused to move (busy, pinned, no memory on the node).
     pub refused: u64,
+    /// Pages left where they are because other processes map them too
+    /// (shared libraries, a parent's copy-on-write pages).
+    pub shared: u64,
+    /// Pages moved per process (pid, start), for the process list.
+    pub moved_by: HashMap<(u32, u64), u64>,
+}
+
+/// The migrations in progress.
+#[derive(Default)]
+pub struct Mover {
+    cursors: HashMap<(u32, u64), Cursor>,
+    /// Processes walked to the end: `None` until the next look measured
+    /// them, then the share they settled at.
+    settled: HashMap<(u32, u64), Option<f64>>,
+    /// What they did.
+    pub tally: Tally,
     /// The last error a call returned, for the health line.
     pub last_error: Option<String>,
     tokens: u64,
@@ -39,10 +59,10 @@ impl Mover {
     /// `budget` pages this look (unspent budget carries over one look).
     pub fn act(&mut self, look: &Look, homes: &Homes, budget: u64, target_pct: f64) {
         self.tokens = (self.tokens + budget).min(2 * budget);
-        let alive: std::collections::HashSet<_> =
-            look.procs.iter().map(|p| (p.pid, p.start)).collect();
+        let alive: HashSet<_> = look.procs.iter().map(|p| (p.pid, p.start)).collect();
         self.cursors.retain(|k, _| alive.contains(k));
-        self.moved_by.retain(|k, _| alive.contains(k));
+        self.settled.retain(|k, _| alive.contains(k));
+        self.tally.moved_by.retain(|k, _| alive.contains(k));
         let page = pages::page_size();
         let walk_limit = (budget as usize).saturating_mul(4).max(1 << 16);
         for p in &look.procs {
@@ -52,8 +72,17 @@ impl Mover {
             let Some((home, _)) = &p.home else { continue };
             let key = (p.pid, p.start);
             let resuming = self.cursors.contains_key(&key);
-            let misplaced = p.local_pct(homes).is_some_and(|l| l < target_pct);
-            if !resuming && !misplaced {
+            let local = p.local_pct(homes);
+            let bar = match self.settled.get_mut(&key) {
+                // Walked to the end last look: this share is where it settled.
+                Some(s @ None) => {
+                    *s = local;
+                    continue;
+                }
+                Some(Some(at)) => target_pct.min(*at - RESETTLE_PCT),
+                None => target_pct,
+            };
+            if !resuming && !local.is_some_and(|l| l < bar) {
                 continue;
             }
             let Ok(ranges) = pages::ranges_of(p.pid) else {
@@ -69,7 +98,12 @@ impl Mover {
                 let (addrs, next) = pages::walk(&ranges, cursor, CHUNK, page);
                 walked += addrs.len();
                 match self.move_chunk(p.pid, &addrs, *home) {
-                    Ok(n) => *self.moved_by.entry(key).or_default() += n,
+                    Ok(n) => *self.tally.moved_by.entry(key).or_default() += n,
+                    // It exited meanwhile (an exiting process has no
+                    // memory left to move: EINVAL).
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::EINVAL)) => {
+                        break true;
+                    }
                     Err(e) => {
                         self.last_error = Some(format!("moving pid {}'s pages: {e}", p.pid));
                         break true;
@@ -80,7 +114,9 @@ impl Mover {
                     None => break true,
                 }
             };
-            if !finished {
+            if finished {
+                self.settled.insert(key, None);
+            } else {
                 self.cursors.insert(key, cursor);
             }
         }
@@ -93,7 +129,7 @@ impl Mover {
         let away: Vec<u64> = addrs
             .iter()
             .zip(&status)
-            .filter(|(_, s)| **s >= 0 && **s as u32 != home)
+            .filter(|(_, s)| u32::try_from(**s).is_ok_and(|n| n != home))
             .map(|(a, _)| *a)
             .take(self.tokens as usize)
             .collect();
@@ -103,10 +139,13 @@ impl Mover {
         let after = pages::move_to(pid, &away, home)?;
         let moved = after
             .iter()
-            .filter(|s| **s >= 0 && **s as u32 == home)
+            .filter(|s| u32::try_from(**s) == Ok(home))
             .count() as u64;
-        self.refused += away.len() as u64 - moved;
-        self.moved += moved;
+        let shared = after.iter().filter(|s| **s == -libc::EACCES).count() as u64;
+        let t = &mut self.tally;
+        t.moved += moved;
+        t.shared += shared;
+        t.refused += away.len() as u64 - moved - shared;
         self.tokens = self.tokens.saturating_sub(away.len() as u64);
         Ok(moved)
     }

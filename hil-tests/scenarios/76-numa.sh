@@ -1,0 +1,85 @@
+# NUMA locality on the board's two nodes (qemu-virt-numa profile: the
+# critical layer's CPUs 2-3 are node 1, so a "critical*" process belongs
+# there; kernel.numa_balancing = 0, so nodus is in charge).
+# 1. A process whose 64 MiB were first touched on node 0: nodus reports
+#    where its pages are, as the kernel's own full walk (numa_maps) says.
+# 2. The same process moved to node 1's CPUs: nodus moves its pages home.
+# The scheduler is off here: this is about memory, not CPU placement.
+
+# A shell holding a 64 MiB string (2^26 bytes, built by doubling), then
+# sleeping; comm is the script's name.
+cat >/tmp/critical-mem <<'EOF'
+#!/bin/sh
+s=x
+i=0
+while [ $i -lt 26 ]; do s="$s$s"; i=$((i + 1)); done
+: >/tmp/critical-mem.ready
+sleep 100000
+EOF
+chmod +x /tmp/critical-mem
+rm -f /tmp/critical-mem.ready
+taskset -c 0-1 /tmp/critical-mem &
+mem=$!
+i=0
+until [ -f /tmp/critical-mem.ready ]; do
+  i=$((i + 1))
+  [ "$i" -lt 600 ] || fail "the 64 MiB process did not fill its memory within 60 s"
+  sleep 0.1
+done
+
+# pages_on PID NODE: the process's pages on NODE by /proc/PID/numa_maps.
+pages_on() {
+  n=0
+  for v in $(grep -o "N$2=[0-9]*" "/proc/$1/numa_maps" | cut -d= -f2); do n=$((n + v)); done
+  echo "$n"
+}
+# nodus_pct NODE: nodus's share of the process's sampled pages on NODE.
+nodus_pct() {
+  nodus status | grep -o "critical-mem $mem: [^;]*" | sed -n "s/.* node$1 \([0-9]*\)%.*/\1/p"
+}
+within() { # within A B TOLERANCE
+  d=$(($1 - $2))
+  [ "$d" -le "$3" ] && [ "$d" -ge "-$3" ]
+}
+
+printf '[sched]\nenabled = false\n[numa]\nmigrate = false\ninterval_ms = 500\n' >/tmp/numa-observe.toml
+nodus_start --config /tmp/numa-observe.toml
+wait_status "critical-mem $mem: [0-9]+ MiB, node0" 20 || fail "the process is not in status: $(nodus status)"
+out=$(nodus status)
+echo "$out"
+expect_line "^  numa +healthy" "$out" "numa component"
+expect_line "^      balancing +nobody \(numa.migrate = false\)$" "$out" "migration off"
+expect_line "node0: cpus 0-1 [0-9]+% busy, [0-9]+/[0-9]+ MiB used, hit [0-9]+" "$out" "node 0 figures"
+expect_line "node1: cpus 2-3 [0-9]+% busy" "$out" "node 1 figures"
+expect_line "critical-mem $mem: 6[4-9] MiB, node0 [0-9]+% node1 [0-9]+%, runs on node0, home node1 \(layer critical\)" "$out" "the process's locality and home"
+n0=$(pages_on "$mem" 0)
+n1=$(pages_on "$mem" 1)
+kernel0=$((n0 * 100 / (n0 + n1)))
+ours0=$(nodus_pct 0)
+echo "node 0 share: nodus (sampled) $ours0%, numa_maps (every page) $kernel0% ($n0 + $n1 pages)"
+[ "$kernel0" -ge 90 ] || fail "the memory was not first touched on node 0: $kernel0%"
+within "$ours0" "$kernel0" 10 || fail "nodus says $ours0% on node 0, numa_maps $kernel0%"
+expect_line "^      pages_moved +0$" "$out" "nothing moved while migration is off"
+nodus_stop
+
+# Now it runs on node 1, its memory still on node 0: nodus moves it home.
+taskset -p -c 2-3 "$mem" >/dev/null || fail "taskset"
+printf '[sched]\nenabled = false\n[numa]\ninterval_ms = 500\n' >/tmp/numa-act.toml
+nodus_start --config /tmp/numa-act.toml
+wait_status "^      balancing +nodus \(256 MiB/s\)$" 20 || fail "nodus is not in charge: $(nodus status)"
+wait_status "critical-mem $mem: [0-9]+ MiB, node0 [0-4]% node1 (9[5-9]|100)%, runs on node[01], home node1 \(layer critical\), [0-9]+ pages moved" 30 || true
+out=$(nodus status)
+echo "$out"
+expect_line "critical-mem $mem: [0-9]+ MiB, node0 [0-4]% node1 (9[5-9]|100)%, runs on node[01], home node1 \(layer critical\), [0-9]+ pages moved" "$out" "moved home"
+moved=$(echo "$out" | grep -o "critical-mem $mem: [^;]*" | grep -o "[0-9]* pages moved" | cut -d' ' -f1)
+n0=$(pages_on "$mem" 0)
+n1=$(pages_on "$mem" 1)
+echo "after: numa_maps $n0 pages on node 0, $n1 on node 1; nodus moved $moved"
+[ $((n1 * 100 / (n0 + n1))) -ge 90 ] || fail "numa_maps: only $n1 of $((n0 + n1)) pages on node 1"
+[ "$moved" -ge 15000 ] || fail "nodus counted $moved pages moved for a 64 MiB (16384-page) process"
+grep -q "numa: " "$NODUS_LOG" && grep "numa: " "$NODUS_LOG"
+# Steady state: what a look costs on this board.
+sleep 3
+nodus status | grep -E "^      (look_us|processes_seen|placed|pages_[a-z]+) "
+kill "$mem"
+nodus_stop
