@@ -3,7 +3,8 @@
 # there; kernel.numa_balancing = 0, so nodus is in charge).
 # 1. A process whose 64 MiB were first touched on node 0: nodus reports
 #    where its pages are, as the kernel's own full walk (numa_maps) says.
-# 2. The same process moved to node 1's CPUs: nodus moves its pages home.
+# 2. With migration on, nodus moves its pages home.
+# 3. Pinned to node 0's CPUs (taskset), it belongs there: moved back.
 # The scheduler is off here: this is about memory, not CPU placement.
 
 # A shell holding a 64 MiB string (2^26 bytes, built by doubling), then
@@ -26,6 +27,9 @@ until [ -f /tmp/critical-mem.ready ]; do
   [ "$i" -lt 600 ] || fail "the 64 MiB process did not fill its memory within 60 s"
   sleep 0.1
 done
+# Free to run anywhere again: its home is its layer's (a process allowed
+# on one node's CPUs only belongs there instead).
+taskset -p -c 0-3 "$mem" >/dev/null || fail "taskset"
 
 # pages_on PID NODE: the process's pages on NODE by /proc/PID/numa_maps.
 pages_on() {
@@ -62,8 +66,7 @@ within "$ours0" "$kernel0" 10 || fail "nodus says $ours0% on node 0, numa_maps $
 expect_line "^      pages_moved +0$" "$out" "nothing moved while migration is off"
 nodus_stop
 
-# Now it runs on node 1, its memory still on node 0: nodus moves it home.
-taskset -p -c 2-3 "$mem" >/dev/null || fail "taskset"
+# nodus in charge: it moves the memory home.
 printf '[sched]\nenabled = false\n[numa]\ninterval_ms = 500\n' >/tmp/numa-act.toml
 nodus_start --config /tmp/numa-act.toml
 wait_status "^      balancing +nodus \(256 MiB/s\)$" 20 || fail "nodus is not in charge: $(nodus status)"
@@ -78,6 +81,16 @@ echo "after: numa_maps $n0 pages on node 0, $n1 on node 1; nodus moved $moved"
 [ $((n1 * 100 / (n0 + n1))) -ge 90 ] || fail "numa_maps: only $n1 of $((n0 + n1)) pages on node 1"
 [ "$moved" -ge 15000 ] || fail "nodus counted $moved pages moved for a 64 MiB (16384-page) process"
 grep -q "numa: " "$NODUS_LOG" && grep "numa: " "$NODUS_LOG"
+# 3. Pinned to node 0's CPUs: it can only run there, so its memory follows.
+taskset -p -c 0-1 "$mem" >/dev/null || fail "taskset"
+wait_status "critical-mem $mem: [0-9]+ MiB, node0 (9[5-9]|100)% node1 [0-4]%, runs on node[01], home node0 \(affinity\)" 30 || true
+out=$(nodus status)
+expect_line "critical-mem $mem: [0-9]+ MiB, node0 (9[5-9]|100)% node1 [0-4]%, runs on node[01], home node0 \(affinity\)" "$out" "followed its affinity"
+n0=$(pages_on "$mem" 0)
+n1=$(pages_on "$mem" 1)
+echo "pinned to node 0: numa_maps $n0 pages on node 0, $n1 on node 1"
+[ $((n0 * 100 / (n0 + n1))) -ge 90 ] || fail "numa_maps: only $n0 of $((n0 + n1)) pages on node 0"
+
 # Steady state: what a look costs on this board.
 sleep 3
 nodus status | grep -E "^      (look_us|processes_seen|placed|pages_[a-z]+) "

@@ -45,8 +45,9 @@ crate::stats! {
         processes: Text,
         /// User processes seen at the last look.
         processes_seen: Gauge,
-        /// Processes the profile gives a home node (placement, a layer on
-        /// one node).
+        /// Processes with a home node: by the profile (placement, a layer
+        /// on one node) or, for those of `min_rss_mib` and more, a CPU
+        /// affinity within one node.
         placed: Gauge,
         /// Of the placed processes looked at, the share of their sampled
         /// pages on their home node, weighted by resident size; absent

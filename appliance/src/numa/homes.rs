@@ -2,8 +2,12 @@
 //! where `[placement.runtime]` puts it, a layer's tasks on the node holding
 //! all of its CPUs.
 //!
-//! A task joins the first layer with a matching rule, as in the scheduler;
-//! a layer spanning nodes (or an open layer) gives its tasks no home.
+//! A process whose CPU affinity lies within one node (taskset, `numactl
+//! --cpunodebind`, a cpuset) belongs on that node: it cannot run anywhere
+//! else, so its memory should be there, whatever its layer prefers.
+//! Otherwise a task joins the first layer with a matching rule, as in the
+//! scheduler; a layer spanning nodes (or an open layer) gives its tasks no
+//! home.
 
 use std::collections::HashMap;
 
@@ -43,6 +47,8 @@ pub enum Reason {
     Placement,
     /// Its layer's CPUs are on the node.
     Layer(String),
+    /// It may only run on the node's CPUs.
+    Affinity,
 }
 
 impl std::fmt::Display for Reason {
@@ -50,6 +56,7 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Placement => f.write_str("placement"),
             Reason::Layer(l) => write!(f, "layer {l}"),
+            Reason::Affinity => f.write_str("affinity"),
         }
     }
 }
@@ -57,17 +64,13 @@ impl std::fmt::Display for Reason {
 impl Homes {
     /// The homes `profile` gives on `topo`.
     pub fn resolve(profile: &Profile, topo: &Topology) -> Homes {
-        let nodes: Vec<(u32, Vec<u32>)> = topo
+        let mut homes = Homes::default();
+        homes.nodes = topo
             .nodes
             .iter()
             .map(|n| (n.id, n.cpus.cpus().collect()))
             .collect();
-        let node_of = |cpus: &[u32]| -> Option<u32> {
-            let first = topo.node_of(*cpus.first()?)?;
-            cpus.iter()
-                .all(|&c| topo.node_of(c) == Some(first))
-                .then_some(first)
-        };
+        let node_of = |cpus: &[u32]| homes.node_holding(cpus);
         let nodus = profile
             .placement
             .runtime
@@ -98,9 +101,9 @@ impl Homes {
             })
             .collect();
         Homes {
-            nodes,
             nodus,
             layers,
+            ..homes
         }
     }
 
@@ -113,6 +116,14 @@ impl Homes {
     /// The position of node `id` in `nodes`.
     pub fn index_of(&self, id: u32) -> Option<usize> {
         self.nodes.iter().position(|(n, _)| *n == id)
+    }
+
+    /// The node whose CPUs include all of `cpus`, if one does.
+    pub fn node_holding(&self, cpus: &[u32]) -> Option<u32> {
+        let first = self.node_of_cpu(*cpus.first()?)?;
+        cpus.iter()
+            .all(|&c| self.node_of_cpu(c) == Some(first))
+            .then_some(first)
     }
 
     /// The node a CPU belongs to.
@@ -147,10 +158,17 @@ impl<'a> Matcher<'a> {
         Matcher { homes, exes, me }
     }
 
-    /// The node `p` belongs on and why, if any.
-    pub fn home_of(&self, p: &Proc) -> Option<(u32, Reason)> {
+    /// The node `p` belongs on and why, if any; `affinity`: whether to
+    /// ask the kernel for its CPU affinity (a syscall per process).
+    pub fn home_of(&self, p: &Proc, affinity: bool) -> Option<(u32, Reason)> {
         if p.pid == self.me {
             return self.homes.nodus.map(|n| (n, Reason::Placement));
+        }
+        if affinity && self.homes.numa() {
+            let pinned = procs::affinity_of(p.pid).and_then(|c| self.homes.node_holding(&c));
+            if let Some(node) = pinned {
+                return Some((node, Reason::Affinity));
+            }
         }
         let layer = self
             .homes
@@ -226,19 +244,52 @@ policy = "grouped"
         assert_eq!(homes.layers[1].node, None, "CPUs on both nodes");
         let m = Matcher::new(&homes, 42);
         assert_eq!(
-            m.home_of(&proc(7, "critical-io", 0)),
+            m.home_of(&proc(7, "critical-io", 0), false),
             Some((1, Reason::Layer("critical".into())))
         );
         // In a layer spanning nodes: no home, though a later layer matches.
-        assert_eq!(m.home_of(&proc(8, "wide", 0)), None);
+        assert_eq!(m.home_of(&proc(8, "wide", 0), false), None);
         assert_eq!(
-            m.home_of(&proc(9, "other", 5)),
+            m.home_of(&proc(9, "other", 5), false),
             Some((0, Reason::Layer("rest".into())))
         );
-        assert_eq!(m.home_of(&proc(10, "other", -5)), None, "no layer");
+        assert_eq!(m.home_of(&proc(10, "other", -5), false), None, "no layer");
         assert_eq!(
-            m.home_of(&proc(42, "nodus", 0)),
+            m.home_of(&proc(42, "nodus", 0), false),
             Some((1, Reason::Placement))
         );
+    }
+
+    #[test]
+    fn a_process_allowed_on_one_node_only_belongs_there() {
+        // This process's CPUs, all on "node 3" of a made-up board.
+        let mine = procs::affinity_of(std::process::id()).unwrap();
+        // A layer on node 4 matches it too: where it may run wins.
+        let homes = Homes {
+            nodes: vec![(3, mine.clone()), (4, vec![10_000])],
+            layers: vec![LayerHome {
+                name: "elsewhere".into(),
+                node: Some(4),
+                rules: vec![Rule::CommPrefix("test".into())],
+            }],
+            ..Homes::default()
+        };
+        let me = proc(std::process::id(), "test", 0);
+        let m = Matcher::new(&homes, 1);
+        assert_eq!(m.home_of(&me, true), Some((3, Reason::Affinity)));
+        assert_eq!(
+            m.home_of(&me, false),
+            Some((4, Reason::Layer("elsewhere".into()))),
+            "affinity not asked"
+        );
+        // Allowed on CPUs of both nodes: no home.
+        let split = Homes {
+            nodes: vec![(3, mine[..1].to_vec()), (4, mine[1..].to_vec())],
+            layers: vec![],
+            ..homes.clone()
+        };
+        if mine.len() > 1 {
+            assert_eq!(Matcher::new(&split, 1).home_of(&me, true), None);
+        }
     }
 }

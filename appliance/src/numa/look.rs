@@ -117,7 +117,10 @@ impl Observer {
         let mut all = procs::scan();
         all.sort_by(|a, b| b.rss_pages.cmp(&a.rss_pages));
         let matcher = Matcher::new(homes, std::process::id());
-        let homed: Vec<_> = all.iter().map(|p| matcher.home_of(p)).collect();
+        let homed: Vec<_> = all
+            .iter()
+            .map(|p| matcher.home_of(p, p.rss_pages >= bounds.min_rss_pages))
+            .collect();
         let placed = homed.iter().filter(|h| h.is_some()).count();
         let big = all.partition_point(|p| p.rss_pages >= bounds.min_rss_pages);
         let mut chosen: Vec<usize> = (0..big)

@@ -55,6 +55,17 @@ pub fn parse_stat(pid: u32, text: &str) -> Option<Proc> {
     })
 }
 
+/// The CPUs `pid` may run on.
+pub fn affinity_of(pid: u32) -> Option<Vec<u32>> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).ok()?;
+    Some(
+        (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .map(|c| c as u32)
+            .collect(),
+    )
+}
+
 /// The cgroup v2 path of `pid` (`/system.slice/foo.service`).
 pub fn cgroup_of(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
