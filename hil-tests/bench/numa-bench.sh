@@ -87,7 +87,13 @@ damon_off() {
     echo "DAMON scheme $f: $(cat "$damon/kdamonds/0/contexts/0/schemes/0/stats/$f" 2>/dev/null)"
   done
   echo off >"$damon/kdamonds/0/state" 2>/dev/null
-  echo 0 >"$damon/kdamonds/nr_kdamonds" 2>/dev/null
+  # the next condition starts only once its monitor has stopped
+  i=0
+  while [ "$(cat "$damon/kdamonds/0/state")" != off ] && [ "$i" -lt 100 ]; do
+    i=$((i + 1))
+    sleep 0.1
+  done
+  echo 0 >"$damon/kdamonds/nr_kdamonds" || echo "DAMON: could not remove its monitor"
 }
 
 printf '[profile]\npath = "/nodus/profiles/qemu-virt-numa-memory.toml"\n' >/tmp/numa-bench.toml
@@ -146,7 +152,7 @@ run() {
 }
 
 conds="kernel nodus"
-[ "$damon_ok" = yes ] && conds="kernel damon nodus"
+[ "$damon_ok" = yes ] && conds="kernel nodus damon"
 conds=${BENCH_CONDS:-$conds}
 for r in $(seq 1 "$rounds"); do
   for c in $conds; do

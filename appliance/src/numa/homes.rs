@@ -64,12 +64,14 @@ impl std::fmt::Display for Reason {
 impl Homes {
     /// The homes `profile` gives on `topo`.
     pub fn resolve(profile: &Profile, topo: &Topology) -> Homes {
-        let mut homes = Homes::default();
-        homes.nodes = topo
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.cpus.cpus().collect()))
-            .collect();
+        let homes = Homes {
+            nodes: topo
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.cpus.cpus().collect()))
+                .collect(),
+            ..Homes::default()
+        };
         let node_of = |cpus: &[u32]| homes.node_holding(cpus);
         let nodus = profile
             .placement
