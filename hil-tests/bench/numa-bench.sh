@@ -140,7 +140,7 @@ run() {
     damon) damon_off ;;
     nodus)
       cpu=$((cpu + $(cpu_ticks "$NODUS_PID") - c0))
-      nodus status | grep -E "^      (pages_moved|pages_refused|pages_shared|look_us) " | tr -s ' ' | sed 's/^ /@@BENCH-STATUS /'
+      nodus status | grep -E "^      (pages_moved|pages_refused|pages_shared|look_cpu_us) " | tr -s ' ' | sed 's/^ /@@BENCH-STATUS /'
       nodus_stop
       ;;
   esac

@@ -93,6 +93,6 @@ echo "pinned to node 0: numa_maps $n0 pages on node 0, $n1 on node 1"
 
 # Steady state: what a look costs on this board.
 sleep 3
-nodus status | grep -E "^      (look_us|processes_seen|placed|pages_[a-z]+) "
+nodus status | grep -E "^      (look_cpu_us|processes_seen|placed|pages_[a-z]+) "
 kill "$mem"
 nodus_stop

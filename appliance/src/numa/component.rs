@@ -67,9 +67,9 @@ crate::stats! {
         /// Pages the kernel's automatic NUMA balancing migrated since boot
         /// (`numa_pages_migrated`).
         balancing_pages_migrated: Counter,
-        /// The last look's cost: nodes, every process's stat, and the
-        /// sampled page queries, µs.
-        look_us: Maybe<Gauge>,
+        /// The last look's CPU time: nodes, every process's stat, and the
+        /// sampled page queries, µs (moving pages not included).
+        look_cpu_us: Maybe<Gauge>,
     }
 }
 
@@ -155,7 +155,7 @@ impl Component for Numa {
             pages_shared: m.tally.shared,
             kernel_pages_migrated: look.map_or(0, |l| l.migrations.pages),
             balancing_pages_migrated: look.map_or(0, |l| l.migrations.balancing_pages),
-            look_us: look.map(|l| l.cost_us as i64),
+            look_cpu_us: look.map(|l| l.cpu_us as i64),
         }
         .to_stats()
     }

@@ -1,7 +1,7 @@
 //! One look at the board: every node's figures, and where the memory of
 //! the largest and the placed processes is, sampled.
 
-use std::{collections::BTreeMap, path::Path, time::Instant};
+use std::{collections::BTreeMap, path::Path};
 
 use super::{
     homes::{Homes, Matcher, Reason},
@@ -64,8 +64,9 @@ pub struct Look {
     /// The processes looked at closely: the placed ones (largest first,
     /// up to the config's count), then the largest others.
     pub procs: Vec<ProcLook>,
-    /// How long the look took, µs.
-    pub cost_us: u64,
+    /// CPU time the look took (this thread's, so time the board's other
+    /// work had the CPU is not counted), µs.
+    pub cpu_us: u64,
 }
 
 /// What a look keeps for the next one.
@@ -98,7 +99,7 @@ impl Observer {
 
     /// Looks at the board.
     pub fn look(&mut self, homes: &Homes, bounds: Bounds) -> Look {
-        let began = Instant::now();
+        let began = thread_cpu_us();
         let times =
             nodes::parse_cpu_times(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
         let nodes = homes
@@ -156,7 +157,15 @@ impl Observer {
             processes: all.len(),
             placed,
             procs,
-            cost_us: began.elapsed().as_micros() as u64,
+            cpu_us: thread_cpu_us().saturating_sub(began),
         }
     }
+}
+
+/// This thread's CPU time, µs.
+fn thread_cpu_us() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
 }
