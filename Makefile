@@ -7,6 +7,7 @@
 #   make test-packaging  yocto-check-layer on the Yocto layer (about 18 min, so not in make test)
 #   make bench    benchmarks, printed as ratios (see docs/benchmarks.md)
 #   make bench-sched  the layered scheduler's bench alone, on the QEMU board
+#   make bench-numa   NUMA locality's bench alone, on the QEMU board
 #   make build    release binary at target/release/nodus
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
@@ -28,7 +29,7 @@ NODUS := target/release/nodus
 AARCH64_TARGET := aarch64-unknown-linux-musl
 NODUS_AARCH64 := target/$(AARCH64_TARGET)/release/nodus
 
-.PHONY: setup ebpf build aarch64 cross run test test-packaging lint unit hil bench bench-sched clean yocto-crates dist
+.PHONY: setup ebpf build aarch64 cross run test test-packaging lint unit hil bench bench-sched bench-numa clean yocto-crates dist
 
 setup:
 	@./xtask/setup.sh
@@ -91,10 +92,15 @@ test-packaging: setup
 bench: build aarch64
 	$(CARGO) bench -p nodus --benches
 	hil-tests/bench-sched.sh
+	hil-tests/bench-numa.sh
 
 # The scheduler's bench alone (the QEMU board, about 10 minutes).
 bench-sched: aarch64
 	hil-tests/bench-sched.sh
+
+# NUMA locality's bench alone (the QEMU board, about 8 minutes).
+bench-numa: aarch64
+	hil-tests/bench-numa.sh
 
 # The Yocto recipe's crate list, from the committed Cargo.lock files with
 # OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout,

@@ -49,10 +49,11 @@ conds = [c for c in ("kernel", "damon", "nodus") if any(r["condition"] == c for 
 def vals(c, k):
     return [float(r[k]) for r in rows if r["condition"] == c]
 print(f"numa bench on the QEMU board: {len(vals('nodus', 'seconds'))} rounds, one boot; 256 MiB first touched on node 0, worker pinned to node 1")
-print(f"{'condition':<10} {'s to 90% local':>22} {'CPU s spent':>20} {'reached':>8}")
+print(f"{'condition':<10} {'s to 90% local':>22} {'CPU s spent':>20} {'of which worker sys':>22} {'reached':>8}")
 for c in conds:
-    s, u, ok = vals(c, "seconds"), vals(c, "cpu_s"), vals(c, "reached")
-    print(f"{c:<10} {statistics.median(s):>8.2f} ({min(s):.2f}-{max(s):.2f}) {statistics.median(u):>8.2f} ({min(u):.2f}-{max(u):.2f}) {int(sum(ok))}/{len(ok)}")
+    s, u, w, ok = vals(c, "seconds"), vals(c, "cpu_s"), vals(c, "worker_sys_s"), vals(c, "reached")
+    print(f"{c:<10} {statistics.median(s):>8.2f} ({min(s):.2f}-{max(s):.2f}) {statistics.median(u):>8.2f} ({min(u):.2f}-{max(u):.2f}) "
+          f"{statistics.median(w):>8.2f} ({min(w):.2f}-{max(w):.2f}) {int(sum(ok))}/{len(ok)}")
 def ratio(a, b, k, what, target):
     ra, rb = vals(a, k), vals(b, k)
     rs = [x / y for x, y in zip(ra, rb) if y]

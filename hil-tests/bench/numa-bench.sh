@@ -23,6 +23,7 @@ bench() { echo "@@BENCH $*"; }
 balancing() { echo "$1" >/proc/sys/kernel/numa_balancing; }
 
 now_cs() { tr -d . </proc/uptime | cut -d' ' -f1; }
+secs() { echo "$(($1 / 100)).$(printf '%02d' $(($1 % 100)))"; } # hundredths to seconds
 cpu_ticks() { # utime+stime of pid (clock ticks)
   awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
@@ -135,6 +136,7 @@ run() {
   done
   t1=$(now_cs)
   cpu=$(($(sys_ticks "$w") - s0))
+  worker_sys=$cpu
   case "$1" in
     kernel) balancing 0 ;;
     damon) damon_off ;;
@@ -148,7 +150,7 @@ run() {
   wait "$parent" 2>/dev/null
   reached=1
   [ "$share" -ge 90 ] || reached=0
-  bench "condition=$1 seconds=$(((t1 - t0) / 100)).$(printf '%02d' $(((t1 - t0) % 100))) cpu_s=$((cpu / 100)).$(printf '%02d' $((cpu % 100))) local_pct=$share reached=$reached"
+  bench "condition=$1 seconds=$(secs $((t1 - t0))) cpu_s=$(secs "$cpu") worker_sys_s=$(secs "$worker_sys") local_pct=$share reached=$reached"
 }
 
 conds="kernel nodus"

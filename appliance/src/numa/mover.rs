@@ -20,7 +20,7 @@ use super::{
 };
 
 /// Addresses asked about per `move_pages` call.
-const CHUNK: usize = 4096;
+const CHUNK: usize = 512;
 
 /// How far below the share it settled at a walked process must fall to be
 /// walked again, in percentage points.
