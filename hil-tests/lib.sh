@@ -7,6 +7,11 @@ NODUS_LOG=/tmp/nodus.log
 fail() {
   echo "FAIL: $*"
   [ -f "$NODUS_LOG" ] && { echo "--- nodus log ---"; cat "$NODUS_LOG"; }
+  # A failed scenario leaves no nodus behind for the next one to trip on.
+  if [ -n "${NODUS_PID:-}" ] && kill -0 "$NODUS_PID" 2>/dev/null; then
+    kill -TERM "$NODUS_PID"
+    wait "$NODUS_PID" 2>/dev/null
+  fi
   exit 1
 }
 

@@ -97,7 +97,7 @@ damon_off() {
   echo 0 >"$damon/kdamonds/nr_kdamonds" || echo "DAMON: could not remove its monitor"
 }
 
-printf '[profile]\npath = "/nodus/profiles/qemu-virt-numa-memory.toml"\n' >/tmp/numa-bench.toml
+printf '[profile]\npath = "/nodus/profiles/qemu-virt-numa-memory.toml"\n[numa]\nmigrate = true\n' >/tmp/numa-bench.toml
 for c in sched proccache fileserver proxy pagecache fleet; do
   printf '[%s]\nenabled = false\n' "$c" >>/tmp/numa-bench.toml
 done

@@ -345,11 +345,11 @@ mod tests {
             nodes: vec![(0, vec![0, 1])],
             ..Homes::default()
         };
-        let on = NumaConfig::default();
-        let off = NumaConfig {
-            migrate: false,
+        let on = NumaConfig {
+            migrate: true,
             ..NumaConfig::default()
         };
+        let off = NumaConfig::default();
         assert_eq!(in_charge(&on, &two, Some(0)), InCharge::Nodus);
         assert_eq!(in_charge(&on, &two, None), InCharge::Nodus);
         assert_eq!(in_charge(&on, &two, Some(1)), InCharge::Kernel);

@@ -25,7 +25,8 @@ pub struct NumaConfig {
     pub samples: usize,
     /// Move placed processes' pages to their home node (when the kernel's
     /// automatic NUMA balancing is off; when it is on, the kernel is in
-    /// charge and nodus only observes).
+    /// charge and nodus only observes). Off by default until the scheduler
+    /// is proven beside it (see docs/numa.md).
     pub migrate: bool,
     /// Pages moved per second at most, in MiB: the memory bandwidth nodus
     /// may take from the board's work.
@@ -44,7 +45,7 @@ impl Default for NumaConfig {
             placed: 32,
             min_rss_mib: 4,
             samples: 512,
-            migrate: true,
+            migrate: false,
             migrate_mib_per_s: 256,
             local_target_pct: 95,
         }

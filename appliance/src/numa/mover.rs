@@ -136,12 +136,18 @@ impl Mover {
         if away.is_empty() {
             return Ok(0);
         }
-        let after = pages::move_to(pid, &away, home)?;
-        let moved = after
+        let tried = pages::move_to(pid, &away, home)?;
+        // Counted by asking again, not from the move's own statuses: for
+        // a huge page the kernel moves the whole folio on its first
+        // address and reports the others in it otherwise.
+        let now = pages::where_are(pid, &away)?;
+        let home_now = |s: &i32| u32::try_from(*s) == Ok(home);
+        let moved = now.iter().filter(|s| home_now(s)).count() as u64;
+        let shared = tried
             .iter()
-            .filter(|s| u32::try_from(**s) == Ok(home))
+            .zip(&now)
+            .filter(|(t, n)| **t == -libc::EACCES && !home_now(n))
             .count() as u64;
-        let shared = after.iter().filter(|s| **s == -libc::EACCES).count() as u64;
         let t = &mut self.tally;
         t.moved += moved;
         t.shared += shared;
