@@ -21,7 +21,7 @@ use nodus::{
     board::Topology,
     numa::{
         Homes,
-        look::{Bounds, Observer},
+        look::{self, Bounds, Observer},
         pages,
     },
     profile,
@@ -33,9 +33,7 @@ const ROUNDS: usize = 5;
 const LOOKS: usize = 20;
 
 fn thread_cpu_us() -> f64 {
-    use nix::time::{ClockId, clock_gettime};
-    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread clock");
-    t.tv_sec() as f64 * 1e6 + t.tv_nsec() as f64 / 1e3
+    look::thread_cpu_us() as f64
 }
 
 fn holder() -> Child {

@@ -534,7 +534,8 @@ fn boot_layers(opts: &mut RunOptions) -> (Layers, FleetShared) {
 }
 
 /// Discovers the topology, chooses and applies the board profile; also
-/// returns where its threads go and the scheduler's layers on this board.
+/// returns where its threads go, the scheduler's layers on this board and
+/// which node each process belongs on.
 fn apply_profile(
     config: &Config,
 ) -> (

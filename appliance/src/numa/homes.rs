@@ -84,13 +84,7 @@ impl Homes {
             .iter()
             .map(|l| {
                 let cpus: Vec<u32> = l
-                    .cpus
-                    .clone()
-                    .or_else(|| {
-                        let name = l.cluster.as_ref()?;
-                        let c = profile.clusters.iter().find(|c| &c.name == name)?;
-                        Some(c.cpus.clone())
-                    })
+                    .cpu_list(profile)
                     .map(|c| c.cpus().collect())
                     .unwrap_or_default();
                 LayerHome {

@@ -137,9 +137,8 @@ impl Mover {
             return Ok(0);
         }
         let tried = pages::move_to(pid, &away, home)?;
-        // Counted by asking again, not from the move's own statuses: for
-        // a huge page the kernel moves the whole folio on its first
-        // address and reports the others in it otherwise.
+        // Counted by asking again where the pages are now, so what is
+        // reported is what happened, whatever the move's own statuses say.
         let now = pages::where_are(pid, &away)?;
         let home_now = |s: &i32| u32::try_from(*s) == Ok(home);
         let moved = now.iter().filter(|s| home_now(s)).count() as u64;

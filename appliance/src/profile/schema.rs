@@ -343,6 +343,19 @@ pub struct Layer {
     pub min_cpus: Option<u32>,
 }
 
+impl Layer {
+    /// Its CPUs: its cpulist, or its cluster's CPUs (`None`: neither, or
+    /// a cluster the profile does not have).
+    pub fn cpu_list(&self, profile: &Profile) -> Option<CpuList> {
+        if let Some(c) = &self.cpus {
+            return Some(c.clone());
+        }
+        let name = self.cluster.as_ref()?;
+        let c = profile.clusters.iter().find(|c| &c.name == name)?;
+        Some(c.cpus.clone())
+    }
+}
+
 /// `[[irq]]`: route a device's interrupts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
