@@ -523,9 +523,12 @@ void BPF_STRUCT_OPS(nodus_enqueue, struct task_struct *p, u64 enq_flags)
 	__u32 dom = c ? c->dom : 0;
 	__u64 vtime = p->scx.dsq_vtime;
 	__u64 *now = bpf_map_lookup_elem(&NODUS_VTIME, &layer);
-	/* A task that slept long gets at most one slice of credit. */
+	/* A task that slept long gets at most one slice of credit, and owes
+	 * at most NODUS_MAX_DEBT_SLICES. */
 	if (now && vtime + slice < *now)
 		vtime = *now - slice;
+	if (now && vtime > *now + NODUS_MAX_DEBT_SLICES * slice)
+		vtime = *now + NODUS_MAX_DEBT_SLICES * slice;
 	tctx->queued_ns = bpf_ktime_get_ns();
 	scx_bpf_dsq_insert_vtime(p, dsq_id(layer, dom), slice, vtime, enq_flags);
 	if (s)

@@ -89,6 +89,15 @@ struct nodus_cpu_state {
  * first), so nothing starves, whatever the owners' load. */
 #define NODUS_LEND_AFTER_NS 50000000ULL
 
+/* How far, in its own slices, a task's virtual time may run ahead of its
+ * layer's clock. Weight (nice) charges a task's run at 100/weight: a
+ * nice-19 task pays 100 times its run, and without a bound a kernel thread
+ * such as khugepaged, after a long collapse, queued behind busy nice-0
+ * tasks for seconds, until the kernel's watchdog ended the scheduler. With
+ * the bound it still runs behind them, a few times less often, never
+ * starved. */
+#define NODUS_MAX_DEBT_SLICES 8
+
 /* NODUS_EXES key: an executable by its file's device (kernel encoding) and
  * inode. */
 struct nodus_exe {

@@ -49,6 +49,37 @@ echo "$out"
 expect_line "critical: confined, 2 cpus, [0-9]+% busy, [1-9][0-9]* tasks" "$out" "the critical layer holds the task"
 expect_line "background: grouped, [12] cpus, [0-9]+% busy, [1-9][0-9]* tasks" "$out" "the background layer holds the hogs"
 
+# A nice-19 spinner in the background layer beside the four hogs: nice
+# puts it behind them, and it is never starved (khugepaged, a nice-19
+# kernel thread, once waited there until the kernel's 5 s watchdog ended
+# the scheduler).
+printf '#!/bin/sh\nwhile :; do :; done\n' >/tmp/lazy-spin
+chmod +x /tmp/lazy-spin
+/tmp/lazy-spin &
+lazy=$!
+renice -n 19 -p "$lazy" >/dev/null || fail "renice"
+hog1=${hogs# }
+hog1=${hog1%% *}
+sleep 1
+[ -r "/proc/$lazy/schedstat" ] || fail "no /proc/$lazy/schedstat"
+# /proc/PID/schedstat: time on CPU (ns), time waiting (ns), times run.
+set -- $(cat /proc/$lazy/schedstat)
+lazy_ns0=$1 lazy_runs0=$3
+set -- $(cat /proc/$hog1/schedstat)
+hog_ns0=$1
+sleep 8
+set -- $(cat /proc/$lazy/schedstat)
+lazy_ms=$((($1 - lazy_ns0) / 1000000)) lazy_runs=$(($3 - lazy_runs0))
+set -- $(cat /proc/$hog1/schedstat)
+hog_ms=$((($1 - hog_ns0) / 1000000))
+echo "in 8 s: the nice-19 spinner ran $lazy_runs times, $lazy_ms ms; a nice-0 hog $hog_ms ms"
+[ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || fail "the scheduler ended with a nice-19 task beside the hogs: $(nodus status)"
+[ "$lazy_runs" -ge 8 ] || fail "the nice-19 spinner ran $lazy_runs times in 8 s: starved"
+[ "$lazy_ms" -lt "$hog_ms" ] || fail "the nice-19 spinner ran $lazy_ms ms, a nice-0 hog $hog_ms ms: nice ignored"
+kill $lazy
+out=$(nodus status)
+expect_line "^      exits +0$" "$out" "no exit while the nice-19 task ran"
+
 # SysRq-S: the kernel ends the scheduler (every task back on the default
 # one); nodus notices, reports the exit and loads it again after its backoff.
 echo S >/proc/sysrq-trigger
