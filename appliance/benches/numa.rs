@@ -73,14 +73,14 @@ fn main() {
         samples: 512,
         min_rss_pages: 4 << 20 >> 12,
     };
-    let mut observer = Observer::from_now();
+    let mut observer = Observer::from_now(None);
     let (mut ours, mut theirs, mut seen, mut sampled) = (vec![], vec![], 0, 0);
     let mut sample_only = vec![];
     let page = pages::page_size();
     for _ in 0..ROUNDS {
         let t = thread_cpu_us();
         for _ in 0..LOOKS {
-            let look = observer.look(&homes, bounds);
+            let look = observer.look(&homes, bounds, &Default::default());
             seen = look.processes;
             sampled = look
                 .procs

@@ -6,6 +6,7 @@
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Map, MapData, MapError, PerCpuArray},
+    programs::{Program, ProgramError, RawTracePoint},
 };
 use nodus_common::objects::Object;
 
@@ -38,6 +39,67 @@ where
 {
     let map = obj.take_map(name).ok_or(TakeMapError::Missing(name))?;
     T::try_from(map).map_err(|e| TakeMapError::Type(name, e))
+}
+
+/// Why a program of a loaded object could not be loaded or attached.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The object lacks a program the list of objects names.
+    #[error("program {0} missing from the object")]
+    Missing(&'static str),
+    /// The program is not of the kind its use says.
+    #[error("program {program}")]
+    Kind {
+        /// The program.
+        program: &'static str,
+        /// What went wrong.
+        #[source]
+        source: ProgramError,
+    },
+    /// The kernel refused to load or attach it (an older kernel may lack
+    /// the tracepoint or function, or refuse the program type).
+    #[error("attaching {program} to {target}")]
+    Attach {
+        /// The program.
+        program: &'static str,
+        /// The tracepoint or kernel function.
+        target: &'static str,
+        /// What went wrong.
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// Program `name` of `obj` as a `P` (an aya program type).
+pub fn program<'a, P>(obj: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, AttachError>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    obj.program_mut(name)
+        .ok_or(AttachError::Missing(name))?
+        .try_into()
+        .map_err(|source| AttachError::Kind {
+            program: name,
+            source,
+        })
+}
+
+/// Loads and attaches raw tracepoint programs: `(program, tracepoint)`.
+pub fn attach_raw_tracepoints(
+    obj: &mut Ebpf,
+    which: &[(&'static str, &'static str)],
+) -> Result<(), AttachError> {
+    for &(name, tracepoint) in which {
+        let p: &mut RawTracePoint = program(obj, name)?;
+        p.load()
+            .and_then(|()| p.attach(tracepoint).map(drop))
+            .map_err(|source| AttachError::Attach {
+                program: name,
+                target: tracepoint,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Slot `index` of a per-CPU counter array, summed over CPUs; 0 where it
@@ -86,6 +148,7 @@ pub fn release_freed_memory() {
 
 /// Allocations of this many bytes or more are mapped on their own and
 /// unmapped when freed (glibc's default starting point, held fixed).
+#[cfg(target_env = "gnu")]
 const MMAP_THRESHOLD: i32 = 128 * 1024;
 
 /// Keeps large allocations out of the heap for good, so what loading eBPF

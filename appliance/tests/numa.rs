@@ -46,19 +46,8 @@ fn machine_nodes() -> usize {
 fn a_process_memory_is_where_numa_maps_says_and_every_node_is_reported() {
     require_root!();
     // 64 MiB written (not calloc'd zero pages: those are not resident).
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import time; b = b'x' * (64 << 20); print('ready', flush=True); time.sleep(120)",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let holder =
+        python("import time; b = b'x' * (64 << 20); print('ready', flush=True); time.sleep(120)");
     let pid = holder.id();
 
     let d = TempDaemon::start("[numa]\ninterval_ms = 200\n", &[]);
@@ -110,8 +99,6 @@ fn a_process_memory_is_where_numa_maps_says_and_every_node_is_reported() {
     }
     assert!(stats["processes_seen"].as_i64() > Some(1), "{stats}");
     assert!(stats["look_cpu_us"].as_i64().is_some(), "{stats}");
-    let _ = holder.kill();
-    let _ = holder.wait();
 }
 
 #[test]
@@ -133,4 +120,180 @@ fn out_of_range_settings_are_refused_before_anything_starts() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(key), "{text}: {stderr}");
     }
+}
+
+/// A python3 running `code`, once it printed "ready".
+fn python(code: &str) -> common::Killed {
+    let mut child = Command::new("python3")
+        .args(["-c", code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    common::Killed(child)
+}
+
+/// The `processes` entry of `pid`, once it carries a workload class.
+fn classified(d: &TempDaemon, pid: u32) -> String {
+    common::wait_for("a class", Duration::from_secs(20), || {
+        let numa = component(&d.status_json(), "numa");
+        let procs = numa["stats"]["processes"].as_str()?.to_owned();
+        procs
+            .split("; ")
+            .find(|p| p.starts_with(&format!("python3 {pid}: ")) && p.contains("% cpu, runs "))
+            .map(str::to_owned)
+    })
+}
+
+#[test]
+fn a_spinner_is_batch_and_a_sleeper_is_latency_from_the_scheduler_tracepoints() {
+    require_root!();
+    // Both hold 16 MiB so that they are among the largest processes shown.
+    let spinner = python("b = b'x' * (16 << 20); print('ready', flush=True)\nwhile True: pass");
+    let sleeper = python(
+        "import time; b = b'x' * (16 << 20); print('ready', flush=True)\nwhile True: time.sleep(0.001)",
+    );
+    let d = TempDaemon::start(
+        "[numa]\ninterval_ms = 500\nmin_rss_mib = 8\ntop = 64\n",
+        &[],
+    );
+    let spin = common::wait_for("the spinner batch", Duration::from_secs(20), || {
+        let e = classified(&d, spinner.id());
+        e.contains(", batch (").then_some(e)
+    });
+    let sleep = common::wait_for("the sleeper latency", Duration::from_secs(20), || {
+        let e = classified(&d, sleeper.id());
+        e.contains(", latency (").then_some(e)
+    });
+    // The spinner never sleeps (its share of a CPU depends on what else
+    // the machine runs: the tests run side by side); the sleeper sleeps
+    // hundreds of times a second.
+    let number_before = |e: &str, unit: &str| -> f64 {
+        e.split(unit)
+            .next()
+            .and_then(|s| s.rsplit([' ', '(']).next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {unit} in {e}"))
+    };
+    assert!(number_before(&spin, "% cpu") >= 5.0, "{spin}");
+    assert!(number_before(&spin, " sleeps/s") < 5.0, "{spin}");
+    assert!(number_before(&sleep, "% cpu") < 50.0, "{sleep}");
+    assert!(number_before(&sleep, " sleeps/s") >= 100.0, "{sleep}");
+    let stats = component(&d.status_json(), "numa")["stats"].clone();
+    let classes = stats["classes"].as_str().unwrap();
+    assert!(
+        classes.starts_with("latency ")
+            && classes.contains(", batch ")
+            && classes.contains(", idle "),
+        "{classes}"
+    );
+    assert!(stats["task_migrations"].as_u64().is_some(), "{stats}");
+}
+
+#[test]
+fn a_process_opening_an_accelerator_is_placed_on_its_node_and_a_failed_open_is_not() {
+    require_root!();
+    // Two device nodes the test makes: one with a driver behind it (the
+    // memory driver's /dev/full, 1:7), one with none (opens fail ENXIO).
+    let tag = common::unique("npu");
+    let npu = format!("/dev/{tag}-0");
+    let dead = format!("/dev/{tag}-1");
+    for (path, major, minor) in [(&npu, 1, 7), (&dead, 511, 0)] {
+        nix::sys::stat::mknod(
+            path.as_str(),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .unwrap();
+    }
+    struct Remove(Vec<String>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let _cleanup = Remove(vec![npu.clone(), dead.clone()]);
+    let dir = common::tempdir();
+    let profile = dir.path().join("npu.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "include = \"generic\"\n[board]\nname = \"test-npu\"\n\
+             [[device]]\nname = \"npu0\"\nkind = \"npu\"\ndev = \"{npu}\"\nnode = 0\n\
+             [[device]]\nname = \"npu1\"\nkind = \"npu\"\ndev = \"{dead}\"\nnode = 0\noptional = true\n"
+        ),
+    )
+    .unwrap();
+    let d = TempDaemon::start(
+        &format!("[profile]\npath = \"{}\"\n", profile.display()),
+        &[],
+    );
+    let numa = || component(&d.status_json(), "numa");
+    common::wait_for("the devices watched", Duration::from_secs(20), || {
+        let a = numa()["stats"]["accelerators"].as_str()?.to_owned();
+        a.contains("npu0").then_some(a)
+    });
+    if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        // A kernel without kprobes (this build host): only accelerator
+        // detection is lost, and the component says so. The QEMU board's
+        // scenario 77-numa-accelerator proves the placement.
+        let numa = common::wait_for("the reason", Duration::from_secs(10), || {
+            let n = numa();
+            (n["health"]["state"] == "degraded").then_some(n)
+        });
+        let reason = numa["health"]["reason"].as_str().unwrap();
+        assert!(reason.starts_with("accelerator opens not seen: "), "{numa}");
+        assert!(
+            numa["stats"]["classes"]
+                .as_str()
+                .unwrap()
+                .starts_with("latency "),
+            "{numa}"
+        );
+        eprintln!("skipped the placement: no kprobes in this kernel ({reason})");
+        return;
+    }
+    assert_eq!(numa()["health"]["state"], "healthy", "{}", numa());
+
+    // Narrowed to one CPU first, so that the placement (every CPU of
+    // node 0 here) is seen to change it.
+    let user = python(&format!(
+        "import os, time; os.sched_setaffinity(0, {{0}})\n\
+                 try: open('{dead}', 'rb')\nexcept OSError: pass\n\
+                 f = open('{npu}', 'rb'); print('ready', flush=True); time.sleep(60)"
+    ));
+    let pid = user.id();
+    let accelerators = common::wait_for("the user placed", Duration::from_secs(10), || {
+        let a = numa()["stats"]["accelerators"].as_str()?.to_owned();
+        a.contains(&format!("python3 {pid} (")).then_some(a)
+    });
+    let node0: Vec<usize> = std::fs::read_to_string("/sys/devices/system/node/node0/cpulist")
+        .unwrap()
+        .trim()
+        .parse::<nodus::board::CpuList>()
+        .unwrap()
+        .cpus()
+        .map(|c| c as usize)
+        .collect();
+    let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).unwrap();
+    let on: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| allowed.is_set(c).unwrap_or(false))
+        .collect();
+    assert_eq!(on, node0, "pinned to the device's node: {accelerators}");
+    let (npu0, npu1) = accelerators.split_once("; ").unwrap();
+    assert!(
+        npu0.starts_with(&format!("npu0 {npu} node0: python3 {pid} (")),
+        "{accelerators}"
+    );
+    assert!(
+        npu1.ends_with(": no users"),
+        "the failed open is not a use: {accelerators}"
+    );
+    assert_eq!(numa()["stats"]["accelerator_opens"], 1, "{}", numa());
 }

@@ -15,6 +15,24 @@ pub struct DeviceLocator<'a> {
     pub interface: Option<&'a str>,
     /// A kernel driver name (`/sys/bus/*/drivers/<driver>`).
     pub driver: Option<&'a str>,
+    /// A character device node (`/dev/accel/accel0`): its sysfs directory
+    /// is `/sys/dev/char/<major>:<minor>`.
+    pub dev: Option<&'a str>,
+}
+
+/// The major and minor number of the character device node at `path`, if
+/// it is one.
+pub fn char_device_number(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).ok()?;
+    if !m.file_type().is_char_device() {
+        return None;
+    }
+    let rdev = m.rdev();
+    Some((
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    ))
 }
 
 impl DeviceLocator<'_> {
@@ -26,6 +44,11 @@ impl DeviceLocator<'_> {
         }
         if let Some(i) = self.interface {
             let p = root.join("sys/class/net").join(i);
+            return p.exists().then_some(p);
+        }
+        if let Some(d) = self.dev {
+            let (major, minor) = char_device_number(&root.join(d.trim_start_matches('/')))?;
+            let p = root.join(format!("sys/dev/char/{major}:{minor}"));
             return p.exists().then_some(p);
         }
         let driver = self.driver?;

@@ -11,5 +11,5 @@ mod device;
 mod topology;
 
 pub use cpulist::{CpuList, CpuListError};
-pub use device::DeviceLocator;
+pub use device::{DeviceLocator, char_device_number};
 pub use topology::{CpuGroup, Identity, NumaNode, Topology, TopologyError};

@@ -1,6 +1,8 @@
 //! The `numa` component: looks at the nodes and the processes every
-//! interval, reports where memory is, and moves placed processes' pages
-//! home when nodus, not the kernel, is in charge of balancing.
+//! interval, reports where memory is and what kind of work each process
+//! does, moves placed processes' pages home when nodus, not the kernel, is
+//! in charge of balancing, and places a process on its accelerator's node
+//! the moment the kernel reports it opened the device.
 
 use std::{
     fmt::Write as _,
@@ -8,14 +10,17 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::watch;
+use aya::maps::{MapData, RingBuf};
+use nodus_common::numa::{DeviceOpen, kernel_dev};
+use tokio::{io::unix::AsyncFd, sync::watch};
 
 use super::{
     NumaConfig,
-    homes::Homes,
+    homes::{DeviceUsers, Homes},
+    kernel::{self, KernelCounts},
     look::{Bounds, Look, Observer},
     mover::{Mover, Tally},
-    pages,
+    pages, place, procs,
 };
 use crate::{
     supervisor::{
@@ -70,6 +75,27 @@ crate::stats! {
         /// The last look's CPU time: nodes, every process's stat, and the
         /// sampled page queries, µs (moving pages not included).
         look_cpu_us: Maybe<Gauge>,
+        /// User processes in each workload class at the last look, from
+        /// what the scheduler did to them over the interval (`latency 3,
+        /// batch 2, idle 140`): latency, short runs ending in sleeps;
+        /// batch, runs until preempted or 10 ms and more; idle, under 1 %
+        /// of a CPU. Empty without the scheduler tracepoints.
+        classes: Text,
+        /// Times a user process's thread moved to another CPU since start
+        /// (`sched_migrate_task`).
+        task_migrations: Counter,
+        /// Of those, moves to a CPU of another node.
+        task_node_migrations: Counter,
+        /// The profile's accelerators (a `[[device]]` with a device node)
+        /// and the processes that opened each, placed on its node
+        /// (`npu0 /dev/accel/accel0 node1: infer 412 (2 threads pinned to
+        /// cpus 2-3)`); an absent device says so.
+        accelerators: Text,
+        /// Successful opens of a watched accelerator since start.
+        accelerator_opens: Counter,
+        /// Opens the kernel saw but could not report (its event ring was
+        /// full): their processes were not placed.
+        accelerator_opens_lost: Counter,
     }
 }
 
@@ -80,6 +106,20 @@ struct Measures {
     balancing: String,
     tally: Tally,
     last_error: Option<String>,
+    /// Why the scheduler tracepoints or the device probes are missing.
+    kernel_missing: Option<String>,
+    /// Each accelerator: its device number (None: absent) and its users.
+    accelerators: Vec<Accelerator>,
+    accelerator_opens: u64,
+}
+
+/// One watched accelerator and who uses it.
+#[derive(Clone, Debug, Default)]
+struct Accelerator {
+    /// Kernel encoding; `None`: no such device node here.
+    rdev: Option<u32>,
+    /// `name pid (what was done)`, the latest last.
+    users: Vec<String>,
 }
 
 /// The supervised locality component.
@@ -131,9 +171,10 @@ impl Component for Numa {
         if self.running.as_ref().is_none_or(MainLoop::is_finished) {
             return Health::Unavailable("main loop not running".into());
         }
-        match &lock(&self.measures).last_error {
-            Some(e) => Health::Degraded(e.clone()),
-            None => Health::Healthy,
+        let m = lock(&self.measures);
+        match (&m.last_error, &m.kernel_missing) {
+            (Some(e), _) | (None, Some(e)) => Health::Degraded(e.clone()),
+            (None, None) => Health::Healthy,
         }
     }
 
@@ -156,6 +197,26 @@ impl Component for Numa {
             kernel_pages_migrated: look.map_or(0, |l| l.migrations.pages),
             balancing_pages_migrated: look.map_or(0, |l| l.migrations.balancing_pages),
             look_cpu_us: look.map(|l| l.cpu_us as i64),
+            classes: look
+                .and_then(|l| l.scheduling.as_ref())
+                .map(|s| {
+                    format!(
+                        "latency {}, batch {}, idle {}",
+                        s.classes[0], s.classes[1], s.classes[2]
+                    )
+                })
+                .unwrap_or_default(),
+            task_migrations: look
+                .and_then(|l| l.scheduling.as_ref())
+                .map_or(0, |s| s.migrations),
+            task_node_migrations: look
+                .and_then(|l| l.scheduling.as_ref())
+                .map_or(0, |s| s.node_migrations),
+            accelerators: render_accelerators(homes, &m.accelerators),
+            accelerator_opens: m.accelerator_opens,
+            accelerator_opens_lost: look
+                .and_then(|l| l.scheduling.as_ref())
+                .map_or(0, |s| s.opens_lost),
         }
         .to_stats()
     }
@@ -170,8 +231,6 @@ async fn run(
 ) {
     let mut beat = tokio::time::interval(BEAT_INTERVAL);
     let every = Duration::from_millis(config.interval_ms);
-    let mut look_every = tokio::time::interval(every);
-    look_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let budget =
         config.migrate_mib_per_s * (1 << 20) / pages::page_size() * config.interval_ms / 1000;
     let bounds = Bounds {
@@ -180,17 +239,49 @@ async fn run(
         samples: config.samples,
         min_rss_pages: config.min_rss_mib * (1 << 20) / pages::page_size(),
     };
-    let state = Arc::new(Mutex::new((Observer::from_now(), Mover::default())));
+    // The kernel's BTF is parsed to load the programs: off the runtime.
+    let attach = {
+        let (homes, processes) = (homes.clone(), config.counted_processes);
+        tokio::task::spawn_blocking(move || attach(&homes, processes))
+    };
+    let mut attach = std::pin::pin!(attach);
+    let (counts, mut opens) = loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            _ = beat.tick() => ctx.heartbeat.beat(),
+            r = &mut attach => break r.unwrap_or_else(|e| Attached {
+                missing: Some(format!("loading the numa programs panicked: {e}")),
+                ..Attached::default()
+            }),
+        }
+    }
+    .record(&measures);
+    let users: Arc<Mutex<DeviceUsers>> = Arc::default();
+    let mut look_every = tokio::time::interval(every);
+    look_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = Arc::new(Mutex::new((Observer::from_now(counts), Mover::default())));
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = beat.tick() => ctx.heartbeat.beat(),
+            Some(mut ready) = readable(&mut opens) => {
+                while let Some(open) = kernel::next_open(ready.get_inner_mut()) {
+                    on_open(&open, &config, &homes, &users, &measures);
+                }
+                ready.clear_ready();
+            }
             _ = look_every.tick() => {
-                let (state, homes, config) = (state.clone(), homes.clone(), config.clone());
+                let (state, homes, config, users) =
+                    (state.clone(), homes.clone(), config.clone(), users.clone());
                 let looked = tokio::task::spawn_blocking(move || {
                     let mut s = lock(&state);
                     let (observer, mover) = &mut *s;
-                    let look = observer.look(&homes, bounds);
+                    let mut users = lock(&users);
+                    // A user that exited (or whose pid is another's now)
+                    // is forgotten.
+                    users.retain(|pid, (start, _)| procs::start_of(*pid) == Some(*start));
+                    let look = observer.look(&homes, bounds, &users);
+                    drop(users);
                     let in_charge = in_charge(&config, &homes, look.kernel_balancing);
                     if in_charge == InCharge::Nodus {
                         mover.act(&look, &homes, budget.max(1), f64::from(config.local_target_pct));
@@ -220,6 +311,183 @@ async fn run(
             }
         }
     }
+}
+
+/// What loading the programs gave.
+#[derive(Default)]
+struct Attached {
+    counts: Option<KernelCounts>,
+    opens: Option<AsyncFd<RingBuf<MapData>>>,
+    accelerators: Vec<Accelerator>,
+    missing: Option<String>,
+}
+
+impl Attached {
+    /// Records what is missing and the accelerators in `measures`, logs
+    /// it, and hands over the counts and the open events.
+    fn record(
+        self,
+        measures: &Mutex<Measures>,
+    ) -> (Option<KernelCounts>, Option<AsyncFd<RingBuf<MapData>>>) {
+        if let Some(why) = &self.missing {
+            log::warn!("numa: {why}");
+        }
+        let mut m = lock(measures);
+        m.kernel_missing = self.missing;
+        m.accelerators = self.accelerators;
+        (self.counts, self.opens)
+    }
+}
+
+/// Loads and attaches the programs for `homes`'s CPUs and accelerators.
+fn attach(homes: &Homes, processes: u32) -> Attached {
+    let cpu_nodes: Vec<(u32, u32)> = homes
+        .nodes
+        .iter()
+        .flat_map(|(n, cpus)| cpus.iter().map(move |c| (*c, *n)))
+        .collect();
+    let accelerators: Vec<Accelerator> = homes
+        .devices
+        .iter()
+        .map(|d| Accelerator {
+            rdev: crate::board::char_device_number(&d.dev).map(|(ma, mi)| kernel_dev(ma, mi)),
+            users: Vec::new(),
+        })
+        .collect();
+    let watched: Vec<(u32, u32)> = accelerators
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((a.rdev?, i as u32)))
+        .collect();
+    match KernelCounts::attach(processes, &cpu_nodes, &watched) {
+        Ok(mut k) => {
+            let missing = k
+                .devices_unavailable
+                .take()
+                .map(|why| format!("accelerator opens not seen: {why}"));
+            // SAFETY: the AsyncFd owns the ring buffer, so the descriptor
+            // it registers stays open (and is the same one) for as long as
+            // the AsyncFd exists.
+            let registered = |ring| unsafe {
+                AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)
+            };
+            let opens = k.opens.take().and_then(|ring| match registered(ring) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    log::warn!("numa: polling the accelerator-open events: {e}");
+                    None
+                }
+            });
+            Attached {
+                counts: Some(k),
+                opens,
+                accelerators,
+                missing,
+            }
+        }
+        Err(why) => Attached {
+            counts: None,
+            opens: None,
+            accelerators,
+            missing: Some(format!(
+                "scheduler tracepoints and accelerator opens not seen: {why}"
+            )),
+        },
+    }
+}
+
+/// Waits until the open events are readable; forever without them.
+async fn readable(
+    opens: &mut Option<AsyncFd<RingBuf<MapData>>>,
+) -> Option<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
+    match opens {
+        Some(fd) => fd.readable_mut().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// A watched accelerator was opened: the process belongs on its node from
+/// now on, and (when the config says so) is pinned there.
+fn on_open(
+    open: &DeviceOpen,
+    config: &NumaConfig,
+    homes: &Homes,
+    users: &Mutex<DeviceUsers>,
+    measures: &Mutex<Measures>,
+) {
+    let mut m = lock(measures);
+    m.accelerator_opens += 1;
+    let Some(i) = m
+        .accelerators
+        .iter()
+        .position(|a| a.rdev == Some(open.rdev))
+    else {
+        return;
+    };
+    let Some(device) = homes.devices.get(i) else {
+        return;
+    };
+    let Some(start) = procs::start_of(open.pid) else {
+        return; // exited already
+    };
+    let fresh = lock(users).insert(open.pid, (start, i)) != Some((start, i));
+    if !fresh {
+        return; // another open by a process already placed
+    }
+    let name = String::from_utf8_lossy(open.comm.split(|&b| b == 0).next().unwrap_or_default());
+    let comm = crate::terminal::printable(&name);
+    let cpus = homes
+        .nodes
+        .iter()
+        .find(|(n, _)| *n == device.node)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default();
+    let cpu_list: crate::board::CpuList = cpus.iter().copied().collect();
+    let done = if !config.place_accelerator_users {
+        "not placed: numa.place_accelerator_users = false".to_owned()
+    } else if cpus.is_empty() {
+        format!("not placed: no CPUs on node{}", device.node)
+    } else {
+        match place::pin_process(open.pid, &cpus) {
+            Ok(n) => format!("{n} threads pinned to cpus {cpu_list}"),
+            Err(e) => {
+                m.last_error = Some(format!("placing {comm} {}: {e}", open.pid));
+                format!("not placed: {e}")
+            }
+        }
+    };
+    log::info!(
+        "numa: {comm} {} opened {} ({}): home node{}, {done}",
+        open.pid,
+        device.name,
+        device.dev.display(),
+        device.node
+    );
+    let list = &mut m.accelerators[i].users;
+    list.push(format!("{comm} {} ({done})", open.pid));
+    // The latest few: a device reopened by short-lived clients all day
+    // must not grow the status without bound.
+    if list.len() > 8 {
+        list.remove(0);
+    }
+}
+
+fn render_accelerators(homes: &Homes, accelerators: &[Accelerator]) -> String {
+    let mut out = String::new();
+    for (d, a) in homes.devices.iter().zip(accelerators) {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        let _ = write!(out, "{} {} node{}: ", d.name, d.dev.display(), d.node);
+        if a.rdev.is_none() {
+            out.push_str("absent");
+        } else if a.users.is_empty() {
+            out.push_str("no users");
+        } else {
+            out.push_str(&a.users.join(", "));
+        }
+    }
+    out
 }
 
 /// Who moves memory between nodes.
@@ -315,6 +583,19 @@ fn render_procs(
         if let Some(moved) = moved_by.get(&(p.pid, p.start)) {
             let _ = write!(out, ", {moved} pages moved");
         }
+        if let Some(b) = &p.behaviour {
+            let _ = write!(
+                out,
+                ", {} ({:.0}% cpu, runs {:.2} ms, {:.0} sleeps/s, waits {:.2} ms, {} migrations, {} across nodes)",
+                b.class.name(),
+                b.cpu_pct,
+                b.run_us / 1000.0,
+                b.sleeps_per_s,
+                b.wait_us / 1000.0,
+                b.migrations,
+                b.node_migrations
+            );
+        }
     }
     out
 }
@@ -349,7 +630,10 @@ mod tests {
             migrate: true,
             ..NumaConfig::default()
         };
-        let off = NumaConfig::default();
+        let off = NumaConfig {
+            migrate: false,
+            ..NumaConfig::default()
+        };
         assert_eq!(in_charge(&on, &two, Some(0)), InCharge::Nodus);
         assert_eq!(in_charge(&on, &two, None), InCharge::Nodus);
         assert_eq!(in_charge(&on, &two, Some(1)), InCharge::Kernel);

@@ -25,8 +25,7 @@ pub struct NumaConfig {
     pub samples: usize,
     /// Move placed processes' pages to their home node (when the kernel's
     /// automatic NUMA balancing is off; when it is on, the kernel is in
-    /// charge and nodus only observes). Off by default until the scheduler
-    /// is proven beside it (see docs/numa.md).
+    /// charge and nodus only observes).
     pub migrate: bool,
     /// Pages moved per second at most, in MiB: the memory bandwidth nodus
     /// may take from the board's work.
@@ -34,6 +33,13 @@ pub struct NumaConfig {
     /// A placed process whose sampled pages are less local than this, in
     /// percent, is moved home.
     pub local_target_pct: u8,
+    /// Pin a process that opens one of the profile's accelerators (a
+    /// `[[device]]` with `dev` and a node) to the device's node; off:
+    /// the opens are only reported.
+    pub place_accelerator_users: bool,
+    /// Processes whose scheduling (runs, switches, waits, migrations) the
+    /// kernel counts at once; the least recently active give way.
+    pub counted_processes: u32,
 }
 
 impl Default for NumaConfig {
@@ -45,9 +51,11 @@ impl Default for NumaConfig {
             placed: 32,
             min_rss_mib: 4,
             samples: 512,
-            migrate: false,
+            migrate: true,
             migrate_mib_per_s: 256,
             local_target_pct: 95,
+            place_accelerator_users: true,
+            counted_processes: 4096,
         }
     }
 }
@@ -73,6 +81,9 @@ impl NumaConfig {
         }
         if !(1..=100).contains(&self.local_target_pct) {
             return err("local_target_pct", "must be between 1 and 100");
+        }
+        if !(64..=1_048_576).contains(&self.counted_processes) {
+            return err("counted_processes", "must be between 64 and 1048576");
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Which node each process belongs on, from the board profile: nodus itself
-//! where `[placement.runtime]` puts it, a layer's tasks on the node holding
-//! all of its CPUs.
+//! where `[placement.runtime]` puts it, a process that opened one of the
+//! profile's accelerators on that device's node, a layer's tasks on the
+//! node holding all of its CPUs.
 //!
 //! A process whose CPU affinity lies within one node (taskset, `numactl
 //! --cpunodebind`, a cpuset) belongs on that node: it cannot run anywhere
@@ -9,11 +10,11 @@
 //! scheduler; a layer spanning nodes (or an open layer) gives its tasks no
 //! home.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, path::PathBuf};
 
 use crate::{
     board::Topology,
-    profile::{LayerMatch, LayerPolicy, Profile, Rule, placement_cpus},
+    profile::{DeviceKind, LayerMatch, LayerPolicy, Profile, Rule, placement_cpus},
 };
 
 use super::procs::{self, Proc};
@@ -38,7 +39,24 @@ pub struct Homes {
     pub nodus: Option<u32>,
     /// The profile's layers, in order.
     pub layers: Vec<LayerHome>,
+    /// The profile's accelerators with a device node and a NUMA node.
+    pub devices: Vec<DeviceHome>,
 }
+
+/// An accelerator (NPU, GPU) whose users belong on its node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceHome {
+    /// The profile's name for it.
+    pub name: String,
+    /// Its character device node.
+    pub dev: PathBuf,
+    /// The node it is attached to: the profile's, or the kernel's.
+    pub node: u32,
+}
+
+/// Processes that opened an accelerator: pid to (start time, index in
+/// `Homes::devices`).
+pub type DeviceUsers = HashMap<u32, (u64, usize)>;
 
 /// Why a process has a home.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +65,8 @@ pub enum Reason {
     Placement,
     /// Its layer's CPUs are on the node.
     Layer(String),
+    /// It opened the accelerator of this name, attached to the node.
+    Device(String),
     /// It may only run on the node's CPUs.
     Affinity,
 }
@@ -56,6 +76,7 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Placement => f.write_str("placement"),
             Reason::Layer(l) => write!(f, "layer {l}"),
+            Reason::Device(d) => write!(f, "device {d}"),
             Reason::Affinity => f.write_str("affinity"),
         }
     }
@@ -96,9 +117,29 @@ impl Homes {
                 }
             })
             .collect();
+        let devices = profile
+            .devices
+            .iter()
+            .filter(|d| {
+                matches!(
+                    d.kind,
+                    DeviceKind::Npu | DeviceKind::Gpu | DeviceKind::Accelerator
+                )
+            })
+            .filter_map(|d| {
+                let dev = d.dev.as_ref()?;
+                let node = d.node.or_else(|| kernel_node(d))?;
+                Some(DeviceHome {
+                    name: d.name.clone(),
+                    dev: PathBuf::from(dev),
+                    node,
+                })
+            })
+            .collect();
         Homes {
             nodus,
             layers,
+            devices,
             ..homes
         }
     }
@@ -131,12 +172,22 @@ impl Homes {
     }
 }
 
+/// The node the kernel says a device is attached to.
+fn kernel_node(d: &crate::profile::Device) -> Option<u32> {
+    let dir = d.locator().sysfs_dir(std::path::Path::new("/"))?;
+    let text = std::fs::read_to_string(dir.join("numa_node"))
+        .or_else(|_| std::fs::read_to_string(dir.join("device/numa_node")))
+        .ok()?;
+    text.trim().parse::<u32>().ok()
+}
+
 /// Decides homes for one look: the executables the rules name are looked
 /// up once per look (a file replaced since is seen).
 pub struct Matcher<'a> {
     homes: &'a Homes,
     exes: HashMap<&'a std::path::Path, Option<(u64, u64)>>,
     me: u32,
+    users: Option<&'a DeviceUsers>,
 }
 
 impl<'a> Matcher<'a> {
@@ -151,7 +202,20 @@ impl<'a> Matcher<'a> {
                 _ => None,
             })
             .collect();
-        Matcher { homes, exes, me }
+        Matcher {
+            homes,
+            exes,
+            me,
+            users: None,
+        }
+    }
+
+    /// The same, knowing which processes opened an accelerator.
+    pub fn with_users(self, users: &'a DeviceUsers) -> Matcher<'a> {
+        Matcher {
+            users: Some(users),
+            ..self
+        }
     }
 
     /// The node `p` belongs on and why, if any; `affinity`: whether to
@@ -159,6 +223,14 @@ impl<'a> Matcher<'a> {
     pub fn home_of(&self, p: &Proc, affinity: bool) -> Option<(u32, Reason)> {
         if p.pid == self.me {
             return self.homes.nodus.map(|n| (n, Reason::Placement));
+        }
+        // Before affinity: nodus itself pins accelerator users to the
+        // device's node, and the reason shown should stay the device.
+        if let Some(&(start, i)) = self.users.and_then(|u| u.get(&p.pid))
+            && start == p.start
+            && let Some(d) = self.homes.devices.get(i)
+        {
+            return Some((d.node, Reason::Device(d.name.clone())));
         }
         if affinity && self.homes.numa() {
             let pinned = procs::affinity_of(p.pid).and_then(|c| self.homes.node_holding(&c));
@@ -230,6 +302,38 @@ policy = "grouped"
             rss_pages: 1,
             ..Proc::default()
         }
+    }
+
+    #[test]
+    fn an_accelerator_user_belongs_on_the_devices_node_before_its_layer() {
+        let text = format!(
+            "{PROFILE}\n[[device]]\nname = \"npu0\"\nkind = \"npu\"\ndev = \"/dev/accel/accel0\"\nnode = 0\n\
+             [[device]]\nname = \"nic0\"\nkind = \"nic\"\ninterface = \"eth0\"\nnode = 0\n"
+        );
+        let homes = Homes::resolve(&profile(&text), &Topology::two_nodes());
+        assert_eq!(
+            homes.devices,
+            vec![DeviceHome {
+                name: "npu0".into(),
+                dev: "/dev/accel/accel0".into(),
+                node: 0
+            }],
+            "accelerators with a device node only"
+        );
+        let users: DeviceUsers = [(7, (100, 0))].into();
+        let m = Matcher::new(&homes, 42).with_users(&users);
+        let mut critical = proc(7, "critical-io", 0);
+        critical.start = 100;
+        assert_eq!(
+            m.home_of(&critical, false),
+            Some((0, Reason::Device("npu0".into())))
+        );
+        // The same pid, another process (started later): its layer again.
+        critical.start = 200;
+        assert_eq!(
+            m.home_of(&critical, false),
+            Some((1, Reason::Layer("critical".into())))
+        );
     }
 
     #[test]

@@ -1,10 +1,19 @@
-//! One look at the board: every node's figures, and where the memory of
-//! the largest and the placed processes is, sampled.
+//! One look at the board: every node's figures, where the memory of the
+//! largest and the placed processes is, sampled, and (with the scheduler
+//! tracepoints attached) what kind of work every process does.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    time::Instant,
+};
+
+use nodus_common::numa::TaskCounts;
 
 use super::{
-    homes::{Homes, Matcher, Reason},
+    class::{self, Behaviour, Class},
+    homes::{DeviceUsers, Homes, Matcher, Reason},
+    kernel::KernelCounts,
     nodes::{self, CpuTime, Migrations, NodeLook},
     pages, procs,
 };
@@ -26,6 +35,9 @@ pub struct ProcLook {
     pub home: Option<(u32, Reason)>,
     /// Sampled present pages per node (in `Homes::nodes` order).
     pub by_node: Vec<u64>,
+    /// What the scheduler did to it since the last look (with the
+    /// scheduler tracepoints attached).
+    pub behaviour: Option<Behaviour>,
 }
 
 impl ProcLook {
@@ -67,11 +79,30 @@ pub struct Look {
     /// CPU time the look took (this thread's, so time the board's other
     /// work had the CPU is not counted), µs.
     pub cpu_us: u64,
+    /// What the scheduler tracepoints saw; `None` without them.
+    pub scheduling: Option<Scheduling>,
+}
+
+/// What the scheduler tracepoints saw, over every user process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scheduling {
+    /// Processes in each class at this look: latency, batch, idle.
+    pub classes: [usize; 3],
+    /// CPU migrations of user processes' threads since start.
+    pub migrations: u64,
+    /// Of which to another node.
+    pub node_migrations: u64,
+    /// Accelerator opens the kernel could not report (its ring was full).
+    pub opens_lost: u64,
 }
 
 /// What a look keeps for the next one.
 pub struct Observer {
     cpu_times: BTreeMap<u32, CpuTime>,
+    kernel: Option<KernelCounts>,
+    counted: HashMap<u32, TaskCounts>,
+    counted_at: Instant,
+    totals: Scheduling,
 }
 
 /// How much to look at.
@@ -88,17 +119,55 @@ pub struct Bounds {
 }
 
 impl Observer {
-    /// An observer whose first look already has CPU times to compare with.
-    pub fn from_now() -> Observer {
+    /// An observer whose first look already has CPU times (and, with
+    /// `kernel`, scheduler counts) to compare with.
+    pub fn from_now(kernel: Option<KernelCounts>) -> Observer {
         Observer {
             cpu_times: nodes::parse_cpu_times(
                 &std::fs::read_to_string("/proc/stat").unwrap_or_default(),
             ),
+            counted: kernel
+                .as_ref()
+                .map(KernelCounts::counts)
+                .unwrap_or_default(),
+            counted_at: Instant::now(),
+            kernel,
+            totals: Scheduling::default(),
         }
     }
 
-    /// Looks at the board.
-    pub fn look(&mut self, homes: &Homes, bounds: Bounds) -> Look {
+    /// Each process's behaviour since the last look, and the totals.
+    fn behaviours(&mut self, all: &[procs::Proc]) -> Option<HashMap<u32, Behaviour>> {
+        let kernel = self.kernel.as_ref()?;
+        let now = kernel.counts();
+        let elapsed = self.counted_at.elapsed().as_nanos() as u64;
+        self.counted_at = Instant::now();
+        let zero = TaskCounts::default();
+        let mut out = HashMap::with_capacity(all.len());
+        let mut classes = [0; 3];
+        for p in all {
+            let b = match now.get(&p.pid) {
+                Some(c) => class::behaviour(self.counted.get(&p.pid).unwrap_or(&zero), c, elapsed),
+                None => class::behaviour(&zero, &zero, elapsed),
+            };
+            classes[match b.class {
+                Class::Latency => 0,
+                Class::Batch => 1,
+                Class::Idle => 2,
+            }] += 1;
+            self.totals.migrations += b.migrations;
+            self.totals.node_migrations += b.node_migrations;
+            out.insert(p.pid, b);
+        }
+        self.totals.classes = classes;
+        self.totals.opens_lost = kernel.drops();
+        self.counted = now;
+        Some(out)
+    }
+
+    /// Looks at the board; `users`: the processes that opened an
+    /// accelerator.
+    pub fn look(&mut self, homes: &Homes, bounds: Bounds, users: &DeviceUsers) -> Look {
         let began = thread_cpu_us();
         let times =
             nodes::parse_cpu_times(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
@@ -117,7 +186,8 @@ impl Observer {
             nodes::parse_vmstat(&std::fs::read_to_string("/proc/vmstat").unwrap_or_default());
         let mut all = procs::scan();
         all.sort_by(|a, b| b.rss_pages.cmp(&a.rss_pages));
-        let matcher = Matcher::new(homes, std::process::id());
+        let behaviours = self.behaviours(&all);
+        let matcher = Matcher::new(homes, std::process::id()).with_users(users);
         let homed: Vec<_> = all
             .iter()
             .map(|p| matcher.home_of(p, p.rss_pages >= bounds.min_rss_pages))
@@ -147,6 +217,7 @@ impl Observer {
                     ran_on: homes.node_of_cpu(p.cpu),
                     home: homed[i].clone(),
                     by_node,
+                    behaviour: behaviours.as_ref().and_then(|b| b.get(&p.pid).copied()),
                 }
             })
             .collect();
@@ -158,6 +229,7 @@ impl Observer {
             placed,
             procs,
             cpu_us: thread_cpu_us().saturating_sub(began),
+            scheduling: behaviours.map(|_| self.totals.clone()),
         }
     }
 }

@@ -55,6 +55,12 @@ pub fn parse_stat(pid: u32, text: &str) -> Option<Proc> {
     })
 }
 
+/// When `pid` started (clock ticks after boot), if it runs.
+pub fn start_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &text).map(|p| p.start)
+}
+
 /// The CPUs `pid` may run on.
 pub fn affinity_of(pid: u32) -> Option<Vec<u32>> {
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid as i32)).ok()?;

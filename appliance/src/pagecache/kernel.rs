@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use aya::{
     maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
-    programs::{FEntry, FExit, ProgramError, RawTracePoint},
+    programs::{FEntry, FExit},
 };
 use nodus_common::{
     objects::pagecache::{OBJECT, maps, programs},
@@ -85,16 +85,8 @@ pub enum KernelError {
     Load(#[source] aya::EbpfError),
     /// A program could not be loaded or attached (an older kernel may lack
     /// the filemap read and fault tracepoints, or refuse fentry).
-    #[error("attaching {program} to {tracepoint}")]
-    Attach {
-        /// The program.
-        program: &'static str,
-        /// The tracepoint.
-        tracepoint: &'static str,
-        /// What went wrong.
-        #[source]
-        source: ProgramError,
-    },
+    #[error(transparent)]
+    Program(#[from] ebpf::AttachError),
     /// A map the object must have is missing or of another type.
     #[error("map {map}")]
     Map {
@@ -104,21 +96,9 @@ pub enum KernelError {
         #[source]
         source: MapError,
     },
-    /// A program of the object is not of the kind its name says.
-    #[error("program {program}")]
-    ProgramKind {
-        /// The program.
-        program: &'static str,
-        /// What went wrong.
-        #[source]
-        source: ProgramError,
-    },
     /// aya could not read the kernel's BTF (needed for fentry).
     #[error("reading the kernel's BTF for fentry")]
     AyaBtf(#[source] aya::BtfError),
-    /// The object lacks a program the list of objects names.
-    #[error("program {0} missing from the object")]
-    MissingProgram(&'static str),
 }
 
 /// What the programs send as events, chosen at load.
@@ -260,7 +240,7 @@ impl HitCounter {
             None => load(MODE_FENTRY)
                 .and_then(|mut bpf| {
                     attach_fentry(&mut bpf)?;
-                    attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
+                    ebpf::attach_raw_tracepoints(&mut bpf, &TRACEPOINTS)?;
                     Ok(bpf)
                 })
                 .map_err(|e| ebpf::error_chain(&e)),
@@ -269,8 +249,8 @@ impl HitCounter {
             Ok(bpf) => (bpf, Counting::Fentry),
             Err(why) => {
                 let mut bpf = load(MODE_TRACEPOINTS)?;
-                attach_tracepoints(&mut bpf, &TRACEPOINTS)?;
-                attach_tracepoints(&mut bpf, &[READS_BY_TRACEPOINT])?;
+                ebpf::attach_raw_tracepoints(&mut bpf, &TRACEPOINTS)?;
+                ebpf::attach_raw_tracepoints(&mut bpf, &[READS_BY_TRACEPOINT])?;
                 (bpf, Counting::Tracepoints(why))
             }
         };
@@ -362,53 +342,23 @@ impl HitCounter {
     }
 }
 
-fn program<'a, P>(bpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut P, KernelError>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    bpf.program_mut(name)
-        .ok_or(KernelError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| KernelError::ProgramKind {
-            program: name,
-            source,
-        })
-}
-
-fn attach_tracepoints(
-    bpf: &mut aya::Ebpf,
-    which: &[(&'static str, &'static str)],
-) -> Result<(), KernelError> {
-    for &(name, tracepoint) in which {
-        let p: &mut RawTracePoint = program(bpf, name)?;
-        p.load()
-            .and_then(|()| p.attach(tracepoint).map(drop))
-            .map_err(|source| KernelError::Attach {
-                program: name,
-                tracepoint,
-                source,
-            })?;
-    }
-    Ok(())
-}
-
 /// Loads and attaches the fentry/fexit programs (aya reads the kernel's
 /// BTF for them; the memory it took is handed back after).
 fn attach_fentry(bpf: &mut aya::Ebpf) -> Result<(), KernelError> {
     let btf = aya::Btf::from_sys_fs().map_err(KernelError::AyaBtf)?;
     let attached = (|| {
         for (name, function, exit) in READS_BY_FENTRY {
-            let err = |source| KernelError::Attach {
+            let err = |source| ebpf::AttachError::Attach {
                 program: name,
-                tracepoint: function,
+                target: function,
                 source,
             };
             if exit {
-                let p: &mut FExit = program(bpf, name)?;
+                let p: &mut FExit = ebpf::program(bpf, name)?;
                 p.load(function, &btf).map_err(err)?;
                 p.attach().map_err(err)?;
             } else {
-                let p: &mut FEntry = program(bpf, name)?;
+                let p: &mut FEntry = ebpf::program(bpf, name)?;
                 p.load(function, &btf).map_err(err)?;
                 p.attach().map_err(err)?;
             }

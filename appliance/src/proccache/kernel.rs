@@ -6,10 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::RawTracePoint,
-};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
 use nodus_common::{
     objects::proccache::{OBJECT, maps, programs},
     proccache::TaskLayout,
@@ -70,19 +67,7 @@ impl KernelEvents {
                 .map_max_entries(maps::PROC_EVENTS, ring_bytes);
         })
         .map_err(|e| format!("loading the proccache programs: {}", error_chain(&e)))?;
-        for (name, tracepoint) in ATTACH {
-            let program: &mut RawTracePoint = bpf
-                .program_mut(name)
-                .ok_or_else(|| format!("program {name} missing from the object"))?
-                .try_into()
-                .map_err(|e| format!("{name}: {}", error_chain(&e)))?;
-            program
-                .load()
-                .map_err(|e| format!("{name}: {}", error_chain(&e)))?;
-            program
-                .attach(tracepoint)
-                .map_err(|e| format!("attaching to {tracepoint}: {}", error_chain(&e)))?;
-        }
+        ebpf::attach_raw_tracepoints(&mut bpf, &ATTACH).map_err(|e| error_chain(&e))?;
         let mut map = |name: &str| {
             bpf.take_map(name)
                 .ok_or_else(|| format!("map {name} missing from the object"))

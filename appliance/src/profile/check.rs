@@ -123,11 +123,24 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
                 format!("device {} is listed twice", d.name),
             );
         }
-        let locators = [d.sysfs.is_some(), d.interface.is_some(), d.driver.is_some()];
+        let locators = [
+            d.sysfs.is_some(),
+            d.interface.is_some(),
+            d.dev.is_some(),
+            d.driver.is_some(),
+        ];
         if locators.iter().filter(|&&x| x).count() != 1 {
             out.add(
                 format!("device[{i}]"),
-                "give exactly one of sysfs, interface or driver",
+                "give exactly one of sysfs, interface, dev or driver",
+            );
+        }
+        if let Some(dev) = &d.dev
+            && !dev.starts_with("/dev/")
+        {
+            out.add(
+                format!("device[{i}].dev"),
+                format!("{dev} is not a device node under /dev/"),
             );
         }
         node_ref(format!("device[{i}].node"), d.node, &mut out);
@@ -461,10 +474,11 @@ pub fn check_against(p: &Profile, topo: &Topology, root: &Path) -> Vec<Problem> 
 }
 
 fn locator(d: &Device) -> String {
-    match (&d.sysfs, &d.interface, &d.driver) {
-        (Some(s), _, _) => format!("sysfs {s}"),
-        (_, Some(i), _) => format!("interface {i}"),
-        (_, _, Some(dr)) => format!("driver {dr}"),
+    match (&d.sysfs, &d.interface, &d.dev, &d.driver) {
+        (Some(s), _, _, _) => format!("sysfs {s}"),
+        (_, Some(i), _, _) => format!("interface {i}"),
+        (_, _, Some(dev), _) => format!("device node {dev}"),
+        (_, _, _, Some(dr)) => format!("driver {dr}"),
         _ => "no locator".into(),
     }
 }

@@ -165,6 +165,11 @@ pub struct Device {
     /// A kernel driver name (`/sys/bus/*/drivers/<driver>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Its character device node (`/dev/accel/accel0`,
+    /// `/dev/dri/renderD128`): for an accelerator, how nodus sees a
+    /// process start using it (the open), and place it on `node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
     /// The NUMA node it is attached to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<u32>,
@@ -180,6 +185,7 @@ impl Device {
             sysfs: self.sysfs.as_deref(),
             interface: self.interface.as_deref(),
             driver: self.driver.as_deref(),
+            dev: self.dev.as_deref(),
         }
     }
 }

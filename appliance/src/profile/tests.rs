@@ -110,7 +110,12 @@ fn every_structure_rule_has_a_clear_error() {
     bad(
         "[[device]]\nname = \"npu\"\nkind = \"npu\"\n",
         "device[1]",
-        "exactly one of sysfs, interface or driver",
+        "exactly one of sysfs, interface, dev or driver",
+    );
+    bad(
+        "[[device]]\nname = \"npu\"\nkind = \"npu\"\ndev = \"accel0\"\n",
+        "device[1].dev",
+        "accel0 is not a device node under /dev/",
     );
     bad(
         "[[device]]\nname = \"npu\"\nkind = \"npu\"\ndriver = \"x\"\nnode = 7\n",
@@ -630,6 +635,25 @@ fn a_driver_is_found_by_its_bound_devices_not_its_module_link() {
         npu.locator().sysfs_dir(t.path()),
         Some(drv.join("14260000.aipu"))
     );
+}
+
+#[test]
+fn a_device_node_is_found_by_its_number_in_sysfs() {
+    let full: Device =
+        toml::from_str("name = \"npu0\"\nkind = \"npu\"\ndev = \"/dev/full\"\n").unwrap();
+    assert_eq!(
+        full.locator().sysfs_dir(std::path::Path::new("/")),
+        Some(std::path::PathBuf::from("/sys/dev/char/1:7"))
+    );
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("dev")).unwrap();
+    fs::write(t.path().join("dev/accel0"), "").unwrap();
+    let file: Device =
+        toml::from_str("name = \"npu0\"\nkind = \"npu\"\ndev = \"/dev/accel0\"\n").unwrap();
+    assert_eq!(file.locator().sysfs_dir(t.path()), None, "a regular file");
+    let absent: Device =
+        toml::from_str("name = \"npu0\"\nkind = \"npu\"\ndev = \"/dev/accel1\"\n").unwrap();
+    assert_eq!(absent.locator().sysfs_dir(t.path()), None, "absent");
 }
 
 /// A run that crashed (no restore) left the sysctls modified: the next run

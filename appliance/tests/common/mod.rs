@@ -140,3 +140,21 @@ pub fn nofile_hard_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(_, hard)| hard)
 }
+
+/// A child process killed (and reaped) when dropped: a failed assertion
+/// must not leave it running.
+pub struct Killed(pub std::process::Child);
+
+impl Killed {
+    /// Its pid.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

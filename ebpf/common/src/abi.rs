@@ -21,5 +21,6 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     h = crate::pagecache::layout(h);
     h = crate::proxy::layout(h);
     h = crate::sched::layout(h);
+    h = crate::numa::layout(h);
     h.finish()
 };

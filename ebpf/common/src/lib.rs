@@ -11,6 +11,7 @@
 pub mod abi;
 pub mod fileserver;
 pub mod layout;
+pub mod numa;
 pub mod objects;
 pub mod pagecache;
 pub mod probe;

@@ -1,0 +1,189 @@
+//! Loading and attaching the NUMA programs, and reading what they count:
+//! per process, the scheduler's runs, switches, waits and migrations; and
+//! the opens of watched accelerator devices, as events.
+//!
+//! The scheduler tracepoints and the device probes are attached apart: a
+//! kernel without kprobes (or without `chrdev_open` to probe) loses only
+//! accelerator detection, and says so.
+
+use std::collections::HashMap;
+
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::KProbe,
+};
+use nodus_common::{
+    numa::{DeviceOpen, MAX_CPUS, NumaLayout, REGS_AARCH64, REGS_X86_64, TaskCounts},
+    objects::numa::{OBJECT, maps, programs},
+};
+
+use crate::{
+    btf::{Btf, BtfError},
+    ebpf::{self, error_chain, read_record},
+};
+
+/// The scheduler tracepoints and the program attached to each.
+const SCHED: [(&str, &str); 4] = [
+    (programs::numa_switch, "sched_switch"),
+    (programs::numa_wakeup, "sched_wakeup"),
+    (programs::numa_wakeup_new, "sched_wakeup_new"),
+    (programs::numa_migrate, "sched_migrate_task"),
+];
+
+/// The function every open of a character device node runs.
+const CHRDEV_OPEN: &str = "chrdev_open";
+
+/// The attached programs and the maps userspace reads.
+pub struct KernelCounts {
+    /// Holds the programs (and so their links) for as long as it lives.
+    _ebpf: aya::Ebpf,
+    tasks: PerCpuHashMap<MapData, u32, TaskCounts>,
+    /// Opens of watched devices; `None` when the probes could not attach.
+    pub opens: Option<RingBuf<MapData>>,
+    drops: PerCpuArray<MapData, u64>,
+    /// Why accelerator opens are not seen, when they are not.
+    pub devices_unavailable: Option<String>,
+}
+
+/// The kernel-structure offsets the programs need, from this kernel's BTF.
+pub fn layout(btf: &Btf) -> Result<NumaLayout, BtfError> {
+    let task = |f| btf.field_offset("task_struct", f);
+    Ok(NumaLayout {
+        task_pid: task("pid")?,
+        task_tgid: task("tgid")?,
+        // Where the CPU number lives differs by architecture and version:
+        // `thread_info::cpu` (x86, arm64: thread_info first in the task)
+        // or `task_struct::cpu`.
+        task_cpu: match (task("thread_info"), btf.field_offset("thread_info", "cpu")) {
+            (Ok(info), Ok(cpu)) => info + cpu,
+            _ => task("cpu")?,
+        },
+        inode_rdev: btf.field_offset("inode", "i_rdev")?,
+        regs: if cfg!(target_arch = "x86_64") {
+            REGS_X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            REGS_AARCH64
+        } else {
+            0
+        },
+    })
+}
+
+impl KernelCounts {
+    /// Loads the programs with room for `processes` processes, tells them
+    /// each CPU's node and the watched devices (kernel device number to
+    /// index), and attaches them.
+    pub fn attach(
+        processes: u32,
+        cpu_nodes: &[(u32, u32)],
+        devices: &[(u32, u32)],
+    ) -> Result<KernelCounts, String> {
+        let btf = Btf::kernel().map_err(|e| e.to_string())?;
+        let layout = layout(&btf).map_err(|e| e.to_string())?;
+        let mut bpf = ebpf::load_with(&OBJECT, |loader| {
+            loader
+                .override_global("NUMA_LAYOUT", &layout, true)
+                .map_max_entries(maps::NUMA_TASKS, processes);
+        })
+        .map_err(|e| format!("loading the numa programs: {}", error_chain(&e)))?;
+        {
+            let mut nodes: Array<_, u32> = Array::try_from(
+                bpf.map_mut(maps::NUMA_CPU_NODE)
+                    .ok_or("map NUMA_CPU_NODE missing from the object")?,
+            )
+            .map_err(|e| error_chain(&e))?;
+            for &(cpu, node) in cpu_nodes.iter().filter(|(c, _)| *c < MAX_CPUS) {
+                nodes.set(cpu, node, 0).map_err(|e| error_chain(&e))?;
+            }
+        }
+        ebpf::attach_raw_tracepoints(&mut bpf, &SCHED).map_err(|e| error_chain(&e))?;
+        let devices_unavailable = if devices.is_empty() {
+            None
+        } else if layout.regs == 0 {
+            Some(format!(
+                "the probes' registers on {} are not known to nodus",
+                std::env::consts::ARCH
+            ))
+        } else {
+            attach_device_probes(&mut bpf, devices).err()
+        };
+        let tasks = ebpf::take_map(&mut bpf, maps::NUMA_TASKS).map_err(|e| error_chain(&e))?;
+        let drops = ebpf::take_map(&mut bpf, maps::NUMA_DROPS).map_err(|e| error_chain(&e))?;
+        let opens = match (&devices_unavailable, devices.is_empty()) {
+            (None, false) => {
+                Some(ebpf::take_map(&mut bpf, maps::NUMA_OPENS).map_err(|e| error_chain(&e))?)
+            }
+            _ => None,
+        };
+        Ok(KernelCounts {
+            _ebpf: bpf,
+            tasks,
+            opens,
+            drops,
+            devices_unavailable,
+        })
+    }
+
+    /// Every counted process's counters, summed over CPUs.
+    pub fn counts(&self) -> HashMap<u32, TaskCounts> {
+        self.tasks
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(pid, per_cpu)| (pid, per_cpu.iter().fold(TaskCounts::default(), add)))
+            .collect()
+    }
+
+    /// Opens lost to a full ring, summed over CPUs.
+    pub fn drops(&self) -> u64 {
+        ebpf::per_cpu_sum(&self.drops, 0)
+    }
+}
+
+/// Fills the watched-device map and attaches the entry and return probes
+/// of `chrdev_open`.
+fn attach_device_probes(bpf: &mut aya::Ebpf, devices: &[(u32, u32)]) -> Result<(), String> {
+    {
+        let mut watched: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
+            bpf.map_mut(maps::NUMA_DEVICES)
+                .ok_or("map NUMA_DEVICES missing from the object")?,
+        )
+        .map_err(|e| error_chain(&e))?;
+        for &(rdev, index) in devices {
+            watched
+                .insert(rdev, index, 0)
+                .map_err(|e| error_chain(&e))?;
+        }
+    }
+    for name in [programs::numa_dev_open, programs::numa_dev_opened] {
+        let program: &mut KProbe = ebpf::program(bpf, name).map_err(|e| error_chain(&e))?;
+        program
+            .load()
+            .and_then(|()| program.attach(CHRDEV_OPEN, 0).map(drop))
+            .map_err(|source| {
+                error_chain(&ebpf::AttachError::Attach {
+                    program: name,
+                    target: CHRDEV_OPEN,
+                    source,
+                })
+            })?;
+    }
+    Ok(())
+}
+
+/// The next device open in `ring`, if any.
+pub fn next_open(ring: &mut RingBuf<MapData>) -> Option<DeviceOpen> {
+    let item = ring.next()?;
+    read_record(&item)
+}
+
+fn add(a: TaskCounts, b: &TaskCounts) -> TaskCounts {
+    TaskCounts {
+        run_ns: a.run_ns + b.run_ns,
+        runs: a.runs + b.runs,
+        voluntary: a.voluntary + b.voluntary,
+        involuntary: a.involuntary + b.involuntary,
+        wait_ns: a.wait_ns + b.wait_ns,
+        migrations: a.migrations + b.migrations,
+        node_migrations: a.node_migrations + b.node_migrations,
+    }
+}
