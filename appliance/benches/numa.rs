@@ -8,7 +8,13 @@
 //! with move_pages) runs in this process through the library, timed on this
 //! thread's CPU clock; the peer reads numa_maps of the same 8, and nodus's
 //! sample of those 8 is timed alone too. Rounds of 20 looks each; medians
-//! with their range. Run with `make bench`.
+//! with their range. The look runs with the scheduler tracepoints attached,
+//! as in the daemon (reading every process's counts is part of its cost).
+//!
+//! Then the price of those tracepoints on every context switch, which the
+//! whole board pays: `perf bench sched pipe` (two processes passing a byte
+//! back and forth, two switches per round trip) with the programs attached
+//! and without, alternating, five rounds. Run with `make bench`.
 
 mod common;
 
@@ -21,6 +27,7 @@ use nodus::{
     board::Topology,
     numa::{
         Homes,
+        kernel::KernelCounts,
         look::{self, Bounds, Observer},
         pages,
     },
@@ -73,7 +80,13 @@ fn main() {
         samples: 512,
         min_rss_pages: 4 << 20 >> 12,
     };
-    let mut observer = Observer::from_now(None);
+    let cpu_nodes: Vec<(u32, u32)> = homes
+        .nodes
+        .iter()
+        .flat_map(|(n, cpus)| cpus.iter().map(move |c| (*c, *n)))
+        .collect();
+    let attach = || KernelCounts::attach(4096, &cpu_nodes, &[]).expect("the numa programs");
+    let mut observer = Observer::from_now(Some(attach()));
     let (mut ours, mut theirs, mut seen, mut sampled) = (vec![], vec![], 0, 0);
     let mut sample_only = vec![];
     let page = pages::page_size();
@@ -139,4 +152,55 @@ fn main() {
     );
     println!("  numa_maps / nodus's sample: {:.1}x the CPU", t / so);
     println!("  numa_maps / nodus's whole look: {:.2}x", t / o);
+    drop(observer);
+
+    // The tracepoints' price per context switch.
+    let (mut with, mut without) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        let mut attached = || {
+            let k = attach();
+            let us = pipe_us_per_op();
+            drop(k);
+            with.push(us);
+        };
+        if round % 2 == 0 {
+            attached();
+            without.push(pipe_us_per_op());
+        } else {
+            without.push(pipe_us_per_op());
+            attached();
+        }
+    }
+    let range2 = |v: &[f64]| {
+        let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().cloned().fold(0.0, f64::max);
+        format!("{lo:.2}-{hi:.2}")
+    };
+    let (w, wo) = (
+        common::median(with.clone()),
+        common::median(without.clone()),
+    );
+    println!("numa scheduler tracepoints (perf bench sched pipe -l {PIPE_LOOPS}; {ROUNDS} rounds)");
+    println!(
+        "  without: {wo:.2} us per round trip ({}); with: {w:.2} ({}); {:.3}x, {:+.2} us per round trip (two switches, two wakeups)",
+        range2(&without),
+        range2(&with),
+        w / wo,
+        w - wo
+    );
+}
+
+/// Round trips of `perf bench sched pipe` per measurement.
+const PIPE_LOOPS: u32 = 200_000;
+
+/// One `perf bench sched pipe` run: microseconds per round trip.
+fn pipe_us_per_op() -> f64 {
+    let out = Command::new("perf")
+        .args(["bench", "sched", "pipe", "-l", &PIPE_LOOPS.to_string()])
+        .output()
+        .expect("perf (linux-perf)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_suffix("usecs/op")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no usecs/op in {text}"))
 }
