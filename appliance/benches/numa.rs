@@ -80,11 +80,7 @@ fn main() {
         samples: 512,
         min_rss_pages: 4 << 20 >> 12,
     };
-    let cpu_nodes: Vec<(u32, u32)> = homes
-        .nodes
-        .iter()
-        .flat_map(|(n, cpus)| cpus.iter().map(move |c| (*c, *n)))
-        .collect();
+    let cpu_nodes = homes.cpu_nodes();
     let attach = || KernelCounts::attach(4096, &cpu_nodes, &[]).expect("the numa programs");
     let mut observer = Observer::from_now(Some(attach()));
     let (mut ours, mut theirs, mut seen, mut sampled) = (vec![], vec![], 0, 0);

@@ -243,9 +243,10 @@ fn a_process_opening_an_accelerator_is_placed_on_its_node_and_a_failed_open_is_n
         // A kernel without kprobes (this build host): only accelerator
         // detection is lost, and the component says so. The QEMU board's
         // scenario 77-numa-accelerator proves the placement.
-        let numa = common::wait_for("the reason", Duration::from_secs(10), || {
+        // Degraded at once; the classes come with the first look after.
+        let numa = common::wait_for("the reason and a look", Duration::from_secs(10), || {
             let n = numa();
-            (n["health"]["state"] == "degraded").then_some(n)
+            (n["health"]["state"] == "degraded" && n["stats"]["classes"] != "").then_some(n)
         });
         let reason = numa["health"]["reason"].as_str().unwrap();
         assert!(reason.starts_with("accelerator opens not seen: "), "{numa}");

@@ -182,6 +182,7 @@ impl Component for Numa {
         let m = lock(&self.measures);
         let homes = &self.homes;
         let look = m.look.as_ref();
+        let scheduling = look.and_then(|l| l.scheduling.as_ref());
         NumaStats {
             balancing: m.balancing.clone(),
             nodes: look.map(render_nodes).unwrap_or_default(),
@@ -197,8 +198,7 @@ impl Component for Numa {
             kernel_pages_migrated: look.map_or(0, |l| l.migrations.pages),
             balancing_pages_migrated: look.map_or(0, |l| l.migrations.balancing_pages),
             look_cpu_us: look.map(|l| l.cpu_us as i64),
-            classes: look
-                .and_then(|l| l.scheduling.as_ref())
+            classes: scheduling
                 .map(|s| {
                     format!(
                         "latency {}, batch {}, idle {}",
@@ -206,17 +206,11 @@ impl Component for Numa {
                     )
                 })
                 .unwrap_or_default(),
-            task_migrations: look
-                .and_then(|l| l.scheduling.as_ref())
-                .map_or(0, |s| s.migrations),
-            task_node_migrations: look
-                .and_then(|l| l.scheduling.as_ref())
-                .map_or(0, |s| s.node_migrations),
+            task_migrations: scheduling.map_or(0, |s| s.migrations),
+            task_node_migrations: scheduling.map_or(0, |s| s.node_migrations),
             accelerators: render_accelerators(homes, &m.accelerators),
             accelerator_opens: m.accelerator_opens,
-            accelerator_opens_lost: look
-                .and_then(|l| l.scheduling.as_ref())
-                .map_or(0, |s| s.opens_lost),
+            accelerator_opens_lost: scheduling.map_or(0, |s| s.opens_lost),
         }
         .to_stats()
     }
@@ -341,11 +335,7 @@ impl Attached {
 
 /// Loads and attaches the programs for `homes`'s CPUs and accelerators.
 fn attach(homes: &Homes, processes: u32) -> Attached {
-    let cpu_nodes: Vec<(u32, u32)> = homes
-        .nodes
-        .iter()
-        .flat_map(|(n, cpus)| cpus.iter().map(move |c| (*c, *n)))
-        .collect();
+    let cpu_nodes = homes.cpu_nodes();
     let accelerators: Vec<Accelerator> = homes
         .devices
         .iter()

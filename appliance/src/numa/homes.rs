@@ -163,6 +163,14 @@ impl Homes {
             .then_some(first)
     }
 
+    /// Every CPU with its node, for the kernel's CPU-to-node map.
+    pub fn cpu_nodes(&self) -> Vec<(u32, u32)> {
+        self.nodes
+            .iter()
+            .flat_map(|(n, cpus)| cpus.iter().map(move |c| (*c, *n)))
+            .collect()
+    }
+
     /// The node a CPU belongs to.
     pub fn node_of_cpu(&self, cpu: u32) -> Option<u32> {
         self.nodes

@@ -80,13 +80,13 @@ fn layout() -> Option<NumaLayout> {
     (l.task_tgid != 0).then_some(l)
 }
 
-/// The 64-bit register at byte offset `at` of a probe's `pt_regs`. Only
-/// constant offsets: the verifier allows no other access to the context.
+/// The 64-bit register at byte offset `at` of a probe's `pt_regs`. Read
+/// with the kernel-memory helper, not a load: the compiler may add the
+/// offset to the context pointer first, and the verifier refuses a load
+/// through a modified context pointer (it did on x86_64, at offset 112).
 #[inline(always)]
-fn reg(ctx: &impl EbpfContext, at: usize) -> u64 {
-    // SAFETY: a load from the probe's context at a constant offset inside
-    // every architecture's pt_regs, which the verifier checks.
-    unsafe { read_volatile((ctx.as_ptr() as *const u8).add(at) as *const u64) }
+fn reg(ctx: &impl EbpfContext, at: usize) -> Option<u64> {
+    read(ctx.as_ptr() as *const u8, at as u32)
 }
 
 /// A probe's first argument, or its return value (the same register on
@@ -94,8 +94,8 @@ fn reg(ctx: &impl EbpfContext, at: usize) -> u64 {
 #[inline(always)]
 fn first_arg(ctx: &impl EbpfContext, l: &NumaLayout) -> Option<u64> {
     match l.regs {
-        REGS_X86_64 => Some(reg(ctx, X86_64_DI)),
-        REGS_AARCH64 => Some(reg(ctx, 0)),
+        REGS_X86_64 => reg(ctx, X86_64_DI),
+        REGS_AARCH64 => reg(ctx, 0),
         _ => None,
     }
 }
@@ -103,8 +103,8 @@ fn first_arg(ctx: &impl EbpfContext, l: &NumaLayout) -> Option<u64> {
 #[inline(always)]
 fn return_value(ctx: &impl EbpfContext, l: &NumaLayout) -> Option<u64> {
     match l.regs {
-        REGS_X86_64 => Some(reg(ctx, X86_64_AX)),
-        REGS_AARCH64 => Some(reg(ctx, 0)),
+        REGS_X86_64 => reg(ctx, X86_64_AX),
+        REGS_AARCH64 => reg(ctx, 0),
         _ => None,
     }
 }
