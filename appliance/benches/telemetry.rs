@@ -234,6 +234,7 @@ fn status(t: u64) -> StatusReport {
         uptime_ms: t * 1000 + 250,
         ready_ms: Some(117),
         rss_bytes: 11_837_440,
+        log_lines_dropped: 0,
         config: "/etc/nodus/nodus.toml".to_owned(),
         kernel: ProbeReport::default(),
         components: vec![

@@ -6,11 +6,23 @@
 //! there is no `/dev/log` (a container, a test, early boot) stderr is the
 //! honest fallback, and a syslog that goes away while running falls back to
 //! it too.
+//!
+//! A syslog that is slow to read must never stall the daemon: a datagram
+//! socket's queue holds only `net.unix.max_dgram_qlen` (10) unread lines,
+//! and a blocking send behind a full queue would hold every thread that
+//! logs, shutdown included. Sends do not block: a line that finds the queue
+//! full is dropped and counted, and the next line that gets through is
+//! preceded by how many were lost (what journald does with
+//! "Suppressed N messages").
 
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    sync::{Mutex, OnceLock},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use syslog::{Facility, Formatter3164, LoggerBackend};
@@ -83,9 +95,24 @@ enum Sink {
 
 struct Logger {
     sink: Mutex<Sink>,
+    /// Lines dropped since the last one syslog took.
+    unsaid: AtomicU64,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Lines dropped since start because syslog's queue was full.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How long a line may wait for a stream-socket syslog (journald's
+/// `/dev/log` is a stream on some systems) before it is dropped.
+const STREAM_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How many log lines were dropped since start because syslog did not take
+/// them in time (`nodus status`).
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
 
 /// Installs the logger (once) and applies `config`; later calls (SIGHUP) only
 /// change the level and the destination.
@@ -93,6 +120,7 @@ pub fn init(config: &LogConfig) {
     let sink = open_sink(config.target, &config.syslog_socket);
     let logger = LOGGER.get_or_init(|| Logger {
         sink: Mutex::new(Sink::Stderr),
+        unsaid: AtomicU64::new(0),
     });
     *crate::sync::lock(&logger.sink) = sink;
     let _ = log::set_logger(logger);
@@ -109,8 +137,19 @@ fn open_sink(target: LogTarget, socket: &Path) -> Sink {
         process: "nodus".into(),
         pid: std::process::id(),
     };
+    let made_nonblocking = |s: &syslog::Logger<LoggerBackend, Formatter3164>| match &s.backend {
+        LoggerBackend::Unix(d) => d.set_nonblocking(true),
+        LoggerBackend::UnixStream(w) => w.get_ref().set_write_timeout(Some(STREAM_WRITE_TIMEOUT)),
+        _ => Ok(()),
+    };
     match syslog::unix_custom(formatter, socket) {
-        Ok(s) => Sink::Syslog(s),
+        Ok(s) => match made_nonblocking(&s) {
+            Ok(()) => Sink::Syslog(s),
+            Err(e) => {
+                eprintln!("nodus: syslog socket options ({e}); logging to stderr");
+                Sink::Stderr
+            }
+        },
         Err(e) => {
             if target == LogTarget::Syslog {
                 eprintln!(
@@ -135,17 +174,32 @@ impl log::Log for Logger {
         let mut sink = crate::sync::lock(&self.sink);
         let msg = record.args().to_string();
         if let Sink::Syslog(syslog) = &mut *sink {
+            let unsaid = self.unsaid.load(Ordering::Relaxed);
+            if unsaid > 0 {
+                let said = syslog.warning(format!(
+                    "syslog was not reading: {unsaid} log lines dropped"
+                ));
+                if said.is_ok() {
+                    self.unsaid.fetch_sub(unsaid, Ordering::Relaxed);
+                }
+            }
             let sent = match record.level() {
                 log::Level::Error => syslog.err(&msg),
                 log::Level::Warn => syslog.warning(&msg),
                 log::Level::Info => syslog.info(&msg),
                 log::Level::Debug | log::Level::Trace => syslog.debug(&msg),
             };
-            if sent.is_ok() {
-                return;
+            match sent {
+                Ok(()) => return,
+                Err(e) if queue_full(&e) => {
+                    self.unsaid.fetch_add(1, Ordering::Relaxed);
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // syslogd went away (restart, read-only root): keep
+                // logging somewhere.
+                Err(_) => *sink = Sink::Stderr,
             }
-            // syslogd went away (restart, read-only root): keep logging somewhere.
-            *sink = Sink::Stderr;
         }
         let _ = writeln!(
             std::io::stderr().lock(),
@@ -155,4 +209,18 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// Whether a failed send found syslog's queue full (or timed out behind
+/// it) rather than syslog gone.
+fn queue_full(e: &syslog::Error) -> bool {
+    let io = match e {
+        syslog::Error::Write(io) => io,
+        syslog::Error::Io(io) => io,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

@@ -941,6 +941,12 @@ fn render_status(s: &StatusReport) -> String {
         s.kernel.machine,
         s.kernel.summary(),
     );
+    if s.log_lines_dropped > 0 {
+        out.push_str(&format!(
+            "log: {} lines dropped (syslog did not read them)\n",
+            s.log_lines_dropped
+        ));
+    }
     for c in &s.components {
         out.push_str(&format!("  {:<12} {}\n", c.name, c.health));
         for (k, v) in &c.stats {

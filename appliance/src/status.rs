@@ -23,6 +23,9 @@ pub struct StatusReport {
     pub ready_ms: Option<u64>,
     /// Resident set size, bytes.
     pub rss_bytes: u64,
+    /// Log lines dropped since start because syslog did not read them.
+    #[serde(default)]
+    pub log_lines_dropped: u64,
     /// The config file in use, or `<embedded defaults>`.
     pub config: String,
     /// The kernel probe taken at start.

@@ -189,6 +189,70 @@ fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     assert_eq!(d.stop(Duration::from_secs(5)).code(), Some(0));
 }
 
+/// A syslog that stops reading (busy, stopped by a debugger, wedged) holds
+/// ten lines in its socket's queue; a blocking send behind them stalled
+/// every thread that logged: the daemon never became ready and never
+/// stopped. Lines are dropped and counted instead, and the count is said
+/// once syslog reads again.
+#[test]
+fn a_syslog_that_stops_reading_does_not_stall_the_daemon() {
+    require_root!();
+    let dir = common::tempdir();
+    let log_path = dir.path().join("log.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&log_path).expect("bind syslog socket");
+    let mut d = TempDaemon::start(
+        &format!(
+            "[log]\ntarget = \"syslog\"\nlevel = \"debug\"\nsyslog_socket = \"{}\"\n",
+            log_path.display()
+        ),
+        &[],
+    );
+    // Ready (TempDaemon waited for READY=1) and answering, with the
+    // debug lines of its start dropped and counted.
+    let s = d.status_json();
+    let dropped = s["log_lines_dropped"].as_u64().expect("log_lines_dropped");
+    assert!(dropped > 0, "nothing dropped: {s}");
+    let text = nodus()
+        .args(["status", "--socket"])
+        .arg(&d.socket)
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("lines dropped (syslog did not read them)"),
+        "{text}"
+    );
+
+    // Syslog reads again: the next line through is preceded by the count
+    // (a SIGHUP makes sure there is a next line).
+    let said =
+        |l: &String| l.contains("syslog was not reading: ") && l.contains(" log lines dropped");
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 4096];
+    syslog.set_nonblocking(true).unwrap();
+    while let Ok(n) = syslog.recv(&mut buf) {
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    syslog.set_nonblocking(false).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    d.signal(libc::SIGHUP);
+    while !lines.iter().any(said) && lines.len() < 200 {
+        let n = syslog.recv(&mut buf).expect("lines after SIGHUP");
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(lines.iter().any(said), "{lines:#?}");
+
+    let status = d.stop(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "exit status");
+    assert!(
+        !d.log_text().contains("logging to stderr"),
+        "a full queue is not a missing syslog: {}",
+        d.log_text()
+    );
+}
+
 #[test]
 fn logs_go_to_syslog_as_rfc3164_datagrams() {
     require_root!();

@@ -307,6 +307,7 @@ impl Daemon {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             ready_ms: self.ready_ms,
             rss_bytes: process::rss_bytes(),
+            log_lines_dropped: crate::logging::dropped(),
             config: self.layers.describe(),
             kernel: (*self.kernel).clone(),
             components: self.supervisor.status(),

@@ -215,8 +215,13 @@ fn config_text(socket: &Path, extra: &str) -> String {
             socket.with_file_name("state").display()
         )
     };
+    let log = if extra.contains("[log]") {
+        ""
+    } else {
+        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n"
+    };
     format!(
-        "[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n\n[control]\nsocket = \"{}\"\n\n{fileserver}{proxy}{fleet}{extra}\n",
+        "{log}[control]\nsocket = \"{}\"\n\n{fileserver}{proxy}{fleet}{extra}\n",
         socket.display()
     )
 }
