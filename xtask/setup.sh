@@ -20,7 +20,7 @@ PKGS_BUILD="build-essential pkg-config libelf-dev zlib1g-dev libzstd-dev
   llvm-${LLVM_MAJOR}-dev libpolly-${LLVM_MAJOR}-dev clang-${LLVM_MAJOR} bpftool
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross file"
 PKGS_PEERS="mosquitto mosquitto-clients nginx-light haproxy openssl curl wrk hyperfine
-  iproute2 rt-tests stress-ng procps vmtouch python3-seccomp dnsmasq-base linux-perf"
+  iproute2 rt-tests stress-ng procps vmtouch python3-seccomp dnsmasq-base linux-perf tmux"
 # The board: its initramfs, and (e2fsprogs) the ext4 disk the page-cache scenario reads.
 PKGS_BOARD="cpio busybox-static e2fsprogs"
 # Packaging checks: strace and systemd-analyze for the service unit test;

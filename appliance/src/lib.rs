@@ -35,3 +35,4 @@ pub mod sync;
 pub mod telemetry;
 pub mod terminal;
 pub mod tomlfile;
+pub mod top;

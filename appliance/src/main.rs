@@ -20,7 +20,7 @@ use nodus::{
     privileges::{self, Capability},
     probe::{self, ProbeReport},
     proccache::{self, PsReport, procfs},
-    profile, supervisor,
+    profile, supervisor, top,
 };
 
 /// Exit code for an invalid configuration or command line.
@@ -65,6 +65,27 @@ enum Command {
         /// With --describe: Markdown tables.
         #[arg(long, requires = "describe")]
         markdown: bool,
+        /// Control socket [default: control.socket from the config in use]
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// A live view of the nodes (CPU and memory bars), the profile and the
+    /// scheduler's layers, and the processes with their workload class,
+    /// where their pages are and how often they moved (q quits, s sorts).
+    Top {
+        /// Print one frame as text and exit (no terminal needed).
+        #[arg(long)]
+        once: bool,
+        /// Print what one frame shows as JSON and exit.
+        #[arg(long)]
+        json: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Process column sorted on, largest first: memory, cpu, remote
+        /// (pages away from home) or migrations (across nodes).
+        #[arg(long, default_value = "memory", value_parser = parse_sort)]
+        sort: top::SortBy,
         /// Control socket [default: control.socket from the config in use]
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -338,6 +359,13 @@ fn main() -> ExitCode {
             ..
         } => describe_stats(json, markdown),
         Command::Status { json, socket, .. } => status(json, socket),
+        Command::Top {
+            once,
+            json,
+            interval,
+            sort,
+            socket,
+        } => run_top(once, json, interval, sort, socket),
         Command::Ps {
             json,
             exited,
@@ -846,6 +874,49 @@ fn control_socket(socket: Option<PathBuf>) -> PathBuf {
             .map(|(c, _)| c.control.socket)
             .unwrap_or_else(|_| Config::default().control.socket)
     })
+}
+
+fn parse_sort(name: &str) -> Result<top::SortBy, String> {
+    top::SortBy::parse(name)
+        .ok_or_else(|| format!("{name:?}: one of memory, cpu, remote, migrations"))
+}
+
+/// `nodus top`: JSON or one text frame for scripts, else the live view
+/// (which needs a terminal).
+fn run_top(
+    once: bool,
+    json: bool,
+    interval: f64,
+    sort: top::SortBy,
+    socket: Option<PathBuf>,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    if !(interval.is_finite() && (0.1..=3600.0).contains(&interval)) {
+        return fail(2, "--interval: seconds from 0.1 to 3600");
+    }
+    let options = top::TopOptions {
+        socket: control_socket(socket),
+        interval: std::time::Duration::from_secs_f64(interval),
+        sort,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let done = if json {
+        top::json(&options, &mut stdout)
+    } else if once {
+        top::once(&options, top::width(), &mut stdout)
+    } else if !std::io::stdout().is_terminal() {
+        return fail(
+            2,
+            "nodus top needs a terminal; --once prints one frame, --json the figures",
+        );
+    } else {
+        drop(stdout);
+        top::live(&options)
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e),
+    }
 }
 
 fn ps(json: bool, tree: bool, request: Request, socket: Option<PathBuf>) -> ExitCode {

@@ -178,7 +178,7 @@ fn a_spinner_is_batch_and_a_sleeper_is_latency_from_the_scheduler_tracepoints() 
             .and_then(|s| s.rsplit([' ', '(']).next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {unit} in {e}"))
     };
-    assert!(number_before(&spin, "% cpu") >= 5.0, "{spin}");
+    assert!(number_before(&spin, "% cpu") >= 1.0, "{spin}");
     assert!(number_before(&spin, " sleeps/s") < 5.0, "{spin}");
     assert!(number_before(&sleep, "% cpu") < 50.0, "{sleep}");
     assert!(number_before(&sleep, " sleeps/s") >= 100.0, "{sleep}");

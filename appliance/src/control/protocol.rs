@@ -16,6 +16,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub enum Request {
     /// The daemon's and every component's state.
     Status {},
+    /// The numa component's last look (`nodus top`): null before the
+    /// first look or with the component off.
+    Numa {},
     /// Processes from the process cache (`nodus ps`).
     Ps {
         /// Include exited processes still retained.

@@ -207,6 +207,7 @@ impl Daemon {
                 fleet,
                 sched_plan,
                 numa_homes,
+                numa_view: Default::default(),
             },
             queries,
             status_requests,
@@ -318,6 +319,7 @@ impl Daemon {
     fn answer(&self, request: &Request) -> Response {
         match request {
             Request::Status {} => Response::data(self.status_report()),
+            Request::Numa {} => Response::data(crate::sync::lock(&self.shared.numa_view).clone()),
             Request::Ps { exited, pid, comm } => {
                 let query = PsQuery {
                     exited: *exited,

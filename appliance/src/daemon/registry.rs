@@ -11,7 +11,7 @@ use crate::{
     control::{ControlServer, ControlStats, Query},
     fileserver::{Fileserver, stats::FileserverStats},
     fleet::{Fleet, FleetShared, component::FleetStats},
-    numa::{Homes, Numa, NumaStats},
+    numa::{Homes, Numa, NumaStats, ViewSlot},
     pagecache::{PageCache, PageCacheStats},
     proccache::{ProcCache, ProcCacheStats, ProcessTable},
     profile::{ProfileStats, ThreadPlacement},
@@ -42,6 +42,8 @@ pub struct Shared {
     pub sched_plan: Option<std::sync::Arc<Plan>>,
     /// Which node each process belongs on, from the board profile.
     pub numa_homes: std::sync::Arc<Homes>,
+    /// The numa component's last look, for `nodus top`.
+    pub numa_view: ViewSlot,
 }
 
 /// One component kind.
@@ -155,7 +157,11 @@ pub const REGISTRY: &[Registration] = &[
         stats: NumaStats::FIELDS,
         build: |c, s| {
             c.numa.enabled.then(|| {
-                Box::new(Numa::new(c.numa.clone(), s.numa_homes.clone())) as Box<dyn Component>
+                Box::new(Numa::new(
+                    c.numa.clone(),
+                    s.numa_homes.clone(),
+                    s.numa_view.clone(),
+                )) as Box<dyn Component>
             })
         },
     },

@@ -21,8 +21,10 @@ use super::{
     look::{Bounds, Look, Observer},
     mover::{Mover, Tally},
     pages, place, procs,
+    view::{NumaView, ViewSlot},
 };
 use crate::{
+    probe::{Feature, ProbeReport},
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Float, Gauge, Health,
         MainLoop, Maybe, StartError, StatSet, Stats, Text,
@@ -96,6 +98,10 @@ crate::stats! {
         /// Opens the kernel saw but could not report (its event ring was
         /// full): their processes were not placed.
         accelerator_opens_lost: Counter,
+        /// Per-process IPC and cache misses: `not collected (...)` where the
+        /// kernel has hardware counters (this version does not read them
+        /// yet), else why there are none (most VMs, a TCG board).
+        hardware_counters: Text,
     }
 }
 
@@ -111,6 +117,8 @@ struct Measures {
     /// Each accelerator: its device number (None: absent) and its users.
     accelerators: Vec<Accelerator>,
     accelerator_opens: u64,
+    /// What `hardware_counters` says.
+    counters: String,
 }
 
 /// One watched accelerator and who uses it.
@@ -127,16 +135,19 @@ pub struct Numa {
     config: NumaConfig,
     homes: Arc<Homes>,
     measures: Arc<Mutex<Measures>>,
+    view: ViewSlot,
     running: Option<MainLoop>,
 }
 
 impl Numa {
-    /// A component for `homes` (the active profile's, on this board).
-    pub fn new(config: NumaConfig, homes: Arc<Homes>) -> Numa {
+    /// A component for `homes` (the active profile's, on this board) that
+    /// leaves each look's view in `view` (for `nodus top`).
+    pub fn new(config: NumaConfig, homes: Arc<Homes>, view: ViewSlot) -> Numa {
         Numa {
             config,
             homes,
             measures: Arc::default(),
+            view,
             running: None,
         }
     }
@@ -148,13 +159,14 @@ impl Component for Numa {
     }
 
     fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
-        let (config, homes, measures) = (
+        let (config, homes, measures, view) = (
             self.config.clone(),
             self.homes.clone(),
             self.measures.clone(),
+            self.view.clone(),
         );
         self.running = Some(MainLoop::spawn(|stopped| {
-            run(config, homes, measures, ctx, stopped)
+            run(config, homes, measures, view, ctx, stopped)
         }));
         Ok(())
     }
@@ -211,6 +223,7 @@ impl Component for Numa {
             accelerators: render_accelerators(homes, &m.accelerators),
             accelerator_opens: m.accelerator_opens,
             accelerator_opens_lost: scheduling.map_or(0, |s| s.opens_lost),
+            hardware_counters: m.counters.clone(),
         }
         .to_stats()
     }
@@ -220,9 +233,11 @@ async fn run(
     config: NumaConfig,
     homes: Arc<Homes>,
     measures: Arc<Mutex<Measures>>,
+    view: ViewSlot,
     ctx: ComponentContext,
     mut stopped: watch::Receiver<bool>,
 ) {
+    lock(&measures).counters = counters(&ctx.kernel);
     let mut beat = tokio::time::interval(BEAT_INTERVAL);
     let every = Duration::from_millis(config.interval_ms);
     let budget =
@@ -265,7 +280,7 @@ async fn run(
                 ready.clear_ready();
             }
             _ = look_every.tick() => {
-                let (state, homes, config, users) =
+                let (state, board, config, users) =
                     (state.clone(), homes.clone(), config.clone(), users.clone());
                 let looked = tokio::task::spawn_blocking(move || {
                     let mut s = lock(&state);
@@ -274,11 +289,11 @@ async fn run(
                     // A user that exited (or whose pid is another's now)
                     // is forgotten.
                     users.retain(|pid, (start, _)| procs::start_of(*pid) == Some(*start));
-                    let look = observer.look(&homes, bounds, &users);
+                    let look = observer.look(&board, bounds, &users);
                     drop(users);
-                    let in_charge = in_charge(&config, &homes, look.kernel_balancing);
+                    let in_charge = in_charge(&config, &board, look.kernel_balancing);
                     if in_charge == InCharge::Nodus {
-                        mover.act(&look, &homes, budget.max(1), f64::from(config.local_target_pct));
+                        mover.act(&look, &board, budget.max(1), f64::from(config.local_target_pct));
                     }
                     let balancing = in_charge.describe(&config, look.kernel_balancing);
                     (look, balancing, mover.tally.clone(), mover.last_error.take())
@@ -296,6 +311,14 @@ async fn run(
                         log::warn!("numa: {e}");
                     }
                     let mut m = lock(&measures);
+                    let missing = m
+                        .kernel_missing
+                        .iter()
+                        .map(String::as_str)
+                        .chain([format!("hardware counters: {}", m.counters).as_str()])
+                        .map(str::to_owned)
+                        .collect();
+                    *lock(&view) = Some(NumaView::of(&look, &homes, &balancing, &tally, missing));
                     m.look = Some(look);
                     m.balancing = balancing;
                     m.tally = tally;
@@ -304,6 +327,21 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// What the hardware counters give, in the `hardware_counters` stat's
+/// words.
+fn counters(kernel: &ProbeReport) -> String {
+    match kernel.features.get(&Feature::HardwareCounters) {
+        Some(f) if f.available => {
+            "not collected (the kernel has them; this version reads none)".into()
+        }
+        Some(f) => format!(
+            "none: {}",
+            f.reason.as_deref().unwrap_or("the probe said unavailable")
+        ),
+        None => "not probed".into(),
     }
 }
 

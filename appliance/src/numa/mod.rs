@@ -9,7 +9,8 @@
 //! into a workload class; `place` pins an accelerator's users to its node;
 //! `pages` asks and moves pages with `move_pages(2)`, bounded; `look` is
 //! one look at the board; `mover` spends the bandwidth budget moving
-//! misplaced pages home; `component` is the supervised loop and its stats.
+//! misplaced pages home; `component` is the supervised loop and its stats;
+//! `view` is the last look in numbers, for `nodus top`.
 
 pub mod class;
 pub mod component;
@@ -22,7 +23,9 @@ pub mod nodes;
 pub mod pages;
 pub mod place;
 pub mod procs;
+pub mod view;
 
 pub use component::{Numa, NumaStats};
 pub use config::NumaConfig;
 pub use homes::Homes;
+pub use view::{NumaView, ViewSlot};

@@ -105,7 +105,72 @@ fn probe_with_parsed_btf() -> BTreeMap<Feature, FeatureStatus> {
         .collect();
     let struct_ops = out.get(&Feature::StructOps).is_some_and(|s| s.available);
     out.insert(Feature::SchedExt, sched_ext(struct_ops, vmlinux));
+    out.insert(
+        Feature::HardwareCounters,
+        match hardware_counters() {
+            Ok(()) => FeatureStatus::yes(None),
+            Err(e) => FeatureStatus::no(format!(
+                "perf_event_open of the instructions counter: {e} (no PMU exposed to this kernel)"
+            )),
+        },
+    );
     out
+}
+
+/// `perf_event_attr` up to its first published size (64 bytes), which
+/// every kernel accepts.
+#[repr(C)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    bp_addr: u64,
+}
+
+/// Opens (and closes) the retired-instructions counter for this process:
+/// whether the kernel has a PMU to count with.
+fn hardware_counters() -> std::io::Result<()> {
+    const PERF_TYPE_HARDWARE: u32 = 0;
+    const PERF_COUNT_HW_INSTRUCTIONS: u64 = 1;
+    // disabled, exclude_kernel, exclude_hv
+    const FLAGS: u64 = 1 | 1 << 5 | 1 << 6;
+    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+    let attr = PerfEventAttr {
+        kind: PERF_TYPE_HARDWARE,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: PERF_COUNT_HW_INSTRUCTIONS,
+        sample_period: 0,
+        sample_type: 0,
+        read_format: 0,
+        flags: FLAGS,
+        wakeup_events: 0,
+        bp_type: 0,
+        bp_addr: 0,
+    };
+    // SAFETY: perf_event_open reads `size` bytes of `attr`, which lives
+    // across the call; the descriptor it returns is closed here.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            0 as libc::pid_t,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor this function just opened and owns.
+    unsafe { libc::close(fd as libc::c_int) };
+    Ok(())
 }
 
 fn load(object: &Object) -> Result<Ebpf, String> {

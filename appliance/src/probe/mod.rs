@@ -36,11 +36,14 @@ pub enum Feature {
     StructOps,
     /// The sched_ext scheduler class (the layered scheduler).
     SchedExt,
+    /// Hardware performance counters through perf_event_open (instructions
+    /// and cycles: a process's IPC). Absent in most VMs and under TCG.
+    HardwareCounters,
 }
 
 impl Feature {
     /// Every feature, in report order.
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::Btf,
         Feature::Tracepoint,
         Feature::Ringbuf,
@@ -51,6 +54,7 @@ impl Feature {
         Feature::Fentry,
         Feature::StructOps,
         Feature::SchedExt,
+        Feature::HardwareCounters,
     ];
 
     /// The name used in JSON and text output.
@@ -66,6 +70,7 @@ impl Feature {
             Feature::Fentry => "fentry",
             Feature::StructOps => "struct_ops",
             Feature::SchedExt => "sched_ext",
+            Feature::HardwareCounters => "hardware_counters",
         }
     }
 }
@@ -150,7 +155,7 @@ impl ProbeReport {
             } else {
                 "unavailable"
             };
-            let _ = write!(out, "  {:<16} {verdict}", f.name());
+            let _ = write!(out, "  {:<17} {verdict}", f.name());
             if let Some(m) = &s.mode {
                 let _ = write!(out, " ({m})");
             }
