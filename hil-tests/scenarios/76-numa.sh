@@ -82,6 +82,13 @@ echo "after: numa_maps $n0 pages on node 0, $n1 on node 1; nodus moved $moved"
 # khugepaged may finish the job: once most of a 2 MiB range is on node 1 it
 # collapses the range into a huge page there (not a migration nodus made).
 [ "$moved" -gt 0 ] || fail "nodus counted no pages moved"
+# nodus top shows both nodes with their bars and the process at home.
+top=$(COLUMNS=160 nodus top --once) || fail "nodus top --once"
+echo "$top"
+expect_line "^node0 +cpus 0-1 +cpu \[.*\] +[0-9]+%  mem \[" "$top" "top: node 0 bars"
+expect_line "^node1 +cpus 2-3 +cpu \[" "$top" "top: node 1 bars"
+expect_line "^$mem +critical-mem .* n0 [0-4]% n1 (9[5-9]|100)% .*node1 \(layer critical\)" "$top" "top: the process at home"
+nodus top --json | grep -q '"home_reason":"layer critical"' || fail "top --json: no home reason"
 grep -q "numa: " "$NODUS_LOG" && grep "numa: " "$NODUS_LOG"
 # 3. Pinned to node 0's CPUs: it can only run there, so its memory follows.
 taskset -p -c 0-1 "$mem" >/dev/null || fail "taskset"

@@ -172,17 +172,22 @@ impl ProbeReport {
 
     /// One-line summary for the sd-notify STATUS and logs.
     pub fn summary(&self) -> String {
+        // Hardware counters are not an eBPF feature: said after them.
         let missing: Vec<&str> = self
             .features
             .iter()
-            .filter(|(_, s)| !s.available)
+            .filter(|(f, s)| !s.available && **f != Feature::HardwareCounters)
             .map(|(f, _)| f.name())
             .collect();
-        if missing.is_empty() {
-            "all eBPF features available".into()
+        let mut summary = if missing.is_empty() {
+            "all eBPF features available".to_owned()
         } else {
             format!("eBPF features missing: {}", missing.join(", "))
+        };
+        if !self.has(Feature::HardwareCounters) {
+            summary.push_str("; no hardware counters");
         }
+        summary
     }
 }
 
