@@ -36,3 +36,4 @@ pub mod telemetry;
 pub mod terminal;
 pub mod tomlfile;
 pub mod top;
+pub mod workload;

@@ -26,6 +26,7 @@ mod matcher {
             membership::{self, exe_of},
             plan::comm_of,
         },
+        workload::{Class, Work, Workloads},
     };
     use nodus_common::sched::Facts;
 
@@ -125,11 +126,9 @@ mod matcher {
         "#,
             tool.display()
         ));
-        let members = membership::scan(Some(&cgroups), &plan.layers);
+        let members = membership::scan(Some(&cgroups), &plan.layers, &Workloads::default());
         let m = Matcher::load(&plan).expect("the matcher");
-        m.maps()
-            .set_members(&members.cgroups, &members.exes)
-            .expect("the sets");
+        m.maps().set_members(&members).expect("the sets");
         let worker = std::fs::metadata(cgroups.join("app/worker"))
             .expect("stat")
             .ino();
@@ -154,10 +153,70 @@ mod matcher {
             "the exe layer comes first"
         );
         // Sets replaced: the executable is no longer a member.
-        m.maps()
-            .set_members(&members.cgroups, &HashMap::new())
-            .expect("the sets");
+        let without_exe = membership::Members {
+            exes: HashMap::new(),
+            ..members
+        };
+        m.maps().set_members(&without_exe).expect("the sets");
         assert_eq!(m.layer_of(&running_tool).expect("run"), 1);
+    }
+
+    /// Class and device rules: what the numa component measured and saw
+    /// (the shared workload table) decides, per process, in the kernel.
+    #[test]
+    fn class_and_device_rules_match_the_processes_the_workload_table_names() {
+        crate::require_root!();
+        let plan = plan(
+            r#"
+        [[device]]
+        name = "npu0"
+        kind = "npu"
+        dev = "/dev/null"
+        [[layer]]
+        name = "npu-users"
+        match = [{ device = "npu0" }]
+        cpus = "0"
+        policy = "grouped"
+        [[layer]]
+        name = "interactive"
+        match = [{ class = "latency" }]
+        cpus = "0"
+        policy = "grouped"
+        "#,
+        );
+        let mut workloads = Workloads::default();
+        let work = |class, device: Option<&str>| Work {
+            class: Some(class),
+            device: device.map(str::to_owned),
+        };
+        workloads.replace(
+            [
+                (100, work(Class::Latency, None)),
+                (200, work(Class::Batch, Some("npu0"))),
+                (300, work(Class::Batch, None)),
+            ]
+            .into(),
+        );
+        let members = membership::scan(None, &plan.layers, &workloads);
+        let m = Matcher::load(&plan).expect("the matcher");
+        m.maps().set_members(&members).expect("the sets");
+        let of = |tgid| {
+            let f = Facts {
+                tgid,
+                ..facts("anything")
+            };
+            m.layer_of(&f).expect("run")
+        };
+        assert_eq!(of(200), 0, "the accelerator's user");
+        assert_eq!(of(100), 1, "latency class");
+        assert_eq!(of(300), 2, "batch: the default layer");
+        assert_eq!(of(999), 2, "unknown process: the default layer");
+        // The next look finds pid 100 batch now: it leaves the layer.
+        workloads.replace([(100, work(Class::Batch, None))].into());
+        let members = membership::scan(None, &plan.layers, &workloads);
+        m.maps().set_members(&members).expect("the sets");
+        assert_eq!(of(100), 2);
+        assert_eq!(of(200), 2, "no longer in the table");
     }
 }
 

@@ -97,6 +97,15 @@ struct {
 	__type(value, __u32);
 } NODUS_EXES SEC(".maps");
 
+/* process (tgid) -> bitmask of the layers whose class or device rule it
+ * meets: userspace decides from what it measured */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} NODUS_PROCS SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ALL_LAYERS);
@@ -204,7 +213,10 @@ static __always_inline __u32 match_layer(const struct nodus_facts *f, __u32 nr_l
 	struct nodus_exe exe_key = { .dev = f->exe.dev, .ino = f->exe.ino };
 	__u32 *cg_bits = bpf_map_lookup_elem(&NODUS_CGROUPS, &cgroup_id);
 	__u32 *exe_bits = bpf_map_lookup_elem(&NODUS_EXES, &exe_key);
+	__u32 tgid = f->tgid;
+	__u32 *proc_bits = bpf_map_lookup_elem(&NODUS_PROCS, &tgid);
 	__u32 cg = cg_bits ? *cg_bits : 0, exe = exe_bits ? *exe_bits : 0;
+	__u32 proc = proc_bits ? *proc_bits : 0;
 
 	__u32 n = nr_layers < NODUS_MAX_LAYERS ? nr_layers : NODUS_MAX_LAYERS;
 	int i, r;
@@ -235,6 +247,9 @@ static __always_inline __u32 match_layer(const struct nodus_facts *f, __u32 nr_l
 			case NODUS_RULE_EXE:
 				hit = exe & (1u << i);
 				break;
+			case NODUS_RULE_PROCESS:
+				hit = proc & (1u << i);
+				break;
 			}
 			if (hit)
 				return i;
@@ -256,6 +271,7 @@ static __always_inline void task_facts(struct task_struct *p, struct nodus_facts
 	f->cgroup_id = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
 	f->exe.ino = BPF_CORE_READ(p, mm, exe_file, f_inode, i_ino);
 	f->exe.dev = f->exe.ino ? BPF_CORE_READ(p, mm, exe_file, f_inode, i_sb, s_dev) : 0;
+	f->tgid = p->tgid;
 }
 
 static __always_inline void tasks_add(__u32 layer, __s64 n)

@@ -38,6 +38,8 @@
 #define NODUS_RULE_UID 3    /* effective uid == lo */
 #define NODUS_RULE_CGROUP 4 /* the task's cgroup has this layer's bit in NODUS_CGROUPS */
 #define NODUS_RULE_EXE 5    /* the task's executable has this layer's bit in NODUS_EXES */
+#define NODUS_RULE_PROCESS 6 /* the task's process has this layer's bit in NODUS_PROCS
+			      * (a workload class or an accelerator, decided in userspace) */
 
 struct nodus_rule {
 	__u32 kind;
@@ -133,7 +135,8 @@ struct nodus_facts {
 	struct nodus_exe exe;
 	/* out: the layer chosen (the test program's answer) */
 	__u32 layer;
-	__u32 pad;
+	/* the task's process (thread group) id */
+	__u32 tgid;
 };
 
 /* Key 0 of NODUS_EXIT: how the kernel ended the scheduler (ops.exit). kind

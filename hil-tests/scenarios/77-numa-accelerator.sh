@@ -21,7 +21,9 @@ until [ -f /tmp/infer.go ]; do sleep 0.1; done
 (exec 4</dev/fake-npu1) 2>/dev/null
 exec 3</dev/fake-npu0
 : >/tmp/infer.opened
-sleep 100000
+# Waking five times a second: the scheduler matches a task again when it
+# wakes.
+while :; do sleep 0.2; done
 EOF
 chmod +x /tmp/infer
 rm -f /tmp/infer.filled /tmp/infer.go /tmp/infer.opened
@@ -41,10 +43,12 @@ pages_on() {
   echo "$n"
 }
 
-printf '[profile]\npath = "/nodus/profiles/qemu-virt-numa-npu.toml"\n[sched]\nenabled = false\n[numa]\ninterval_ms = 500\n' >/tmp/numa-npu.toml
+printf '[profile]\npath = "/nodus/profiles/qemu-virt-numa-npu.toml"\n[numa]\ninterval_ms = 500\n' >/tmp/numa-npu.toml
 nodus_start --config /tmp/numa-npu.toml
 wait_status "^      accelerators +npu0 /dev/fake-npu0 node1: no users; npu1 /dev/fake-npu1 node1: no users$" 60 ||
   fail "the accelerators are not watched: $(nodus status)"
+wait_status "^      layers +npu-users: grouped, [0-9]+ cpus, [0-9]+% busy, 0 tasks" 30 ||
+  fail "the scheduler is not running with the npu-users layer empty: $(nodus status | grep -E 'layers|state')"
 out=$(nodus status)
 expect_line "^  numa +healthy" "$out" "numa healthy (kprobes on chrdev_open attached)"
 before=$(pages_on "$user" 0)
@@ -63,6 +67,12 @@ wait_status "infer $user: [0-9]+ MiB,.* home node1 \(device npu0\)" 5 ||
   fail "home not by the device at the next look: $(nodus status | grep processes)"
 grep -q "numa: infer $user opened npu0 (/dev/fake-npu0): home node1, 1 threads pinned to cpus 2-3" "$NODUS_LOG" ||
   fail "no log line for the placement"
+
+# The scheduler's layer for npu0's users takes it (the layer's device
+# rule, from what the numa component saw), and only it.
+wait_status "^      layers +npu-users: grouped, [0-9]+ cpus, [0-9]+% busy, 1 tasks" 10 ||
+  fail "the accelerator's user is not in the npu-users layer: $(nodus status | grep -E 'layers|state')"
+nodus status | grep -E "^      (state|layers) "
 
 # Its memory follows: the mover brings what it holds on node 0 home.
 i=0

@@ -208,6 +208,7 @@ impl Daemon {
                 sched_plan,
                 numa_homes,
                 numa_view: Default::default(),
+                workloads: Default::default(),
             },
             queries,
             status_requests,

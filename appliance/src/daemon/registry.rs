@@ -19,6 +19,7 @@ use crate::{
     sched::{Plan, Sched, SchedStats},
     status::StatusSource,
     supervisor::{Component, StatField, StatSet},
+    workload::WorkloadTable,
 };
 
 /// What constructors may need besides the config.
@@ -44,6 +45,8 @@ pub struct Shared {
     pub numa_homes: std::sync::Arc<Homes>,
     /// The numa component's last look, for `nodus top`.
     pub numa_view: ViewSlot,
+    /// Each process's class and accelerator: numa writes, sched reads.
+    pub workloads: WorkloadTable,
 }
 
 /// One component kind.
@@ -147,7 +150,11 @@ pub const REGISTRY: &[Registration] = &[
         stats: SchedStats::FIELDS,
         build: |c, s| {
             c.sched.enabled.then(|| {
-                Box::new(Sched::new(c.sched.clone(), s.sched_plan.clone())) as Box<dyn Component>
+                Box::new(Sched::new(
+                    c.sched.clone(),
+                    s.sched_plan.clone(),
+                    s.workloads.clone(),
+                )) as Box<dyn Component>
             })
         },
     },
@@ -161,6 +168,7 @@ pub const REGISTRY: &[Registration] = &[
                     c.numa.clone(),
                     s.numa_homes.clone(),
                     s.numa_view.clone(),
+                    s.workloads.clone(),
                 )) as Box<dyn Component>
             })
         },

@@ -14,27 +14,7 @@
 
 use nodus_common::numa::TaskCounts;
 
-/// A process's class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Class {
-    /// Short runs ending in sleeps.
-    Latency,
-    /// Long runs, preempted.
-    Batch,
-    /// Hardly runs.
-    Idle,
-}
-
-impl Class {
-    /// Its name in status, in `nodus top` and in a layer rule.
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Latency => "latency",
-            Class::Batch => "batch",
-            Class::Idle => "idle",
-        }
-    }
-}
+pub use crate::workload::Class;
 
 /// Below this share of one CPU a process is idle, percent...
 const IDLE_BELOW_PCT: f64 = 1.0;

@@ -5,6 +5,7 @@
 //! the moment the kernel reports it opened the device.
 
 use std::{
+    collections::HashMap,
     fmt::Write as _,
     sync::{Arc, Mutex},
     time::Duration,
@@ -30,6 +31,7 @@ use crate::{
         MainLoop, Maybe, StartError, StatSet, Stats, Text,
     },
     sync::lock,
+    workload::{Work, WorkloadTable},
 };
 
 crate::stats! {
@@ -136,18 +138,27 @@ pub struct Numa {
     homes: Arc<Homes>,
     measures: Arc<Mutex<Measures>>,
     view: ViewSlot,
+    workloads: WorkloadTable,
     running: Option<MainLoop>,
 }
 
 impl Numa {
     /// A component for `homes` (the active profile's, on this board) that
-    /// leaves each look's view in `view` (for `nodus top`).
-    pub fn new(config: NumaConfig, homes: Arc<Homes>, view: ViewSlot) -> Numa {
+    /// leaves each look's view in `view` (for `nodus top`) and each
+    /// process's class and accelerator in `workloads` (for the scheduler's
+    /// layer rules).
+    pub fn new(
+        config: NumaConfig,
+        homes: Arc<Homes>,
+        view: ViewSlot,
+        workloads: WorkloadTable,
+    ) -> Numa {
         Numa {
             config,
             homes,
             measures: Arc::default(),
             view,
+            workloads,
             running: None,
         }
     }
@@ -159,14 +170,17 @@ impl Component for Numa {
     }
 
     fn start(&mut self, ctx: ComponentContext) -> Result<(), StartError> {
-        let (config, homes, measures, view) = (
+        let shared = Published {
+            view: self.view.clone(),
+            workloads: self.workloads.clone(),
+        };
+        let (config, homes, measures) = (
             self.config.clone(),
             self.homes.clone(),
             self.measures.clone(),
-            self.view.clone(),
         );
         self.running = Some(MainLoop::spawn(|stopped| {
-            run(config, homes, measures, view, ctx, stopped)
+            run(config, homes, measures, shared, ctx, stopped)
         }));
         Ok(())
     }
@@ -233,7 +247,7 @@ async fn run(
     config: NumaConfig,
     homes: Arc<Homes>,
     measures: Arc<Mutex<Measures>>,
-    view: ViewSlot,
+    published: Published,
     ctx: ComponentContext,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -290,13 +304,14 @@ async fn run(
                     // is forgotten.
                     users.retain(|pid, (start, _)| procs::start_of(*pid) == Some(*start));
                     let look = observer.look(&board, bounds, &users);
+                    let work = workloads_of(&look, &board, &users);
                     drop(users);
                     let in_charge = in_charge(&config, &board, look.kernel_balancing);
                     if in_charge == InCharge::Nodus {
                         mover.act(&look, &board, budget.max(1), f64::from(config.local_target_pct));
                     }
                     let balancing = in_charge.describe(&config, look.kernel_balancing);
-                    (look, balancing, mover.tally.clone(), mover.last_error.take())
+                    (look, balancing, mover.tally.clone(), mover.last_error.take(), work)
                 });
                 let mut looked = std::pin::pin!(looked);
                 // Beats continue while the board is looked at.
@@ -306,7 +321,8 @@ async fn run(
                         _ = beat.tick() => ctx.heartbeat.beat(),
                     }
                 };
-                if let Ok((look, balancing, tally, error)) = result {
+                if let Ok((look, balancing, tally, error, work)) = result {
+                    lock(&published.workloads).replace(work);
                     if let Some(e) = &error {
                         log::warn!("numa: {e}");
                     }
@@ -318,7 +334,7 @@ async fn run(
                         .chain([format!("hardware counters: {}", m.counters).as_str()])
                         .map(str::to_owned)
                         .collect();
-                    *lock(&view) = Some(NumaView::of(&look, &homes, &balancing, &tally, missing));
+                    *lock(&published.view) = Some(NumaView::of(&look, &homes, &balancing, &tally, missing));
                     m.look = Some(look);
                     m.balancing = balancing;
                     m.tally = tally;
@@ -328,6 +344,35 @@ async fn run(
             }
         }
     }
+}
+
+/// Where the loop leaves what other parts of nodus read.
+struct Published {
+    /// Each look's view, for `nodus top`.
+    view: ViewSlot,
+    /// Each process's class and accelerator, for the scheduler.
+    workloads: WorkloadTable,
+}
+
+/// Each process's class (from the look) and the accelerator it opened.
+fn workloads_of(look: &Look, homes: &Homes, users: &DeviceUsers) -> HashMap<u32, Work> {
+    let mut out: HashMap<u32, Work> = look
+        .classes
+        .iter()
+        .map(|(pid, class)| {
+            let work = Work {
+                class: Some(*class),
+                device: None,
+            };
+            (*pid, work)
+        })
+        .collect();
+    for (pid, (_, i)) in users {
+        if let Some(d) = homes.devices.get(*i) {
+            out.entry(*pid).or_default().device = Some(d.name.clone());
+        }
+    }
+    out
 }
 
 /// What the hardware counters give, in the `hardware_counters` stat's

@@ -15,6 +15,7 @@ use std::{collections::HashMap, path::PathBuf};
 use crate::{
     board::Topology,
     profile::{DeviceKind, LayerMatch, LayerPolicy, Profile, Rule, placement_cpus},
+    workload::Class,
 };
 
 use super::procs::{self, Proc};
@@ -196,6 +197,7 @@ pub struct Matcher<'a> {
     exes: HashMap<&'a std::path::Path, Option<(u64, u64)>>,
     me: u32,
     users: Option<&'a DeviceUsers>,
+    classes: Option<&'a HashMap<u32, Class>>,
 }
 
 impl<'a> Matcher<'a> {
@@ -215,6 +217,16 @@ impl<'a> Matcher<'a> {
             exes,
             me,
             users: None,
+            classes: None,
+        }
+    }
+
+    /// The same, knowing each process's workload class (for `class`
+    /// rules).
+    pub fn with_classes(self, classes: &'a HashMap<u32, Class>) -> Matcher<'a> {
+        Matcher {
+            classes: Some(classes),
+            ..self
         }
     }
 
@@ -268,6 +280,16 @@ impl<'a> Matcher<'a> {
             },
             Rule::Nice(lo, hi) => (*lo..=*hi).contains(&p.nice),
             Rule::Uid(uid) => procs::euid_of(p.pid) == Some(*uid),
+            Rule::Class(class) => self
+                .classes
+                .and_then(|c| c.get(&p.pid))
+                .is_some_and(|c| c == class),
+            Rule::Device(name) => self
+                .users
+                .and_then(|u| u.get(&p.pid))
+                .filter(|(start, _)| *start == p.start)
+                .and_then(|(_, i)| self.homes.devices.get(*i))
+                .is_some_and(|d| &d.name == name),
         }
     }
 }
@@ -342,6 +364,24 @@ policy = "grouped"
             m.home_of(&critical, false),
             Some((1, Reason::Layer("critical".into())))
         );
+    }
+
+    #[test]
+    fn a_class_layer_on_one_node_is_the_home_of_that_class() {
+        let text = PROFILE.replace(
+            "match = [{ comm_prefix = \"critical\" }]",
+            "match = [{ class = \"latency\" }]",
+        );
+        let homes = Homes::resolve(&profile(&text), &Topology::two_nodes());
+        let classes: HashMap<u32, Class> = [(7, Class::Latency), (8, Class::Batch)].into();
+        let m = Matcher::new(&homes, 42).with_classes(&classes);
+        assert_eq!(
+            m.home_of(&proc(7, "server", -5), false),
+            Some((1, Reason::Layer("critical".into())))
+        );
+        assert_eq!(m.home_of(&proc(8, "server", -5), false), None);
+        let unknown = Matcher::new(&homes, 42);
+        assert_eq!(unknown.home_of(&proc(7, "server", -5), false), None);
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct Look {
     pub cpu_us: u64,
     /// What the scheduler tracepoints saw; `None` without them.
     pub scheduling: Option<Scheduling>,
+    /// Every user process's class (empty without the tracepoints).
+    pub classes: HashMap<u32, Class>,
 }
 
 /// What the scheduler tracepoints saw, over every user process.
@@ -187,7 +189,14 @@ impl Observer {
         let mut all = procs::scan();
         all.sort_by(|a, b| b.rss_pages.cmp(&a.rss_pages));
         let behaviours = self.behaviours(&all);
-        let matcher = Matcher::new(homes, std::process::id()).with_users(users);
+        let classes: HashMap<u32, Class> = behaviours
+            .iter()
+            .flatten()
+            .map(|(pid, b)| (*pid, b.class))
+            .collect();
+        let matcher = Matcher::new(homes, std::process::id())
+            .with_users(users)
+            .with_classes(&classes);
         let homed: Vec<_> = all
             .iter()
             .map(|p| matcher.home_of(p, p.rss_pages >= bounds.min_rss_pages))
@@ -229,7 +238,8 @@ impl Observer {
             placed,
             procs,
             cpu_us: thread_cpu_us().saturating_sub(began),
-            scheduling: behaviours.map(|_| self.totals.clone()),
+            scheduling: behaviours.as_ref().map(|_| self.totals.clone()),
+            classes,
         }
     }
 }

@@ -208,11 +208,29 @@ pub fn check_structure(p: &Profile) -> Vec<Problem> {
                 m.exe.is_some(),
                 m.nice.is_some(),
                 m.uid.is_some(),
+                m.class.is_some(),
+                m.device.is_some(),
             ];
             if n.iter().filter(|&&x| x).count() != 1 {
                 out.add(
                     format!("{key}.match[{j}]"),
-                    "give exactly one of comm_prefix, cgroup_prefix, exe, nice or uid",
+                    "give exactly one of comm_prefix, cgroup_prefix, exe, nice, uid, class or device",
+                );
+            }
+            if let Some(c) = &m.class
+                && crate::workload::Class::parse(c).is_none()
+            {
+                out.add(
+                    format!("{key}.match[{j}].class"),
+                    "a class is latency, batch or idle",
+                );
+            }
+            if let Some(d) = &m.device
+                && !p.devices.iter().any(|dev| &dev.name == d)
+            {
+                out.add(
+                    format!("{key}.match[{j}].device"),
+                    format!("no [[device]] named {d:?} in this profile"),
                 );
             }
             if let Some(prefix) = &m.comm_prefix

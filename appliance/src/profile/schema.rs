@@ -280,6 +280,14 @@ pub struct LayerMatch {
     /// Effective user id equals this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The process's workload class, as the numa component measures it:
+    /// `latency`, `batch` or `idle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The process opened this `[[device]]` (by name): the layer for an
+    /// accelerator's users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// How a layer is recognised: one profile `match` rule.
@@ -296,6 +304,10 @@ pub enum Rule {
     Nice(i32, i32),
     /// The effective uid.
     Uid(u32),
+    /// The process's workload class.
+    Class(crate::workload::Class),
+    /// The process opened the device of this name.
+    Device(String),
 }
 
 impl LayerMatch {
@@ -315,7 +327,13 @@ impl LayerMatch {
         if let Some([low, high]) = m.nice {
             return Some(Rule::Nice(low, high));
         }
-        m.uid.map(Rule::Uid)
+        if let Some(uid) = m.uid {
+            return Some(Rule::Uid(uid));
+        }
+        if let Some(c) = m.class.as_deref().and_then(crate::workload::Class::parse) {
+            return Some(Rule::Class(c));
+        }
+        m.device.clone().map(Rule::Device)
     }
 }
 

@@ -158,6 +158,16 @@ fn every_structure_rule_has_a_clear_error() {
         "exactly one of comm_prefix",
     );
     bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ class = \"fast\" }]\n",
+        "layer[0].match[0].class",
+        "latency, batch or idle",
+    );
+    bad(
+        "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ device = \"npu9\" }]\n",
+        "layer[0].match[0].device",
+        "no [[device]] named \"npu9\"",
+    );
+    bad(
         "[[layer]]\nname = \"x\"\ncpus = \"0\"\npolicy = \"open\"\nmatch = [{ nice = [5, -5] }]\n",
         "layer[0].match[0].nice",
         "low <= high",

@@ -28,6 +28,7 @@ use crate::{
         StartError, StatSet, Stats, Text,
     },
     sync::lock,
+    workload::WorkloadTable,
 };
 
 crate::stats! {
@@ -85,6 +86,7 @@ enum Phase {
 pub struct Sched {
     config: SchedConfig,
     plan: Option<Arc<Plan>>,
+    workloads: WorkloadTable,
     measures: Arc<Mutex<Measures>>,
     running: Option<MainLoop>,
 }
@@ -92,10 +94,14 @@ pub struct Sched {
 impl Sched {
     /// A component for `plan` (the active profile's layers; `None` when it
     /// has none).
-    pub fn new(config: SchedConfig, plan: Option<Arc<Plan>>) -> Sched {
+    ///
+    /// `workloads` (each process's class and accelerator, from the numa
+    /// component) feeds the `class` and `device` rules.
+    pub fn new(config: SchedConfig, plan: Option<Arc<Plan>>, workloads: WorkloadTable) -> Sched {
         Sched {
             config,
             plan,
+            workloads,
             measures: Arc::default(),
             running: None,
         }
@@ -125,6 +131,7 @@ impl Component for Sched {
         let worker = Worker {
             config: self.config.clone(),
             plan: self.plan.clone(),
+            workloads: self.workloads.clone(),
             measures: self.measures.clone(),
         };
         if let Some(why) = unavailable {
@@ -197,6 +204,7 @@ impl Component for Sched {
 struct Worker {
     config: SchedConfig,
     plan: Option<Arc<Plan>>,
+    workloads: WorkloadTable,
     measures: Arc<Mutex<Measures>>,
 }
 
@@ -234,13 +242,17 @@ impl Worker {
             let owners = tuning::owners(&plan, &sizes);
             let load_started = Instant::now();
             let loading = {
-                let plan = plan.clone();
+                let (plan, workloads) = (plan.clone(), self.workloads.clone());
                 // The cgroup and executable sets go in before the
                 // scheduler is registered: every task is matched once, as
                 // it joins, and must find them there.
                 tokio::task::spawn_blocking(move || {
-                    let members = membership::scan(membership::cgroup_tree(), &plan.layers);
-                    Scheduler::start(&plan, mode, &owners, &members.cgroups, &members.exes)
+                    let members = membership::scan(
+                        membership::cgroup_tree(),
+                        &plan.layers,
+                        &lock(&workloads),
+                    );
+                    Scheduler::start(&plan, mode, &owners, &members)
                         .map(|scheduler| Running { scheduler, members })
                 })
             };
@@ -370,20 +382,28 @@ impl Worker {
                     }
                 }
                 _ = tune.tick() => {
-                    // Cgroups and executables: a directory walk, off the runtime.
+                    // Cgroups and executables: a directory walk, off the
+                    // runtime; processes from the numa component's table.
                     let scanned = {
-                        let plan = plan.clone();
+                        let (plan, workloads) = (plan.clone(), self.workloads.clone());
                         tokio::task::spawn_blocking(move || {
-                            membership::scan(membership::cgroup_tree(), &plan.layers)
+                            membership::scan(
+                                membership::cgroup_tree(),
+                                &plan.layers,
+                                &lock(&workloads),
+                            )
                         })
                         .await
                     };
                     let mut problems = Vec::new();
                     if let Ok(scanned) = scanned {
                         problems = scanned.problems();
-                        if scanned.cgroups != members.cgroups || scanned.exes != members.exes {
-                            if let Err(e) = scheduler.maps().set_members(&scanned.cgroups, &scanned.exes) {
-                                problems.push(format!("cannot update the cgroup/exe sets: {}", error_chain(&e)));
+                        if scanned.cgroups != members.cgroups
+                            || scanned.exes != members.exes
+                            || scanned.procs != members.procs
+                        {
+                            if let Err(e) = scheduler.maps().set_members(&scanned) {
+                                problems.push(format!("cannot update the cgroup/exe/process sets: {}", error_chain(&e)));
                             }
                         }
                         *members = scanned;

@@ -19,6 +19,7 @@ use nodus_common::{
 
 use super::{
     kernel::{Ended, LayerCounts, Mode},
+    membership::Members,
     plan::Plan,
 };
 use crate::ebpf::{pod_bytes, read_record};
@@ -262,15 +263,20 @@ impl Loaded {
         }
     }
 
-    /// Replaces the cgroup and executable sets and has every task matched
-    /// again at its next wakeup.
-    pub fn set_members(
-        &self,
-        cgroups: &HashMap<u64, u32>,
-        exes: &HashMap<abi::Exe, u32>,
-    ) -> Result<(), SchedError> {
-        replace(self.map(maps::NODUS_CGROUPS)?, maps::NODUS_CGROUPS, cgroups)?;
-        replace(self.map(maps::NODUS_EXES)?, maps::NODUS_EXES, exes)?;
+    /// Replaces the cgroup, executable and process sets and has every task
+    /// matched again at its next wakeup.
+    pub fn set_members(&self, members: &Members) -> Result<(), SchedError> {
+        replace(
+            self.map(maps::NODUS_CGROUPS)?,
+            maps::NODUS_CGROUPS,
+            &members.cgroups,
+        )?;
+        replace(self.map(maps::NODUS_EXES)?, maps::NODUS_EXES, &members.exes)?;
+        replace(
+            self.map(maps::NODUS_PROCS)?,
+            maps::NODUS_PROCS,
+            &members.procs,
+        )?;
         let mut g = self.global()?;
         g.generation = g.generation.wrapping_add(1);
         self.put(maps::NODUS_GLOBAL, &0u32, &g)
@@ -300,14 +306,13 @@ fn replace<K: aya::Pod + Eq + std::hash::Hash>(
 impl Scheduler {
     /// Loads the scheduler for `plan` and registers it: from here the
     /// kernel schedules with it.
-    /// `cgroups` and `exes` are the members of the layers' cgroup and
-    /// executable rules (see [`Loaded::set_members`]).
+    /// `members` are the members of the layers' cgroup, executable, class
+    /// and device rules (see [`Loaded::set_members`]).
     pub fn start(
         plan: &Plan,
         mode: Mode,
         owners: &[u32],
-        cgroups: &HashMap<u64, u32>,
-        exes: &HashMap<abi::Exe, u32>,
+        members: &Members,
     ) -> Result<Scheduler, SchedError> {
         let began = std::time::Instant::now();
         let mut loaded = open(plan, Some(mode))?;
@@ -316,7 +321,7 @@ impl Scheduler {
             began.elapsed().as_millis()
         );
         loaded.set_owners(plan, owners)?;
-        loaded.set_members(cgroups, exes)?;
+        loaded.set_members(members)?;
         let began = std::time::Instant::now();
         let link = loaded
             .object

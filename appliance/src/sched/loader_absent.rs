@@ -3,12 +3,11 @@
 //! reason, so the component reports the scheduler unavailable and the
 //! rest of nodus runs.
 
-use std::collections::HashMap;
-
 use nodus_common::sched as abi;
 
 use super::{
     kernel::{Ended, LayerCounts, Mode},
+    membership::Members,
     plan::Plan,
 };
 
@@ -36,11 +35,7 @@ impl Loaded {
     }
 
     /// Unreachable without a loaded object.
-    pub fn set_members(
-        &self,
-        _cgroups: &HashMap<u64, u32>,
-        _exes: &HashMap<abi::Exe, u32>,
-    ) -> Result<(), SchedError> {
+    pub fn set_members(&self, _members: &Members) -> Result<(), SchedError> {
         Err(SchedError::NotBuilt)
     }
 }
@@ -56,8 +51,7 @@ impl Scheduler {
         _plan: &Plan,
         _mode: Mode,
         _owners: &[u32],
-        _cgroups: &HashMap<u64, u32>,
-        _exes: &HashMap<abi::Exe, u32>,
+        _members: &Members,
     ) -> Result<Scheduler, SchedError> {
         Err(SchedError::NotBuilt)
     }

@@ -1,23 +1,30 @@
-//! Which cgroups and executables belong to which layers.
+//! Which cgroups, executables and processes belong to which layers.
 //!
 //! The BPF policy matches comm, nice and uid itself; a cgroup path prefix or
 //! an executable path it cannot compare in the kernel cheaply, so userspace
 //! turns them into ids: each cgroup under a layer's prefix by its cgroup id
 //! (the directory's inode), each executable by device and inode. The
 //! component rescans every tuning interval, so new cgroups and replaced
-//! binaries join within one.
+//! binaries join within one. A workload class or an accelerator is known
+//! only in userspace (the numa component measures and sees them): each
+//! process meeting a `class` or `device` rule goes in by its pid, from
+//! the shared workload table, at the same interval.
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt, path::Path};
 
 use nodus_common::sched::Exe;
 
 use super::plan::{Layer, Rule};
+use crate::workload::Workloads;
 
 /// Where cgroup v2 is mounted.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The most cgroups the kernel's table takes (NODUS_CGROUPS).
 pub const MAX_CGROUPS: usize = 4096;
+
+/// The most processes the kernel's table takes (NODUS_PROCS).
+pub const MAX_PROCS: usize = 4096;
 
 /// Layer bitmasks by cgroup id and by executable.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +33,10 @@ pub struct Members {
     pub cgroups: HashMap<u64, u32>,
     /// executable -> the layers whose exe rule names it.
     pub exes: HashMap<Exe, u32>,
+    /// process (tgid) -> the layers whose class or device rule it meets.
+    pub procs: HashMap<u32, u32>,
+    /// Processes left out because the table was full.
+    pub procs_dropped: usize,
     /// Cgroups left out because the table was full.
     pub cgroups_dropped: usize,
     /// Exe rules whose file could not be read, with why.
@@ -50,6 +61,12 @@ impl Members {
             ));
         }
         out.extend(self.exes_missing.iter().map(|e| format!("exe rule: {e}")));
+        if self.procs_dropped > 0 {
+            out.push(format!(
+                "{} processes over the table's {MAX_PROCS} left out of class and device rules",
+                self.procs_dropped
+            ));
+        }
         out
     }
 }
@@ -66,12 +83,44 @@ pub fn cgroup_tree() -> Option<&'static Path> {
 }
 
 /// The members of `layers`: cgroups under the cgroup tree `root` (none
-/// without one), and executables.
-pub fn scan(root: Option<&Path>, layers: &[Layer]) -> Members {
+/// without one), executables, and the processes of `workloads` meeting a
+/// class or device rule.
+pub fn scan(root: Option<&Path>, layers: &[Layer], workloads: &Workloads) -> Members {
     let mut m = Members::default();
     scan_cgroups(root, layers, &mut m);
     scan_exes(layers, &mut m);
+    scan_processes(layers, workloads, &mut m);
     m
+}
+
+fn scan_processes(layers: &[Layer], workloads: &Workloads, m: &mut Members) {
+    let rules: Vec<(u32, &Rule)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| l.rules.iter().map(move |r| (1u32 << i, r)))
+        .filter(|(_, r)| matches!(r, Rule::Class(_) | Rule::Device(_)))
+        .collect();
+    if rules.is_empty() {
+        return;
+    }
+    for (pid, work) in workloads.iter() {
+        let bits = rules
+            .iter()
+            .filter(|(_, r)| match r {
+                Rule::Class(c) => work.class == Some(*c),
+                Rule::Device(d) => work.device.as_ref() == Some(d),
+                _ => false,
+            })
+            .fold(0, |acc, (bit, _)| acc | bit);
+        if bits == 0 {
+            continue;
+        }
+        if m.procs.len() >= MAX_PROCS {
+            m.procs_dropped += 1;
+            continue;
+        }
+        m.procs.insert(pid, bits);
+    }
 }
 
 fn scan_cgroups(root: Option<&Path>, layers: &[Layer], m: &mut Members) {
@@ -168,7 +217,7 @@ mod tests {
             layer(vec![Rule::CgroupPrefix("/work/".into())]),
             layer(vec![Rule::CgroupPrefix("/work".into())]),
         ];
-        let m = scan(Some(root.path()), &layers);
+        let m = scan(Some(root.path()), &layers, &Workloads::default());
         assert_eq!(m.cgroups.get(&ino("work/a")), Some(&0b11));
         assert_eq!(m.cgroups.get(&ino("work/b/c")), Some(&0b11));
         // A string prefix, as the profile says: /workshop is under /work.
@@ -186,7 +235,7 @@ mod tests {
             layer(vec![Rule::Exe(exe.clone())]),
             layer(vec![Rule::Exe(dir.path().join("absent"))]),
         ];
-        let m = scan(Some(dir.path()), &layers);
+        let m = scan(Some(dir.path()), &layers, &Workloads::default());
         let meta = std::fs::metadata(&exe).expect("stat");
         let key = exe_of(&meta);
         assert_eq!(m.exes.get(&key), Some(&0b01));
@@ -198,5 +247,39 @@ mod tests {
         );
         assert_eq!(m.exes_missing.len(), 1);
         assert!(m.exes_missing[0].contains("absent"), "{:?}", m.exes_missing);
+    }
+
+    #[test]
+    fn processes_meeting_a_class_or_device_rule_carry_the_layers_bits() {
+        use crate::workload::{Class, Work};
+        let layers = vec![
+            layer(vec![Rule::Device("npu0".into())]),
+            layer(vec![Rule::Class(Class::Latency)]),
+            layer(vec![Rule::CommPrefix("x".into())]),
+        ];
+        let mut w = Workloads::default();
+        let work = |class, device: Option<&str>| Work {
+            class,
+            device: device.map(str::to_owned),
+        };
+        w.replace(
+            [
+                (10, work(Some(Class::Latency), None)),
+                (11, work(Some(Class::Batch), Some("npu0"))),
+                (12, work(Some(Class::Latency), Some("npu0"))),
+                (13, work(Some(Class::Idle), Some("gpu0"))),
+            ]
+            .into(),
+        );
+        let m = scan(None, &layers, &w);
+        assert_eq!(m.procs.get(&10), Some(&0b010));
+        assert_eq!(m.procs.get(&11), Some(&0b001));
+        assert_eq!(
+            m.procs.get(&12),
+            Some(&0b011),
+            "both: the first layer wins in the kernel"
+        );
+        assert_eq!(m.procs.get(&13), None);
+        assert!(m.problems().is_empty(), "{:?}", m.problems());
     }
 }

@@ -172,6 +172,10 @@ impl Layer {
                     kind: abi::RULE_EXE,
                     ..abi::Rule::default()
                 },
+                Rule::Class(_) | Rule::Device(_) => abi::Rule {
+                    kind: abi::RULE_PROCESS,
+                    ..abi::Rule::default()
+                },
             };
         }
         out.nr_rules = self.rules.len().min(abi::MAX_RULES) as u32;

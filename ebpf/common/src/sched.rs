@@ -39,6 +39,10 @@ pub const RULE_UID: u32 = 3;
 pub const RULE_CGROUP: u32 = 4;
 /// Rule: the task's executable carries the layer's bit in the exe map.
 pub const RULE_EXE: u32 = 5;
+/// Rule: the task's process carries the layer's bit in the process map
+/// (its workload class or the accelerator it opened, decided in
+/// userspace).
+pub const RULE_PROCESS: u32 = 6;
 
 /// One match rule.
 #[repr(C)]
@@ -178,8 +182,8 @@ pub struct Facts {
     pub exe: Exe,
     /// Out: the layer chosen.
     pub layer: u32,
-    /// Zero.
-    pub pad: u32,
+    /// The task's process (thread group) id.
+    pub tgid: u32,
 }
 
 /// Key 0 of `NODUS_EXIT`: how the kernel ended the scheduler.
@@ -288,7 +292,7 @@ pub const fn layout(h: Fnv) -> Fnv {
             cgroup_id,
             exe,
             layer,
-            pad
+            tgid
         }
     );
     crate::layout_of!(
