@@ -327,13 +327,8 @@ async fn run(
                         log::warn!("numa: {e}");
                     }
                     let mut m = lock(&measures);
-                    let missing = m
-                        .kernel_missing
-                        .iter()
-                        .map(String::as_str)
-                        .chain([format!("hardware counters: {}", m.counters).as_str()])
-                        .map(str::to_owned)
-                        .collect();
+                    let mut missing: Vec<String> = m.kernel_missing.iter().cloned().collect();
+                    missing.push(format!("hardware counters: {}", m.counters));
                     *lock(&published.view) = Some(NumaView::of(&look, &homes, &balancing, &tally, missing));
                     m.look = Some(look);
                     m.balancing = balancing;

@@ -1,6 +1,6 @@
 //! One function per feature; each loads the tiny program that needs it.
 
-use std::{collections::BTreeMap, fs};
+use std::{collections::BTreeMap, fs, path::Path};
 
 use aya::{
     Btf, Ebpf,
@@ -107,70 +107,42 @@ fn probe_with_parsed_btf() -> BTreeMap<Feature, FeatureStatus> {
     out.insert(Feature::SchedExt, sched_ext(struct_ops, vmlinux));
     out.insert(
         Feature::HardwareCounters,
-        match hardware_counters() {
-            Ok(()) => FeatureStatus::yes(None),
-            Err(e) => FeatureStatus::no(format!(
-                "perf_event_open of the instructions counter: {e} (no PMU exposed to this kernel)"
-            )),
+        match cpu_pmu(Path::new(PMU_DIR)) {
+            Ok(pmu) => FeatureStatus::yes(Some(&pmu)),
+            Err(why) => FeatureStatus::no(why),
         },
     );
     out
 }
 
-/// `perf_event_attr` up to its first published size (64 bytes), which
-/// every kernel accepts.
-#[repr(C)]
-struct PerfEventAttr {
-    kind: u32,
-    size: u32,
-    config: u64,
-    sample_period: u64,
-    sample_type: u64,
-    read_format: u64,
-    flags: u64,
-    wakeup_events: u32,
-    bp_type: u32,
-    bp_addr: u64,
-}
+/// Where the kernel lists its performance-monitoring units.
+const PMU_DIR: &str = "/sys/bus/event_source/devices";
 
-/// Opens (and closes) the retired-instructions counter for this process:
-/// whether the kernel has a PMU to count with.
-fn hardware_counters() -> std::io::Result<()> {
-    const PERF_TYPE_HARDWARE: u32 = 0;
-    const PERF_COUNT_HW_INSTRUCTIONS: u64 = 1;
-    // disabled, exclude_kernel, exclude_hv
-    const FLAGS: u64 = 1 | 1 << 5 | 1 << 6;
-    const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-    let attr = PerfEventAttr {
-        kind: PERF_TYPE_HARDWARE,
-        size: std::mem::size_of::<PerfEventAttr>() as u32,
-        config: PERF_COUNT_HW_INSTRUCTIONS,
-        sample_period: 0,
-        sample_type: 0,
-        read_format: 0,
-        flags: FLAGS,
-        wakeup_events: 0,
-        bp_type: 0,
-        bp_addr: 0,
-    };
-    // SAFETY: perf_event_open reads `size` bytes of `attr`, which lives
-    // across the call; the descriptor it returns is closed here.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const PerfEventAttr,
-            0 as libc::pid_t,
-            -1 as libc::c_int,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor this function just opened and owns.
-    unsafe { libc::close(fd as libc::c_int) };
-    Ok(())
+/// The CPU's performance-monitoring unit, if the kernel has one: a PMU
+/// that counts retired instructions (`events/instructions` on x86,
+/// `events/inst_retired` on arm64), what a process's IPC needs. Read from
+/// sysfs, as `perf list` does, rather than by opening a counter: the
+/// service unit's system-call filter denies perf_event_open (@debug).
+fn cpu_pmu(dir: &Path) -> Result<String, String> {
+    let mut seen: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    seen.sort();
+    seen.iter()
+        .find(|pmu| {
+            let events = dir.join(pmu).join("events");
+            events.join("instructions").exists() || events.join("inst_retired").exists()
+        })
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no CPU PMU in {} (only {}): most VMs and TCG expose none",
+                dir.display(),
+                seen.join(", ")
+            )
+        })
 }
 
 fn load(object: &Object) -> Result<Ebpf, String> {
@@ -374,5 +346,35 @@ fn sched_ext(struct_ops: bool, vmlinux: &Result<Btf, String>) -> FeatureStatus {
         s
     } else {
         FeatureStatus::no(missing.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_pmu_is_one_counting_retired_instructions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for pmu in ["software", "tracepoint", "kprobe"] {
+            fs::create_dir_all(dir.path().join(pmu)).expect("mkdir");
+        }
+        let none = cpu_pmu(dir.path()).expect_err("no CPU PMU");
+        assert!(none.contains("only kprobe, software, tracepoint"), "{none}");
+        fs::create_dir_all(dir.path().join("armv8_pmuv3_0/events")).expect("mkdir");
+        fs::write(
+            dir.path().join("armv8_pmuv3_0/events/inst_retired"),
+            "event=0x08",
+        )
+        .unwrap();
+        assert_eq!(cpu_pmu(dir.path()), Ok("armv8_pmuv3_0".into()));
+        fs::create_dir_all(dir.path().join("cpu/events")).expect("mkdir");
+        fs::write(dir.path().join("cpu/events/instructions"), "event=0xc0").unwrap();
+        assert_eq!(
+            cpu_pmu(dir.path()),
+            Ok("armv8_pmuv3_0".into()),
+            "the first by name"
+        );
+        assert!(cpu_pmu(&dir.path().join("absent")).is_err());
     }
 }
