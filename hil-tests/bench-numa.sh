@@ -4,12 +4,9 @@
 # there (kernel automatic NUMA balancing, DAMON migrate_hot if the kernel
 # has it, and nodus, in rounds), and prints the time until a misplaced
 # 256 MiB process is 90% local and the CPU spent, as ratios: medians of
-# rounds, with their range; for a busy worker (rewriting its memory) and a
-# quiet one (touching it once, then asleep; limited to BENCH_QUIET_LIMIT_S,
-# 60 s).
+# rounds, with their range.
 #
 #   hil-tests/bench-numa.sh [ROUNDS [LIMIT_SECONDS]]   (3 rounds, 180 s limit)
-#   BENCH_WORKLOADS="busy" (or "quiet") runs only that worker.
 #
 # Needs `make aarch64` (the binary) and the board (hil-tests/fetch.sh).
 set -euo pipefail
@@ -25,12 +22,10 @@ mkdir -p "$cache/nodus-bench"
 printf 'BENCH_ROUNDS=%s\nBENCH_LIMIT_S=%s\n' "$rounds" "$limit" >"$cache/nodus-bench/env"
 # BENCH_CONDS="kernel nodus" runs only those conditions.
 [ -z "${BENCH_CONDS:-}" ] || printf 'BENCH_CONDS="%s"\n' "$BENCH_CONDS" >>"$cache/nodus-bench/env"
-[ -z "${BENCH_WORKLOADS:-}" ] || printf 'BENCH_WORKLOADS="%s"\n' "$BENCH_WORKLOADS" >>"$cache/nodus-bench/env"
-[ -z "${BENCH_QUIET_LIMIT_S:-}" ] || printf 'BENCH_QUIET_LIMIT_S=%s\n' "$BENCH_QUIET_LIMIT_S" >>"$cache/nodus-bench/env"
 
 out=$root/target/bench-numa
 rm -rf "$out"
-timeout_s=$((rounds * 3 * (limit + 150) + rounds * 3 * (${BENCH_QUIET_LIMIT_S:-60} + 150) + 120))
+timeout_s=$((rounds * 3 * (limit + 150) + 120))
 log "$rounds rounds (each run up to ${limit} s; the board run up to ${timeout_s} s)"
 "$here/run.sh" --scenarios "$here/bench" --rootfs "$cache" --out "$out" \
   --timeout "$((timeout_s + 120))" --scenario-timeout "$timeout_s" \
@@ -50,34 +45,23 @@ for line in open(sys.argv[1]):
     if not line.startswith("@@BENCH "):
         continue
     rows.append(dict(f.split("=", 1) for f in line.split()[1:] if "=" in f))
-for r in rows:
-    r.setdefault("workload", "busy")
-def vals(w, c, k):
-    return [float(r[k]) for r in rows if r["condition"] == c and r["workload"] == w]
-def ratio(w, a, b, k, what, target):
-    ra, rb = vals(w, a, k), vals(w, b, k)
-    # a condition that never got there ran to the limit: its time, and so
-    # the ratio, is a lower bound
-    capped = k == "seconds" and any(
-        r["reached"] == "0" for r in rows if r["condition"] == a and r["workload"] == w)
+conds = [c for c in ("kernel", "damon", "nodus") if any(r["condition"] == c for r in rows)]
+def vals(c, k):
+    return [float(r[k]) for r in rows if r["condition"] == c]
+print(f"numa bench on the QEMU board: {len(vals('nodus', 'seconds'))} rounds, one boot; 256 MiB first touched on node 0, worker pinned to node 1")
+print(f"{'condition':<10} {'s to 90% local':>22} {'CPU s spent':>20} {'of which worker sys':>22} {'reached':>8}")
+for c in conds:
+    s, u, w, ok = vals(c, "seconds"), vals(c, "cpu_s"), vals(c, "worker_sys_s"), vals(c, "reached")
+    print(f"{c:<10} {statistics.median(s):>8.2f} ({min(s):.2f}-{max(s):.2f}) {statistics.median(u):>8.2f} ({min(u):.2f}-{max(u):.2f}) "
+          f"{statistics.median(w):>8.2f} ({min(w):.2f}-{max(w):.2f}) {int(sum(ok))}/{len(ok)}")
+def ratio(a, b, k, what, target):
+    ra, rb = vals(a, k), vals(b, k)
     rs = [x / y for x, y in zip(ra, rb) if y]
     if rs:
-        at_least = ">= " if capped else ""
-        print(f"{what}: {at_least}{statistics.median(rs):.2f}x (rounds {min(rs):.2f}-{max(rs):.2f}; target {target})")
-for w in ("busy", "quiet"):
-    conds = [c for c in ("kernel", "damon", "nodus") if vals(w, c, "seconds")]
-    if not conds:
-        continue
-    what = {"busy": "rewriting its memory without pause", "quiet": "touching its memory once, then asleep"}[w]
-    print(f"numa bench on the QEMU board, {w} worker ({what}): {len(vals(w, 'nodus', 'seconds'))} rounds, one boot; 256 MiB first touched on node 0, worker pinned to node 1")
-    print(f"{'condition':<10} {'s to 90% local':>22} {'CPU s spent':>20} {'of which worker sys':>22} {'reached':>8}")
-    for c in conds:
-        s, u, wk, ok = vals(w, c, "seconds"), vals(w, c, "cpu_s"), vals(w, c, "worker_sys_s"), vals(w, c, "reached")
-        print(f"{c:<10} {statistics.median(s):>8.2f} ({min(s):.2f}-{max(s):.2f}) {statistics.median(u):>8.2f} ({min(u):.2f}-{max(u):.2f}) "
-              f"{statistics.median(wk):>8.2f} ({min(wk):.2f}-{max(wk):.2f}) {int(sum(ok))}/{len(ok)}")
-    ratio(w, "kernel", "nodus", "seconds", f"{w}: time to 90% local, kernel balancing / nodus", ">= 5x")
-    ratio(w, "nodus", "kernel", "cpu_s", f"{w}: CPU spent, nodus / kernel balancing", "<= 1x")
-    if "damon" in conds:
-        ratio(w, "damon", "nodus", "seconds", f"{w}: time to 90% local, DAMON migrate_hot / nodus", "-")
-        ratio(w, "nodus", "damon", "cpu_s", f"{w}: CPU spent, nodus / DAMON migrate_hot", "-")
+        print(f"{what}: {statistics.median(rs):.2f}x (rounds {min(rs):.2f}-{max(rs):.2f}; target {target})")
+ratio("kernel", "nodus", "seconds", "time to 90% local, kernel balancing / nodus", ">= 5x")
+ratio("nodus", "kernel", "cpu_s", "CPU spent, nodus / kernel balancing", "<= 1x")
+if "damon" in conds:
+    ratio("damon", "nodus", "seconds", "time to 90% local, DAMON migrate_hot / nodus", "-")
+    ratio("nodus", "damon", "cpu_s", "CPU spent, nodus / DAMON migrate_hot", "-")
 EOF

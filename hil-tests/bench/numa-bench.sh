@@ -15,16 +15,10 @@
 #           node 1 its home.
 # CPU spent moving, from t0: the worker's system time (where balancing's
 # hinting faults and migrations run) plus nodus's CPU time.
-# Two workers (BENCH_WORKLOADS): busy rewrites its memory without pause
-# (automatic balancing's best case: every page takes a hinting fault
-# soon); quiet touches it once and then sleeps (--vm-hang 0: a loaded
-# model, a mostly idle service), limited to BENCH_QUIET_LIMIT_S.
 export PATH="$PATH:/usr/bin"
 [ -f /nodus-bench/env ] && . /nodus-bench/env
 rounds=${BENCH_ROUNDS:-3}
-busy_limit=${BENCH_LIMIT_S:-180}
-quiet_limit=${BENCH_QUIET_LIMIT_S:-60}
-workloads=${BENCH_WORKLOADS:-busy quiet}
+limit=${BENCH_LIMIT_S:-180}
 bench() { echo "@@BENCH $*"; }
 balancing() { echo "$1" >/proc/sys/kernel/numa_balancing; }
 
@@ -108,14 +102,11 @@ for c in sched proccache fileserver proxy pagecache fleet; do
   printf '[%s]\nenabled = false\n' "$c" >>/tmp/numa-bench.toml
 done
 
-# run COND WORKLOAD: one measurement.
+# run COND: one measurement.
 run() {
   balancing 0
   [ "$1" = nodus ] && nodus_start --config /tmp/numa-bench.toml
-  limit=$busy_limit hang=""
-  [ "$2" = quiet ] && limit=$quiet_limit hang="--vm-hang 0"
-  # shellcheck disable=SC2086 # $hang: no option, or one option and its value
-  taskset -c 0-1 stress-ng --vm 1 --vm-bytes 256M --vm-keep --vm-method write64 $hang -t 0 >/dev/null 2>&1 &
+  taskset -c 0-1 stress-ng --vm 1 --vm-bytes 256M --vm-keep --vm-method write64 -t 0 >/dev/null 2>&1 &
   parent=$!
   w="" i=0
   while :; do
@@ -159,17 +150,15 @@ run() {
   wait "$parent" 2>/dev/null
   reached=1
   [ "$share" -ge 90 ] || reached=0
-  bench "condition=$1 workload=$2 limit_s=$limit seconds=$(secs $((t1 - t0))) cpu_s=$(secs "$cpu") worker_sys_s=$(secs "$worker_sys") local_pct=$share reached=$reached"
+  bench "condition=$1 seconds=$(secs $((t1 - t0))) cpu_s=$(secs "$cpu") worker_sys_s=$(secs "$worker_sys") local_pct=$share reached=$reached"
 }
 
 conds="kernel nodus"
 [ "$damon_ok" = yes ] && conds="kernel nodus damon"
 conds=${BENCH_CONDS:-$conds}
 for r in $(seq 1 "$rounds"); do
-  for w in $workloads; do
-    for c in $conds; do
-      echo "round $r: $c, $w worker"
-      run "$c" "$w" || fail "round $r, $c, $w worker"
-    done
+  for c in $conds; do
+    echo "round $r: $c"
+    run "$c" || fail "round $r, $c"
   done
 done

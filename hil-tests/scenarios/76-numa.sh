@@ -49,6 +49,8 @@ within() { # within A B TOLERANCE
 printf '[sched]\nenabled = false\n[numa]\nmigrate = false\ninterval_ms = 500\n' >/tmp/numa-observe.toml
 nodus_start --config /tmp/numa-observe.toml
 wait_status "critical-mem $mem: [0-9]+ MiB, node0" 20 || fail "the process is not in status: $(nodus status)"
+# The first look has no busy share yet (it needs two /proc/stat samples).
+wait_status "node0: cpus 0-1 [0-9]+% busy" 10 || fail "no busy share after two looks: $(nodus status | grep nodes)"
 out=$(nodus status)
 echo "$out"
 expect_line "^  numa +healthy" "$out" "numa component"

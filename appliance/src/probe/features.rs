@@ -138,7 +138,7 @@ fn cpu_pmu(dir: &Path) -> Result<String, String> {
         .cloned()
         .ok_or_else(|| {
             format!(
-                "no CPU PMU in {} (only {}): most VMs and TCG expose none",
+                "no PMU counting retired instructions in {} (only {})",
                 dir.display(),
                 seen.join(", ")
             )
