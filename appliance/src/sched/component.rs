@@ -247,10 +247,10 @@ impl Worker {
                 // scheduler is registered: every task is matched once, as
                 // it joins, and must find them there.
                 tokio::task::spawn_blocking(move || {
-                    let members = membership::scan(
+                    let members = membership::scan_shared(
                         membership::cgroup_tree(),
                         &plan.layers,
-                        &lock(&workloads),
+                        &workloads,
                     );
                     Scheduler::start(&plan, mode, &owners, &members)
                         .map(|scheduler| Running { scheduler, members })
@@ -387,11 +387,7 @@ impl Worker {
                     let scanned = {
                         let (plan, workloads) = (plan.clone(), self.workloads.clone());
                         tokio::task::spawn_blocking(move || {
-                            membership::scan(
-                                membership::cgroup_tree(),
-                                &plan.layers,
-                                &lock(&workloads),
-                            )
+                            membership::scan_shared(membership::cgroup_tree(), &plan.layers, &workloads)
                         })
                         .await
                     };

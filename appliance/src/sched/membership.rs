@@ -15,7 +15,7 @@ use std::{collections::HashMap, os::unix::fs::MetadataExt, path::Path};
 use nodus_common::sched::Exe;
 
 use super::plan::{Layer, Rule};
-use crate::workload::Workloads;
+use crate::workload::{WorkloadTable, Workloads};
 
 /// Where cgroup v2 is mounted.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -86,10 +86,25 @@ pub fn cgroup_tree() -> Option<&'static Path> {
 /// without one), executables, and the processes of `workloads` meeting a
 /// class or device rule.
 pub fn scan(root: Option<&Path>, layers: &[Layer], workloads: &Workloads) -> Members {
+    let mut m = walk(root, layers);
+    scan_processes(layers, workloads, &mut m);
+    m
+}
+
+/// [`scan`] with the daemon's shared table, locked only for the
+/// processes, not across the cgroup walk: the numa component replaces the
+/// table after each look and must not wait behind a directory walk.
+pub fn scan_shared(root: Option<&Path>, layers: &[Layer], workloads: &WorkloadTable) -> Members {
+    let mut m = walk(root, layers);
+    scan_processes(layers, &crate::sync::lock(workloads), &mut m);
+    m
+}
+
+/// The cgroups and executables of `layers`: what the file systems say.
+fn walk(root: Option<&Path>, layers: &[Layer]) -> Members {
     let mut m = Members::default();
     scan_cgroups(root, layers, &mut m);
     scan_exes(layers, &mut m);
-    scan_processes(layers, workloads, &mut m);
     m
 }
 
