@@ -1,7 +1,8 @@
 # Accelerator locality: a process that opens one of the profile's
 # accelerators (a character device node this scenario makes, declared
 # with node 1 in hil-tests/profiles/qemu-virt-numa-npu.toml) is seen in
-# the kernel (chrdev_open, a kprobe and a kretprobe) and placed on the
+# the kernel (fexit on chrdev_open: a BPF link, no perf_event_open, so a
+# service unit denying that system call loses nothing) and placed on the
 # device's node: its CPU affinity set to node 1's CPUs, its memory moved
 # there. An open that fails (a device number with no driver) is not a use.
 mknod /dev/fake-npu0 c 1 7 || fail "mknod"
@@ -50,7 +51,12 @@ wait_status "^      accelerators +npu0 /dev/fake-npu0 node1: no users; npu1 /dev
 wait_status "^      layers +npu-users: grouped, [0-9]+ cpus, [0-9]+% busy, 0 tasks" 30 ||
   fail "the scheduler is not running with the npu-users layer empty: $(nodus status | grep -E 'layers|state')"
 out=$(nodus status)
-expect_line "^  numa +healthy" "$out" "numa healthy (kprobes on chrdev_open attached)"
+expect_line "^  numa +healthy" "$out" "numa healthy (the device watch attached)"
+expect_line "^      accelerator_watch +fexit on chrdev_open$" "$out" "the opens seen by fexit (the board has fentry)"
+# kprobes would hold a perf event open (aya attaches them through
+# perf_event_open); fexit holds a BPF link only.
+perf=$(ls -l "/proc/$NODUS_PID/fd" | grep -c "perf_event" || true)
+[ "$perf" = 0 ] || fail "nodus holds $perf perf events: $(ls -l /proc/$NODUS_PID/fd | grep -E 'perf|bpf')"
 before=$(pages_on "$user" 0)
 echo "before the open: $before pages on node 0, $(pages_on "$user" 1) on node 1; affinity $(taskset -p "$user")"
 

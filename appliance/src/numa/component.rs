@@ -18,7 +18,7 @@ use tokio::{io::unix::AsyncFd, sync::watch};
 use super::{
     NumaConfig,
     homes::{DeviceUsers, Homes},
-    kernel::{self, KernelCounts},
+    kernel::{self, DeviceWatch, KernelCounts},
     look::{Bounds, Look, Observer},
     mover::{Mover, Tally},
     pages, place, procs,
@@ -95,6 +95,11 @@ crate::stats! {
         /// (`npu0 /dev/accel/accel0 node1: infer 412 (2 threads pinned to
         /// cpus 2-3)`); an absent device says so.
         accelerators: Text,
+        /// How the accelerators' opens are seen: `fexit on chrdev_open`,
+        /// `kprobes on chrdev_open (fexit: why not)` (kprobes need
+        /// perf_event_open, which the shipped service unit denies), `not
+        /// seen: why`, or `no accelerator to watch`.
+        accelerator_watch: Text,
         /// Successful opens of a watched accelerator since start.
         accelerator_opens: Counter,
         /// Opens the kernel saw but could not report (its event ring was
@@ -119,6 +124,8 @@ struct Measures {
     /// Each accelerator: its device number (None: absent) and its users.
     accelerators: Vec<Accelerator>,
     accelerator_opens: u64,
+    /// What `accelerator_watch` says.
+    watch: String,
     /// What `hardware_counters` says.
     counters: String,
 }
@@ -235,6 +242,7 @@ impl Component for Numa {
             task_migrations: scheduling.map_or(0, |s| s.migrations),
             task_node_migrations: scheduling.map_or(0, |s| s.node_migrations),
             accelerators: render_accelerators(homes, &m.accelerators),
+            accelerator_watch: m.watch.clone(),
             accelerator_opens: m.accelerator_opens,
             accelerator_opens_lost: scheduling.map_or(0, |s| s.opens_lost),
             hardware_counters: m.counters.clone(),
@@ -391,6 +399,7 @@ struct Attached {
     counts: Option<KernelCounts>,
     opens: Option<AsyncFd<RingBuf<MapData>>>,
     accelerators: Vec<Accelerator>,
+    watch: String,
     missing: Option<String>,
 }
 
@@ -407,6 +416,7 @@ impl Attached {
         let mut m = lock(measures);
         m.kernel_missing = self.missing;
         m.accelerators = self.accelerators;
+        m.watch = self.watch;
         (self.counts, self.opens)
     }
 }
@@ -428,11 +438,16 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
         .filter_map(|(i, a)| Some((a.rdev?, i as u32)))
         .collect();
     match KernelCounts::attach(processes, &cpu_nodes, &watched) {
-        Ok(mut k) => {
+        Ok(k) => {
             let missing = k
-                .devices_unavailable
-                .take()
+                .device_watch
+                .unavailable()
                 .map(|why| format!("accelerator opens not seen: {why}"));
+            if let DeviceWatch::Kprobes { no_fexit } = &k.device_watch {
+                log::info!("numa: accelerator opens seen by kprobes (fexit: {no_fexit})");
+            }
+            let watch = k.device_watch.to_string();
+            let mut k = k;
             // SAFETY: the AsyncFd owns the ring buffer, so the descriptor
             // it registers stays open (and is the same one) for as long as
             // the AsyncFd exists.
@@ -450,6 +465,7 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
                 counts: Some(k),
                 opens,
                 accelerators,
+                watch,
                 missing,
             }
         }
@@ -457,6 +473,7 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
             counts: None,
             opens: None,
             accelerators,
+            watch: format!("not seen: {why}"),
             missing: Some(format!(
                 "scheduler tracepoints and accelerator opens not seen: {why}"
             )),

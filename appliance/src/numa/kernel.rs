@@ -3,14 +3,17 @@
 //! the opens of watched accelerator devices, as events.
 //!
 //! The scheduler tracepoints and the device probes are attached apart: a
-//! kernel without kprobes (or without `chrdev_open` to probe) loses only
-//! accelerator detection, and says so.
+//! kernel without fexit or kprobes (or without `chrdev_open` to probe)
+//! loses only accelerator detection, and says so. fexit comes first: it is
+//! attached through a BPF link, where aya attaches kprobes through
+//! perf_event_open, which the shipped service unit's system-call filter
+//! denies.
 
 use std::collections::HashMap;
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::KProbe,
+    programs::{FExit, KProbe},
 };
 use nodus_common::{
     numa::{DeviceOpen, MAX_CPUS, NumaLayout, REGS_AARCH64, REGS_X86_64, TaskCounts},
@@ -41,8 +44,47 @@ pub struct KernelCounts {
     /// Opens of watched devices; `None` when the probes could not attach.
     pub opens: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
-    /// Why accelerator opens are not seen, when they are not.
-    pub devices_unavailable: Option<String>,
+    /// How the watched devices' opens are seen, or why they are not.
+    pub device_watch: DeviceWatch,
+}
+
+/// How the opens of the profile's accelerator devices are seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceWatch {
+    /// The profile has no accelerator device present on this board.
+    NothingToWatch,
+    /// fexit on `chrdev_open`.
+    Fexit,
+    /// A kprobe/kretprobe pair on `chrdev_open`.
+    Kprobes {
+        /// Why fexit was refused.
+        no_fexit: String,
+    },
+    /// Neither could attach (why).
+    Unavailable(String),
+}
+
+impl DeviceWatch {
+    /// Why the opens are not seen, when they are not.
+    pub fn unavailable(&self) -> Option<&str> {
+        match self {
+            DeviceWatch::Unavailable(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceWatch::NothingToWatch => f.write_str("no accelerator to watch"),
+            DeviceWatch::Fexit => write!(f, "fexit on {CHRDEV_OPEN}"),
+            DeviceWatch::Kprobes { no_fexit } => {
+                write!(f, "kprobes on {CHRDEV_OPEN} (fexit: {no_fexit})")
+            }
+            DeviceWatch::Unavailable(why) => write!(f, "not seen: {why}"),
+        }
+    }
 }
 
 /// The kernel-structure offsets the programs need, from this kernel's BTF.
@@ -97,20 +139,15 @@ impl KernelCounts {
             }
         }
         ebpf::attach_raw_tracepoints(&mut bpf, &SCHED).map_err(|e| error_chain(&e))?;
-        let devices_unavailable = if devices.is_empty() {
-            None
-        } else if layout.regs == 0 {
-            Some(format!(
-                "the probes' registers on {} are not known to nodus",
-                std::env::consts::ARCH
-            ))
+        let device_watch = if devices.is_empty() {
+            DeviceWatch::NothingToWatch
         } else {
-            attach_device_probes(&mut bpf, devices).err()
+            watch_devices(&mut bpf, devices, layout.regs)
         };
         let tasks = ebpf::take_map(&mut bpf, maps::NUMA_TASKS).map_err(|e| error_chain(&e))?;
         let drops = ebpf::take_map(&mut bpf, maps::NUMA_DROPS).map_err(|e| error_chain(&e))?;
-        let opens = match (&devices_unavailable, devices.is_empty()) {
-            (None, false) => {
+        let opens = match device_watch {
+            DeviceWatch::Fexit | DeviceWatch::Kprobes { .. } => {
                 Some(ebpf::take_map(&mut bpf, maps::NUMA_OPENS).map_err(|e| error_chain(&e))?)
             }
             _ => None,
@@ -120,7 +157,7 @@ impl KernelCounts {
             tasks,
             opens,
             drops,
-            devices_unavailable,
+            device_watch,
         })
     }
 
@@ -139,21 +176,64 @@ impl KernelCounts {
     }
 }
 
-/// Fills the watched-device map and attaches the entry and return probes
-/// of `chrdev_open`.
-fn attach_device_probes(bpf: &mut aya::Ebpf, devices: &[(u32, u32)]) -> Result<(), String> {
-    {
-        let mut watched: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
-            bpf.map_mut(maps::NUMA_DEVICES)
-                .ok_or("map NUMA_DEVICES missing from the object")?,
-        )
-        .map_err(|e| error_chain(&e))?;
-        for &(rdev, index) in devices {
-            watched
-                .insert(rdev, index, 0)
-                .map_err(|e| error_chain(&e))?;
-        }
+/// Fills the watched-device map and attaches fexit on `chrdev_open`, or,
+/// where the kernel refuses it, the entry and return kprobes (their
+/// registers read as `regs`, a `NumaLayout::regs` value).
+fn watch_devices(bpf: &mut aya::Ebpf, devices: &[(u32, u32)], regs: u32) -> DeviceWatch {
+    if let Err(why) = fill_watched(bpf, devices) {
+        return DeviceWatch::Unavailable(why);
     }
+    let no_fexit = match attach_fexit(bpf) {
+        Ok(()) => return DeviceWatch::Fexit,
+        Err(why) => why,
+    };
+    if regs == 0 {
+        return DeviceWatch::Unavailable(format!(
+            "fexit: {no_fexit}; kprobes: their registers on {} are not known to nodus",
+            std::env::consts::ARCH
+        ));
+    }
+    match attach_kprobes(bpf) {
+        Ok(()) => DeviceWatch::Kprobes { no_fexit },
+        Err(why) => DeviceWatch::Unavailable(format!("fexit: {no_fexit}; kprobes: {why}")),
+    }
+}
+
+/// Tells the programs the watched devices: kernel device number to index.
+fn fill_watched(bpf: &mut aya::Ebpf, devices: &[(u32, u32)]) -> Result<(), String> {
+    let mut watched: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(
+        bpf.map_mut(maps::NUMA_DEVICES)
+            .ok_or("map NUMA_DEVICES missing from the object")?,
+    )
+    .map_err(|e| error_chain(&e))?;
+    for &(rdev, index) in devices {
+        watched
+            .insert(rdev, index, 0)
+            .map_err(|e| error_chain(&e))?;
+    }
+    Ok(())
+}
+
+fn attach_fexit(bpf: &mut aya::Ebpf) -> Result<(), String> {
+    let name = programs::numa_dev_open_exit;
+    let btf = aya::Btf::from_sys_fs().map_err(|e| error_chain(&e))?;
+    let program: &mut FExit = ebpf::program(bpf, name).map_err(|e| error_chain(&e))?;
+    let attached = program
+        .load(CHRDEV_OPEN, &btf)
+        .and_then(|()| program.attach().map(drop))
+        .map_err(|source| {
+            error_chain(&ebpf::AttachError::Attach {
+                program: name,
+                target: CHRDEV_OPEN,
+                source,
+            })
+        });
+    drop(btf);
+    ebpf::release_freed_memory();
+    attached
+}
+
+fn attach_kprobes(bpf: &mut aya::Ebpf) -> Result<(), String> {
     for name in [programs::numa_dev_open, programs::numa_dev_opened] {
         let program: &mut KProbe = ebpf::program(bpf, name).map_err(|e| error_chain(&e))?;
         program

@@ -4,10 +4,11 @@
 //! layout userspace hands them at load.
 //!
 //! The programs hang off `sched_switch`, `sched_wakeup`, `sched_wakeup_new`
-//! and `sched_migrate_task` (attached raw, like the process cache's), and a
-//! kprobe/kretprobe pair on `chrdev_open`, the function every open of a
-//! character device node runs (whatever the path, link or namespace it was
-//! opened by): the device is told by its number, not its name.
+//! and `sched_migrate_task` (attached raw, like the process cache's), and
+//! `chrdev_open` (fexit, else a kprobe/kretprobe pair), the function every
+//! open of a character device node runs (whatever the path, link or
+//! namespace it was opened by): the device is told by its number, not its
+//! name.
 
 use crate::layout::Fnv;
 

@@ -138,7 +138,7 @@ objects! {
     /// and node migrations from the scheduler's tracepoints, and opens of
     /// the profile's accelerator devices (`chrdev_open`).
     numa {
-        programs: [numa_switch, numa_wakeup, numa_wakeup_new, numa_migrate, numa_dev_open, numa_dev_opened],
+        programs: [numa_switch, numa_wakeup, numa_wakeup_new, numa_migrate, numa_dev_open_exit, numa_dev_open, numa_dev_opened],
         maps: [NUMA_TASKS, NUMA_QUEUED, NUMA_RUNNING, NUMA_CPU_NODE, NUMA_DEVICES, NUMA_OPENING, NUMA_OPENS, NUMA_DROPS],
     }
     /// The sched_ext layered scheduler (C, loaded by libbpf: aya cannot

@@ -2,10 +2,11 @@
 //! time, voluntary and involuntary switches, run-queue wait, and moves
 //! between CPUs and nodes), from its own tracepoints attached raw; and
 //! which process opened one of the profile's accelerator devices, from
-//! `chrdev_open` (a kprobe at entry and one at return: only an open that
-//! succeeded is reported). The object is built once for every
-//! architecture, so the probes read their registers where userspace says
-//! this kernel's `pt_regs` keeps them.
+//! `chrdev_open`, only an open that succeeded being reported: by fexit
+//! where the kernel has it, else by a kprobe at entry and one at return.
+//! The object is built once for every architecture, so the kprobes read
+//! their registers where userspace says this kernel's `pt_regs` keeps
+//! them.
 //!
 //! Counts are per CPU per process (`NUMA_TASKS`), summed by userspace; the
 //! maps are LRU maps, so a board with more processes than slots keeps the
@@ -22,9 +23,9 @@ use aya_ebpf::{
     EbpfContext,
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{kprobe, kretprobe, map, raw_tracepoint},
+    macros::{fexit, kprobe, kretprobe, map, raw_tracepoint},
     maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
-    programs::{ProbeContext, RawTracePointContext, RetProbeContext},
+    programs::{FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
 };
 use nodus_common::numa::{
     DeviceOpen, MAX_CPUS, NumaLayout, REGS_AARCH64, REGS_X86_64, TaskCounts, X86_64_AX, X86_64_DI,
@@ -281,6 +282,41 @@ fn on_dev_opened(ctx: &RetProbeContext) -> Option<()> {
     if return_value(ctx, &l)? as u32 != 0 {
         return None;
     }
+    report_open(id, rdev);
+    Some(())
+}
+
+/// `chrdev_open(inode, filp)` returned, seen by fexit where the kernel
+/// allows it: one program has the device and the result together, reads
+/// no registers, and is attached through a BPF link, so a service whose
+/// system-call filter denies perf_event_open (which kprobes need) still
+/// sees the opens.
+#[fexit(function = "chrdev_open")]
+pub fn numa_dev_open_exit(ctx: FExitContext) -> i32 {
+    let _ = on_dev_open_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn on_dev_open_exit(ctx: &FExitContext) -> Option<()> {
+    let l = layout()?;
+    // The return value follows the two arguments; an int.
+    let ret: i32 = ctx.arg(2);
+    if ret != 0 {
+        return None;
+    }
+    let inode: *const u8 = ctx.arg(0);
+    let rdev: u32 = read(inode, l.inode_rdev)?;
+    // SAFETY: a lookup; the value is not kept.
+    unsafe { NUMA_DEVICES.get(&rdev) }?;
+    report_open(bpf_get_current_pid_tgid(), rdev);
+    Some(())
+}
+
+/// Sends the successful open of watched device `rdev` by thread `id`
+/// (pid_tgid) to userspace, or counts it lost when the ring is full.
+#[inline(always)]
+fn report_open(id: u64, rdev: u32) {
     let event = DeviceOpen {
         pid: (id >> 32) as u32,
         tid: id as u32,
@@ -300,5 +336,4 @@ fn on_dev_opened(ctx: &RetProbeContext) -> Option<()> {
             }
         }
     }
-    Some(())
 }
