@@ -12,6 +12,7 @@
 #   make ebpf     eBPF objects at target/ebpf (what firmware builds take prebuilt)
 #   make aarch64  static aarch64 binary for the boards (docs/aarch64.md)
 #   make hil      boot the aarch64 build on the QEMU board and run hil-tests/scenarios
+#                 (and, booted with a counting PMU, hil-tests/scenarios-pmu)
 #   make cross    aarch64 musl and gnu builds with cross-rs in a local podman image (target/cross)
 #   make yocto-crates  regenerate the Yocto recipe's crate list from Cargo.lock
 #   make dist     the source release firmware builds download: target/dist/nodus-<v>-src.tar.gz
@@ -56,6 +57,7 @@ aarch64: ebpf
 
 hil: aarch64
 	hil-tests/run.sh
+	hil-tests/run.sh --pmu --scenarios hil-tests/scenarios-pmu --out target/hil-pmu
 	hil-tests/selftest.sh
 
 # cross-rs with podman and an image made here (cross/image.sh; docs/packaging.md).

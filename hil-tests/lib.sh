@@ -33,6 +33,17 @@ wait_status() {
   done
 }
 
+# wait_file PATH SECONDS WHAT: waits for PATH to exist (a helper process
+# saying it is ready), failing with WHAT after SECONDS.
+wait_file() {
+  tries=$(($2 * 10))
+  until [ -f "$1" ]; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || fail "$3 within $2 s"
+    sleep 0.1
+  done
+}
+
 # Starts `nodus run` in the background and waits until it answers status.
 nodus_start() {
   nodus run "$@" >"$NODUS_LOG" 2>&1 &

@@ -27,6 +27,7 @@ rootfs=""
 timeout=540
 scenario_timeout=240
 out=$root/target/hil
+icount=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
@@ -36,7 +37,12 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=$2; shift 2 ;;
     --scenario-timeout) scenario_timeout=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--only NAMES] [--rootfs DIR] [--timeout SECONDS] [--scenario-timeout SECONDS] [--out DIR]" >&2; exit 2 ;;
+    # Precise instruction counting: QEMU's emulated PMU then counts
+    # retired instructions and cycles (without it the TCG CPU lists
+    # armv8_pmuv3 with neither), at the cost of virtual time following
+    # the instruction count; for the hardware-counter scenarios only.
+    --pmu) icount=(-icount shift=0); shift ;;
+    *) echo "usage: $0 [--binary PATH] [--scenarios DIR] [--only NAMES] [--rootfs DIR] [--timeout SECONDS] [--scenario-timeout SECONDS] [--out DIR] [--pmu]" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || { echo "hil: $binary missing: run make aarch64" >&2; exit 2; }
@@ -164,7 +170,7 @@ qemu=(qemu-system-aarch64 -M virt,mte=on -cpu max -smp 4,sockets=2,cores=2 -m 2G
   -append "console=ttyAMA0 quiet panic=-1 nodus.hostport=$hostport nodus.token=$token nodus.brokerport=$brokerport nodus.timeout=$scenario_timeout"
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwdport-:8080" -device virtio-net-pci,netdev=n0,romfile=
   -drive "file=$work/disk.img,if=none,format=raw,id=d0" -device virtio-blk-pci,drive=d0,romfile=
-  -display none -serial stdio -monitor none -no-reboot)
+  -display none -serial stdio -monitor none -no-reboot "${icount[@]}")
 
 problems=()
 done_seen=no

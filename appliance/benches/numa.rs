@@ -81,7 +81,9 @@ fn main() {
         min_rss_pages: 4 << 20 >> 12,
     };
     let cpu_nodes = homes.cpu_nodes();
-    let attach = || KernelCounts::attach(4096, &cpu_nodes, &[]).expect("the numa programs");
+    // With the hardware counters where the CPU has them: their reads at
+    // each switch are part of the cost measured.
+    let attach = || KernelCounts::attach(4096, &cpu_nodes, &[], true).expect("the numa programs");
     let mut observer = Observer::from_now(Some(attach()));
     let (mut ours, mut theirs, mut seen, mut sampled) = (vec![], vec![], 0, 0);
     let mut sample_only = vec![];

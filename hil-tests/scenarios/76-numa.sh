@@ -21,12 +21,7 @@ chmod +x /tmp/critical-mem
 rm -f /tmp/critical-mem.ready
 taskset -c 0-1 /tmp/critical-mem &
 mem=$!
-i=0
-until [ -f /tmp/critical-mem.ready ]; do
-  i=$((i + 1))
-  [ "$i" -lt 600 ] || fail "the 64 MiB process did not fill its memory within 60 s"
-  sleep 0.1
-done
+wait_file /tmp/critical-mem.ready 60 "the 64 MiB process did not fill its memory"
 # Free to run anywhere again: its home is its layer's (a process allowed
 # on one node's CPUs only belongs there instead).
 taskset -p -c 0-3 "$mem" >/dev/null || fail "taskset"

@@ -30,12 +30,7 @@ chmod +x /tmp/infer
 rm -f /tmp/infer.filled /tmp/infer.go /tmp/infer.opened
 taskset -c 0-1 /tmp/infer 2>/dev/null &
 user=$!
-i=0
-until [ -f /tmp/infer.filled ]; do
-  i=$((i + 1))
-  [ "$i" -lt 600 ] || fail "the 32 MiB process did not fill its memory within 60 s"
-  sleep 0.1
-done
+wait_file /tmp/infer.filled 60 "the 32 MiB process did not fill its memory"
 
 # pages_on PID NODE: the process's pages on NODE by /proc/PID/numa_maps.
 pages_on() {

@@ -38,6 +38,12 @@ pub struct Behaviour {
     pub migrations: u64,
     /// Of which to another node.
     pub node_migrations: u64,
+    /// Instructions per cycle while on a CPU, where both are counted and
+    /// it ran.
+    pub ipc: Option<f64>,
+    /// Cache misses per thousand instructions, where both are counted and
+    /// it ran.
+    pub misses_per_kilo_instruction: Option<f64>,
     /// The class it falls in.
     pub class: Class,
 }
@@ -52,6 +58,9 @@ pub fn behaviour(before: &TaskCounts, now: &TaskCounts, elapsed_ns: u64) -> Beha
     let voluntary = d(before.voluntary, now.voluntary);
     let involuntary = d(before.involuntary, now.involuntary);
     let wait_ns = d(before.wait_ns, now.wait_ns);
+    let instructions = d(before.instructions, now.instructions);
+    let cycles = d(before.cycles, now.cycles);
+    let cache_misses = d(before.cache_misses, now.cache_misses);
     let secs = elapsed_ns.max(1) as f64 / 1e9;
     let cpu_pct = run_ns as f64 * 100.0 / elapsed_ns.max(1) as f64;
     let run_us = if runs > 0 {
@@ -77,8 +86,15 @@ pub fn behaviour(before: &TaskCounts, now: &TaskCounts, elapsed_ns: u64) -> Beha
         },
         migrations: d(before.migrations, now.migrations),
         node_migrations: d(before.node_migrations, now.node_migrations),
+        ipc: ratio(instructions, cycles),
+        misses_per_kilo_instruction: ratio(cache_misses * 1000, instructions),
         class,
     }
+}
+
+/// `a / b`, where both were counted (non-zero).
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (a > 0 && b > 0).then(|| a as f64 / b as f64)
 }
 
 #[cfg(test)]
@@ -118,6 +134,29 @@ mod tests {
         // Long runs ending in sleeps (a compressor reading its input).
         let long = behaviour(&zero, &counts(600, 40, 2), SECOND);
         assert_eq!(long.class, Class::Batch);
+    }
+
+    #[test]
+    fn ipc_and_misses_come_from_the_counters_and_only_where_counted() {
+        let zero = TaskCounts::default();
+        let mut now = counts(500, 10, 10);
+        let none = behaviour(&zero, &now, SECOND);
+        assert_eq!((none.ipc, none.misses_per_kilo_instruction), (None, None));
+        now.instructions = 3_000_000;
+        now.cycles = 2_000_000;
+        let no_misses = behaviour(&zero, &now, SECOND);
+        assert_eq!(no_misses.ipc, Some(1.5));
+        assert_eq!(no_misses.misses_per_kilo_instruction, None);
+        now.cache_misses = 6_000;
+        let later = TaskCounts {
+            instructions: 4_000_000,
+            cycles: 4_000_000,
+            cache_misses: 7_000,
+            ..now
+        };
+        let b = behaviour(&now, &later, SECOND);
+        assert_eq!(b.ipc, Some(0.5));
+        assert_eq!(b.misses_per_kilo_instruction, Some(1.0));
     }
 
     #[test]

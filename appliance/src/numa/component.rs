@@ -17,6 +17,7 @@ use tokio::{io::unix::AsyncFd, sync::watch};
 
 use super::{
     NumaConfig,
+    counters::Counting,
     homes::{DeviceUsers, Homes},
     kernel::{self, DeviceWatch, KernelCounts},
     look::{Bounds, Look, Observer},
@@ -25,7 +26,7 @@ use super::{
     view::{NumaView, ViewSlot},
 };
 use crate::{
-    probe::{Feature, ProbeReport},
+    probe::Feature,
     supervisor::{
         BEAT_INTERVAL, BoxFuture, Component, ComponentContext, Counter, Float, Gauge, Health,
         MainLoop, Maybe, StartError, StatSet, Stats, Text,
@@ -105,9 +106,13 @@ crate::stats! {
         /// Opens the kernel saw but could not report (its event ring was
         /// full): their processes were not placed.
         accelerator_opens_lost: Counter,
-        /// Per-process IPC and cache misses: `not collected (...)` where the
-        /// kernel has hardware counters (this version does not read them
-        /// yet), else why there are none (most VMs, a TCG board).
+        /// The CPU's hardware counters read per process (IPC and cache
+        /// misses per 1000 instructions in `processes`): `instructions,
+        /// cycles counted per process on 4 cpus` with any event the PMU
+        /// refused; `none: why` without a PMU counting instructions (most
+        /// VMs, a TCG board without -icount); `not read: why` where the PMU
+        /// is there but no counter opened (the shipped service unit denies
+        /// perf_event_open).
         hardware_counters: Text,
     }
 }
@@ -127,7 +132,7 @@ struct Measures {
     /// What `accelerator_watch` says.
     watch: String,
     /// What `hardware_counters` says.
-    counters: String,
+    counters: Counting,
 }
 
 /// One watched accelerator and who uses it.
@@ -245,7 +250,7 @@ impl Component for Numa {
             accelerator_watch: m.watch.clone(),
             accelerator_opens: m.accelerator_opens,
             accelerator_opens_lost: scheduling.map_or(0, |s| s.opens_lost),
-            hardware_counters: m.counters.clone(),
+            hardware_counters: m.counters.to_string(),
         }
         .to_stats()
     }
@@ -259,7 +264,14 @@ async fn run(
     ctx: ComponentContext,
     mut stopped: watch::Receiver<bool>,
 ) {
-    lock(&measures).counters = counters(&ctx.kernel);
+    let pmu = match ctx.kernel.features.get(&Feature::HardwareCounters) {
+        Some(f) if f.available => Ok(()),
+        Some(f) => Err(f
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the probe said unavailable".into())),
+        None => Err("not probed".into()),
+    };
     let mut beat = tokio::time::interval(BEAT_INTERVAL);
     let every = Duration::from_millis(config.interval_ms);
     let budget =
@@ -273,7 +285,8 @@ async fn run(
     // The kernel's BTF is parsed to load the programs: off the runtime.
     let attach = {
         let (homes, processes) = (homes.clone(), config.counted_processes);
-        tokio::task::spawn_blocking(move || attach(&homes, processes))
+        let pmu = pmu.clone();
+        tokio::task::spawn_blocking(move || attach(&homes, processes, pmu))
     };
     let mut attach = std::pin::pin!(attach);
     let (counts, mut opens) = loop {
@@ -336,7 +349,9 @@ async fn run(
                     }
                     let mut m = lock(&measures);
                     let mut missing: Vec<String> = m.kernel_missing.iter().cloned().collect();
-                    missing.push(format!("hardware counters: {}", m.counters));
+                    if m.counters.is_missing() {
+                        missing.push(format!("hardware counters: {}", m.counters));
+                    }
                     *lock(&published.view) = Some(NumaView::of(&look, &homes, &balancing, &tally, missing));
                     m.look = Some(look);
                     m.balancing = balancing;
@@ -378,21 +393,6 @@ fn workloads_of(look: &Look, homes: &Homes, users: &DeviceUsers) -> HashMap<u32,
     out
 }
 
-/// What the hardware counters give, in the `hardware_counters` stat's
-/// words.
-fn counters(kernel: &ProbeReport) -> String {
-    match kernel.features.get(&Feature::HardwareCounters) {
-        Some(f) if f.available => {
-            "not collected (the kernel has them; this version reads none)".into()
-        }
-        Some(f) => format!(
-            "none: {}",
-            f.reason.as_deref().unwrap_or("the probe said unavailable")
-        ),
-        None => "not probed".into(),
-    }
-}
-
 /// What loading the programs gave.
 #[derive(Default)]
 struct Attached {
@@ -400,6 +400,7 @@ struct Attached {
     opens: Option<AsyncFd<RingBuf<MapData>>>,
     accelerators: Vec<Accelerator>,
     watch: String,
+    counting: Counting,
     missing: Option<String>,
 }
 
@@ -417,12 +418,14 @@ impl Attached {
         m.kernel_missing = self.missing;
         m.accelerators = self.accelerators;
         m.watch = self.watch;
+        m.counters = self.counting;
         (self.counts, self.opens)
     }
 }
 
-/// Loads and attaches the programs for `homes`'s CPUs and accelerators.
-fn attach(homes: &Homes, processes: u32) -> Attached {
+/// Loads and attaches the programs for `homes`'s CPUs and accelerators,
+/// with the CPU's hardware counters where `pmu` says the probe found them.
+fn attach(homes: &Homes, processes: u32, pmu: Result<(), String>) -> Attached {
     let cpu_nodes = homes.cpu_nodes();
     let accelerators: Vec<Accelerator> = homes
         .devices
@@ -437,8 +440,19 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
         .enumerate()
         .filter_map(|(i, a)| Some((a.rdev?, i as u32)))
         .collect();
-    match KernelCounts::attach(processes, &cpu_nodes, &watched) {
+    let attached = KernelCounts::attach(processes, &cpu_nodes, &watched, pmu.is_ok());
+    let counting = match (&pmu, &attached) {
+        (Err(why), _) => Counting::NoPmu(why.clone()),
+        (Ok(()), Ok(k)) => Counting::of(Some(&k.counters), None),
+        (Ok(()), Err(why)) => Counting::of(None, Some(why)),
+    };
+    match attached {
         Ok(k) => {
+            if let Counting::Counted { refused, .. } = &counting {
+                for (name, why) in refused {
+                    log::warn!("numa: hardware counter {name} refused: {why}");
+                }
+            }
             let missing = k
                 .device_watch
                 .unavailable()
@@ -466,6 +480,7 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
                 opens,
                 accelerators,
                 watch,
+                counting,
                 missing,
             }
         }
@@ -474,6 +489,7 @@ fn attach(homes: &Homes, processes: u32) -> Attached {
             opens: None,
             accelerators,
             watch: format!("not seen: {why}"),
+            counting,
             missing: Some(format!(
                 "scheduler tracepoints and accelerator opens not seen: {why}"
             )),
@@ -680,6 +696,12 @@ fn render_procs(
                 b.migrations,
                 b.node_migrations
             );
+            if let Some(ipc) = b.ipc {
+                let _ = write!(out, ", ipc {ipc:.2}");
+            }
+            if let Some(m) = b.misses_per_kilo_instruction {
+                let _ = write!(out, ", {m:.1} cache misses per 1000 instructions");
+            }
         }
     }
     out

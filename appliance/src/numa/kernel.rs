@@ -9,7 +9,7 @@
 //! perf_event_open, which the shipped service unit's system-call filter
 //! denies.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, os::fd::AsFd};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -20,6 +20,7 @@ use nodus_common::{
     objects::numa::{OBJECT, maps, programs},
 };
 
+use super::counters::{self, EVENTS, HardwareCounters};
 use crate::{
     btf::{Btf, BtfError},
     ebpf::{self, error_chain, read_record},
@@ -46,6 +47,8 @@ pub struct KernelCounts {
     drops: PerCpuArray<MapData, u64>,
     /// How the watched devices' opens are seen, or why they are not.
     pub device_watch: DeviceWatch,
+    /// The hardware counters the programs read, held open.
+    pub counters: HardwareCounters,
 }
 
 /// How the opens of the profile's accelerator devices are seen.
@@ -101,6 +104,8 @@ pub fn layout(btf: &Btf) -> Result<NumaLayout, BtfError> {
             _ => task("cpu")?,
         },
         inode_rdev: btf.field_offset("inode", "i_rdev")?,
+        // The counters opened, set when they are.
+        pmu: 0,
         regs: if cfg!(target_arch = "x86_64") {
             REGS_X86_64
         } else if cfg!(target_arch = "aarch64") {
@@ -119,9 +124,17 @@ impl KernelCounts {
         processes: u32,
         cpu_nodes: &[(u32, u32)],
         devices: &[(u32, u32)],
+        read_counters: bool,
     ) -> Result<KernelCounts, String> {
         let btf = Btf::kernel().map_err(|e| e.to_string())?;
-        let layout = layout(&btf).map_err(|e| e.to_string())?;
+        let mut layout = layout(&btf).map_err(|e| e.to_string())?;
+        let mut counters = if read_counters {
+            let cpus: Vec<u32> = cpu_nodes.iter().map(|&(cpu, _)| cpu).collect();
+            HardwareCounters::open(&cpus)
+        } else {
+            HardwareCounters::default()
+        };
+        layout.pmu = counters.mask();
         let mut bpf = ebpf::load_with(&OBJECT, |loader| {
             loader
                 .override_global("NUMA_LAYOUT", &layout, true)
@@ -138,6 +151,7 @@ impl KernelCounts {
                 nodes.set(cpu, node, 0).map_err(|e| error_chain(&e))?;
             }
         }
+        hand_over(&mut bpf, &mut counters);
         ebpf::attach_raw_tracepoints(&mut bpf, &SCHED).map_err(|e| error_chain(&e))?;
         let device_watch = if devices.is_empty() {
             DeviceWatch::NothingToWatch
@@ -158,6 +172,7 @@ impl KernelCounts {
             opens,
             drops,
             device_watch,
+            counters,
         })
     }
 
@@ -173,6 +188,35 @@ impl KernelCounts {
     /// Opens lost to a full ring, summed over CPUs.
     pub fn drops(&self) -> u64 {
         ebpf::per_cpu_sum(&self.drops, 0)
+    }
+}
+
+/// Puts each opened counter in its event's map at its CPU; an event whose
+/// counters could not all be put there is refused whole.
+fn hand_over(bpf: &mut aya::Ebpf, counters: &mut HardwareCounters) {
+    let opened = std::mem::take(&mut counters.opened);
+    for (index, fds) in opened {
+        let Some(&(_, map_name, _, name)) = EVENTS.iter().find(|e| e.0 == index) else {
+            continue;
+        };
+        let put_all = || -> Result<(), String> {
+            let map = bpf
+                .map(map_name)
+                .ok_or_else(|| format!("map {map_name} missing from the object"))?;
+            let map_fd = match map {
+                aya::maps::Map::PerfEventArray(data) => data.fd().as_fd(),
+                _ => return Err(format!("map {map_name} is not a perf event array")),
+            };
+            for (cpu, fd) in &fds {
+                counters::put(map_fd, *cpu, fd.as_fd())
+                    .map_err(|e| format!("putting cpu {cpu}'s counter in {map_name}: {e}"))?;
+            }
+            Ok(())
+        };
+        match put_all() {
+            Ok(()) => counters.opened.push((index, fds)),
+            Err(why) => counters.refused.push((name, why)),
+        }
     }
 }
 
@@ -265,5 +309,8 @@ fn add(a: TaskCounts, b: &TaskCounts) -> TaskCounts {
         wait_ns: a.wait_ns + b.wait_ns,
         migrations: a.migrations + b.migrations,
         node_migrations: a.node_migrations + b.node_migrations,
+        instructions: a.instructions + b.instructions,
+        cycles: a.cycles + b.cycles,
+        cache_misses: a.cache_misses + b.cache_misses,
     }
 }

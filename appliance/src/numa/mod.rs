@@ -15,6 +15,7 @@
 pub mod class;
 pub mod component;
 pub mod config;
+pub mod counters;
 pub mod homes;
 pub mod kernel;
 pub mod look;

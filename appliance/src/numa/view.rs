@@ -101,6 +101,14 @@ pub struct ProcessView {
     pub migrations: u64,
     /// Of those, to another node.
     pub node_migrations: u64,
+    /// Instructions per cycle over the interval, where the CPU's counters
+    /// are read.
+    #[serde(default)]
+    pub ipc: Option<f64>,
+    /// Cache misses per thousand instructions over the interval, where
+    /// counted.
+    #[serde(default)]
+    pub cache_misses_per_kilo_instruction: Option<f64>,
 }
 
 /// A share of pages on one node.
@@ -179,6 +187,11 @@ impl NumaView {
                     cpu_pct: p.behaviour.as_ref().map(|b| b.cpu_pct),
                     migrations: p.behaviour.as_ref().map_or(0, |b| b.migrations),
                     node_migrations: p.behaviour.as_ref().map_or(0, |b| b.node_migrations),
+                    ipc: p.behaviour.as_ref().and_then(|b| b.ipc),
+                    cache_misses_per_kilo_instruction: p
+                        .behaviour
+                        .as_ref()
+                        .and_then(|b| b.misses_per_kilo_instruction),
                 })
                 .collect(),
             processes_seen: look.processes,

@@ -48,7 +48,24 @@ pub struct TaskCounts {
     pub migrations: u64,
     /// Of those, moves to a CPU of another NUMA node.
     pub node_migrations: u64,
+    /// Instructions retired while on a CPU ([`PMU_INSTRUCTIONS`]; 0 where
+    /// the CPU's counters are not read).
+    pub instructions: u64,
+    /// CPU cycles while on a CPU ([`PMU_CYCLES`]).
+    pub cycles: u64,
+    /// Cache misses while on a CPU ([`PMU_CACHE_MISSES`]).
+    pub cache_misses: u64,
 }
+
+/// [`NumaLayout::pmu`] bit and index: retired instructions are counted.
+pub const PMU_INSTRUCTIONS: u32 = 0;
+/// [`NumaLayout::pmu`] bit and index: CPU cycles are counted.
+pub const PMU_CYCLES: u32 = 1;
+/// [`NumaLayout::pmu`] bit and index: cache misses (the kernel's generic
+/// event: the last-level cache's, or L1D refills on arm64) are counted.
+pub const PMU_CACHE_MISSES: u32 = 2;
+/// How many hardware events the programs can read.
+pub const PMU_EVENTS: usize = 3;
 
 /// An open of a watched character device that succeeded.
 #[repr(C)]
@@ -84,6 +101,9 @@ pub struct NumaLayout {
     /// once for every architecture, the kernel's `pt_regs` differ
     /// ([`REGS_X86_64`], [`REGS_AARCH64`]; 0: no probes).
     pub regs: u32,
+    /// The hardware events userspace opened on every CPU, a bit each
+    /// (`1 << PMU_CYCLES`...): the switch program reads only these.
+    pub pmu: u32,
 }
 
 impl NumaLayout {
@@ -94,6 +114,7 @@ impl NumaLayout {
         task_cpu: 0,
         inode_rdev: 0,
         regs: 0,
+        pmu: 0,
     };
 }
 
@@ -112,9 +133,9 @@ mod pod {
     unsafe impl aya::Pod for super::NumaLayout {}
 }
 
-const _: () = assert!(core::mem::size_of::<TaskCounts>() == 7 * 8);
+const _: () = assert!(core::mem::size_of::<TaskCounts>() == 10 * 8);
 const _: () = assert!(core::mem::size_of::<DeviceOpen>() == 4 * 4 + COMM_LEN);
-const _: () = assert!(core::mem::size_of::<NumaLayout>() == 5 * 4);
+const _: () = assert!(core::mem::size_of::<NumaLayout>() == 6 * 4);
 
 pub(crate) const fn layout(h: Fnv) -> Fnv {
     let h = crate::layout_of!(
@@ -126,7 +147,10 @@ pub(crate) const fn layout(h: Fnv) -> Fnv {
             involuntary,
             wait_ns,
             migrations,
-            node_migrations
+            node_migrations,
+            instructions,
+            cycles,
+            cache_misses
         }
     );
     let h = crate::layout_of!(
@@ -146,7 +170,8 @@ pub(crate) const fn layout(h: Fnv) -> Fnv {
             task_tgid,
             task_cpu,
             inode_rdev,
-            regs
+            regs,
+            pmu
         }
     )
 }

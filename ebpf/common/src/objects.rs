@@ -134,12 +134,13 @@ objects! {
         programs: [proxy_guard],
         maps: [GUARD_CONFIG, GUARD_BLOCKLIST, GUARD_SOURCES, GUARD_COUNTS],
     }
-    /// NUMA locality: per-process runs, switches, run-queue wait and CPU
-    /// and node migrations from the scheduler's tracepoints, and opens of
+    /// NUMA locality: per-process runs, switches, run-queue wait, CPU
+    /// and node migrations and (where the CPU has counters) instructions,
+    /// cycles and cache misses from the scheduler's tracepoints, and opens of
     /// the profile's accelerator devices (`chrdev_open`).
     numa {
         programs: [numa_switch, numa_wakeup, numa_wakeup_new, numa_migrate, numa_dev_open_exit, numa_dev_open, numa_dev_opened],
-        maps: [NUMA_TASKS, NUMA_QUEUED, NUMA_RUNNING, NUMA_CPU_NODE, NUMA_DEVICES, NUMA_OPENING, NUMA_OPENS, NUMA_DROPS],
+        maps: [NUMA_TASKS, NUMA_QUEUED, NUMA_RUNNING, NUMA_PMU_INSTRUCTIONS, NUMA_PMU_CYCLES, NUMA_PMU_CACHE_MISSES, NUMA_PMU_AT, NUMA_CPU_NODE, NUMA_DEVICES, NUMA_OPENING, NUMA_OPENS, NUMA_DROPS],
     }
     /// The sched_ext layered scheduler (C, loaded by libbpf: aya cannot
     /// load struct_ops): its callbacks, the program rebuilding its CPU

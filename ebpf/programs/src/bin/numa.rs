@@ -21,14 +21,15 @@ use core::ptr::read_volatile;
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_CURRENT_CPU, BPF_NOEXIST},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::{fexit, kprobe, kretprobe, map, raw_tracepoint},
-    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerfEventArray, RingBuf},
     programs::{FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
 };
 use nodus_common::numa::{
-    DeviceOpen, MAX_CPUS, NumaLayout, REGS_AARCH64, REGS_X86_64, TaskCounts, X86_64_AX, X86_64_DI,
+    DeviceOpen, MAX_CPUS, NumaLayout, PMU_CACHE_MISSES, PMU_CYCLES, PMU_EVENTS, PMU_INSTRUCTIONS,
+    REGS_AARCH64, REGS_X86_64, TaskCounts, X86_64_AX, X86_64_DI,
 };
 
 use nodus_ebpf::read_kernel as read;
@@ -50,6 +51,20 @@ static NUMA_QUEUED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0)
 /// When the thread on this CPU was switched in: slot 0.
 #[map]
 static NUMA_RUNNING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's hardware counters, one per event, opened by userspace on
+/// every CPU where the kernel has them ([`NumaLayout::pmu`] says which).
+#[map]
+static NUMA_PMU_INSTRUCTIONS: PerfEventArray<u64> = PerfEventArray::new(0);
+#[map]
+static NUMA_PMU_CYCLES: PerfEventArray<u64> = PerfEventArray::new(0);
+#[map]
+static NUMA_PMU_CACHE_MISSES: PerfEventArray<u64> = PerfEventArray::new(0);
+
+/// The hardware counters' values when the thread on this CPU was switched
+/// in: slot 0, in `PMU_*` order.
+#[map]
+static NUMA_PMU_AT: PerCpuArray<[u64; PMU_EVENTS]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Each CPU's NUMA node, written by userspace.
 #[map]
@@ -144,6 +159,7 @@ fn on_switch(ctx: &RawTracePointContext) -> Option<()> {
     let started = NUMA_RUNNING.get_ptr_mut(0)?;
     // SAFETY: this CPU's own slot, written with preemption off.
     let since = unsafe { core::mem::replace(&mut *started, t) };
+    let hw = hardware_since_switch(l.pmu);
 
     let prev_tgid: u32 = read(prev, l.task_tgid)?;
     if prev_tgid != 0 {
@@ -153,6 +169,9 @@ fn on_switch(ctx: &RawTracePointContext) -> Option<()> {
                 if since != 0 && since < t {
                     (*c).run_ns += t - since;
                 }
+                (*c).instructions += hw[PMU_INSTRUCTIONS as usize];
+                (*c).cycles += hw[PMU_CYCLES as usize];
+                (*c).cache_misses += hw[PMU_CACHE_MISSES as usize];
                 (*c).runs += 1;
                 if prev_state == 0 {
                     (*c).involuntary += 1;
@@ -185,6 +204,39 @@ fn on_switch(ctx: &RawTracePointContext) -> Option<()> {
         unsafe { (*c).wait_ns += t - queued };
     }
     Some(())
+}
+
+/// What this CPU's hardware counters in `mask` counted since the last
+/// switch (in `PMU_*` order; 0 for an event not counted or not read), and
+/// their values kept for the next one.
+#[inline(always)]
+fn hardware_since_switch(mask: u32) -> [u64; PMU_EVENTS] {
+    let mut out = [0; PMU_EVENTS];
+    if mask == 0 {
+        return out;
+    }
+    let Some(at) = NUMA_PMU_AT.get_ptr_mut(0) else {
+        return out;
+    };
+    let events = [
+        (PMU_INSTRUCTIONS, &NUMA_PMU_INSTRUCTIONS),
+        (PMU_CYCLES, &NUMA_PMU_CYCLES),
+        (PMU_CACHE_MISSES, &NUMA_PMU_CACHE_MISSES),
+    ];
+    for (event, counter) in events {
+        if mask & (1 << event) == 0 {
+            continue;
+        }
+        let i = event as usize;
+        if let Ok(v) = counter.read_value(BPF_F_CURRENT_CPU as u32) {
+            // SAFETY: this CPU's own slot, written with preemption off.
+            let last = unsafe { core::mem::replace(&mut (*at)[i], v.counter) };
+            if last != 0 && last < v.counter {
+                out[i] = v.counter - last;
+            }
+        }
+    }
+    out
 }
 
 /// `sched_wakeup(p)`: `p` is runnable from now.
