@@ -95,14 +95,17 @@ bench: build aarch64
 	$(CARGO) bench -p nodus --benches
 	hil-tests/bench-sched.sh
 	hil-tests/bench-numa.sh
+	BENCH_WORKER=quiet BENCH_CONDS="kernel nodus" hil-tests/bench-numa.sh 3 60
 
 # The scheduler's bench alone (the QEMU board, about 10 minutes).
 bench-sched: aarch64
 	hil-tests/bench-sched.sh
 
-# NUMA locality's bench alone (the QEMU board, about 8 minutes).
+# NUMA locality's bench alone (the QEMU board, about 8 minutes, then
+# about 5 with a worker that sleeps after writing its memory).
 bench-numa: aarch64
 	hil-tests/bench-numa.sh
+	BENCH_WORKER=quiet BENCH_CONDS="kernel nodus" hil-tests/bench-numa.sh 3 60
 
 # The Yocto recipe's crate list, from the committed Cargo.lock files with
 # OE-Core's own update_crates logic (OE_CORE: an OpenEmbedded-Core checkout,

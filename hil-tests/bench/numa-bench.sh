@@ -15,10 +15,17 @@
 #           node 1 its home.
 # CPU spent moving, from t0: the worker's system time (where balancing's
 # hinting faults and migrations run) plus nodus's CPU time.
+# BENCH_WORKER=quiet: the worker writes its memory once and then sleeps
+# (stress-ng --vm-hang 0: a loaded model, a cache nobody reads now):
+# automatic balancing migrates a page only when its owner touches it.
 export PATH="$PATH:/usr/bin"
 [ -f /nodus-bench/env ] && . /nodus-bench/env
 rounds=${BENCH_ROUNDS:-3}
 limit=${BENCH_LIMIT_S:-180}
+worker=${BENCH_WORKER:-busy}
+hang=""
+[ "$worker" = quiet ] && hang="--vm-hang 0"
+echo "worker: $worker"
 bench() { echo "@@BENCH $*"; }
 balancing() { echo "$1" >/proc/sys/kernel/numa_balancing; }
 
@@ -106,7 +113,8 @@ done
 run() {
   balancing 0
   [ "$1" = nodus ] && nodus_start --config /tmp/numa-bench.toml
-  taskset -c 0-1 stress-ng --vm 1 --vm-bytes 256M --vm-keep --vm-method write64 -t 0 >/dev/null 2>&1 &
+  # shellcheck disable=SC2086 # $hang: no option or two words
+  taskset -c 0-1 stress-ng --vm 1 --vm-bytes 256M --vm-keep $hang --vm-method write64 -t 0 >/dev/null 2>&1 &
   parent=$!
   w="" i=0
   while :; do
