@@ -113,6 +113,13 @@ async fn triangle_with(
     StdStream,
     tokio::task::JoinHandle<io::Result<Moved>>,
 ) {
+    // The relay's warnings (a FIN held back, one found late) on stderr:
+    // what a failure here needs to be understood.
+    nodus::logging::init(&nodus::logging::LogConfig {
+        target: nodus::logging::LogTarget::Stderr,
+        level: nodus::logging::LogLevel::Warn,
+        ..Default::default()
+    });
     let (mut client, accepted) = pair();
     let (mut backend, to_backend) = pair();
     before(&mut client, &mut backend);

@@ -17,6 +17,22 @@ pub const ESTABLISHED: u8 = 1;
 /// `TCP_CLOSE_WAIT` in `tcpi_state`: the peer's FIN came, this side can
 /// still send.
 pub const CLOSE_WAIT: u8 = 8;
+/// `TCP_TIME_WAIT`: both FINs sent and acknowledged.
+pub const TIME_WAIT: u8 = 6;
+/// `TCP_CLOSE`: closed (reset, or never connected).
+pub const CLOSE: u8 = 7;
+/// `TCP_LAST_ACK`: the peer's FIN came, then this side's was sent.
+pub const LAST_ACK: u8 = 9;
+/// `TCP_CLOSING`: both sides' FINs crossed.
+pub const CLOSING: u8 = 11;
+
+/// Whether `sock`'s peer has sent its FIN (or the connection is gone),
+/// asked of TCP's state rather than learnt from a wakeup.
+pub fn fin_came(sock: &impl AsRawFd) -> bool {
+    counters(sock).map_or(true, |c| {
+        matches!(c.state, CLOSE_WAIT | LAST_ACK | CLOSING | TIME_WAIT | CLOSE)
+    })
+}
 
 /// The kernel's name of a `tcpi_state` value, for messages.
 pub fn state_name(state: u8) -> &'static str {
@@ -157,6 +173,7 @@ mod tests {
             counters(&far).unwrap().bytes_received == 7
         });
         assert_eq!(counters(&far).unwrap().state, ESTABLISHED);
+        assert!(!fin_came(&far) && !fin_came(&near));
         until("written = acked + unsent", || {
             counters(&near).unwrap().bytes_acked + unsent(&near).unwrap() == before + 7
         });
@@ -165,8 +182,13 @@ mod tests {
             counters(&far).unwrap().bytes_received == 8
         });
         assert_eq!(counters(&far).unwrap().state, CLOSE_WAIT);
+        assert!(fin_came(&far) && !fin_came(&near));
         let mut got = [0u8; 7];
         far.read_exact(&mut got).unwrap();
         set_recv_low_water(&far, 1).unwrap();
+        far.shutdown(Shutdown::Write).unwrap();
+        until("the far FIN came back", || fin_came(&near));
+        // The socket itself is closed; TIME_WAIT lives in a mini-socket.
+        assert_eq!(counters(&near).unwrap().state, CLOSE);
     }
 }
