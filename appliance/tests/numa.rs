@@ -149,9 +149,22 @@ fn classified(d: &TempDaemon, pid: u32) -> String {
     })
 }
 
+/// Taken by the tests whose figures depend on CPU time: the real-time
+/// spinner of one would starve the other's processes of a CPU.
+static CPU_MEASURED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The number just before `unit` in a `processes` entry (`77% cpu`).
+fn number_before(e: &str, unit: &str) -> f64 {
+    e.split(unit)
+        .next()
+        .and_then(|s| s.rsplit([' ', '(']).next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {unit} in {e}"))
+}
+
 #[test]
 fn a_spinner_is_batch_and_a_sleeper_is_latency_from_the_scheduler_tracepoints() {
     require_root!();
+    let _alone = CPU_MEASURED.lock().unwrap_or_else(|e| e.into_inner());
     // Both hold 16 MiB so that they are among the largest processes shown.
     let spinner = python("b = b'x' * (16 << 20); print('ready', flush=True)\nwhile True: pass");
     let sleeper = python(
@@ -172,12 +185,6 @@ fn a_spinner_is_batch_and_a_sleeper_is_latency_from_the_scheduler_tracepoints() 
     // The spinner never sleeps (its share of a CPU depends on what else
     // the machine runs: the tests run side by side); the sleeper sleeps
     // hundreds of times a second.
-    let number_before = |e: &str, unit: &str| -> f64 {
-        e.split(unit)
-            .next()
-            .and_then(|s| s.rsplit([' ', '(']).next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {unit} in {e}"))
-    };
     assert!(number_before(&spin, "% cpu") >= 1.0, "{spin}");
     assert!(number_before(&spin, " sleeps/s") < 5.0, "{spin}");
     assert!(number_before(&sleep, "% cpu") < 50.0, "{sleep}");
@@ -191,6 +198,45 @@ fn a_spinner_is_batch_and_a_sleeper_is_latency_from_the_scheduler_tracepoints() 
         "{classes}"
     );
     assert!(stats["task_migrations"].as_u64().is_some(), "{stats}");
+}
+
+/// A thread that is never switched out shows its CPU share at every look:
+/// its run so far is counted, not nothing until it stops and then the
+/// whole run in one look (a real-time spinner on one CPU here: switched
+/// out only when the kernel's real-time throttling takes 5 % of each
+/// second; before the fix its share read 0 % and then 190 %).
+#[test]
+fn a_thread_never_switched_out_shows_its_share_at_every_look() {
+    require_root!();
+    let _alone = CPU_MEASURED.lock().unwrap_or_else(|e| e.into_inner());
+    let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let spinner = python(&format!(
+        "import os; b = b'x' * (16 << 20); os.sched_setaffinity(0, {{{last_cpu}}})\n\
+         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))\n\
+         print('ready', flush=True)\nwhile True: pass"
+    ));
+    let d = TempDaemon::start(
+        "[numa]\ninterval_ms = 500\nmin_rss_mib = 8\ntop = 64\n",
+        &[],
+    );
+    let mut last = classified(&d, spinner.id());
+    // The run going on when the programs attached began at a time they
+    // never saw: the look that ends it counts only its part after the
+    // first switch on that CPU. Looks from the one after it on.
+    let mut shares = Vec::new();
+    while shares.len() < 7 {
+        std::thread::sleep(Duration::from_millis(100));
+        let e = classified(&d, spinner.id());
+        if e != last {
+            shares.push(number_before(&e, "% cpu"));
+            last = e;
+        }
+    }
+    shares.remove(0);
+    assert!(
+        shares.iter().all(|&s| (50.0..=110.0).contains(&s)),
+        "the spinner's share of its CPU at six looks: {shares:?} ({last})"
+    );
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct KernelCounts {
     /// Holds the programs (and so their links) for as long as it lives.
     _ebpf: aya::Ebpf,
     tasks: PerCpuHashMap<MapData, u32, TaskCounts>,
+    /// Per CPU: when its thread was switched in, and its process.
+    running_since: PerCpuArray<MapData, u64>,
+    running_tgid: PerCpuArray<MapData, u32>,
     /// Opens of watched devices; `None` when the probes could not attach.
     pub opens: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
@@ -160,6 +163,10 @@ impl KernelCounts {
         };
         let tasks = ebpf::take_map(&mut bpf, maps::NUMA_TASKS).map_err(|e| error_chain(&e))?;
         let drops = ebpf::take_map(&mut bpf, maps::NUMA_DROPS).map_err(|e| error_chain(&e))?;
+        let running_since =
+            ebpf::take_map(&mut bpf, maps::NUMA_RUNNING).map_err(|e| error_chain(&e))?;
+        let running_tgid =
+            ebpf::take_map(&mut bpf, maps::NUMA_RUNNING_TGID).map_err(|e| error_chain(&e))?;
         let opens = match device_watch {
             DeviceWatch::Fexit | DeviceWatch::Kprobes { .. } => {
                 Some(ebpf::take_map(&mut bpf, maps::NUMA_OPENS).map_err(|e| error_chain(&e))?)
@@ -169,6 +176,8 @@ impl KernelCounts {
         Ok(KernelCounts {
             _ebpf: bpf,
             tasks,
+            running_since,
+            running_tgid,
             opens,
             drops,
             device_watch,
@@ -176,13 +185,33 @@ impl KernelCounts {
         })
     }
 
-    /// Every counted process's counters, summed over CPUs.
+    /// Every counted process's counters, summed over CPUs, with the runs
+    /// still going on each CPU counted up to now: a thread that is never
+    /// switched out (alone on its CPU, or real-time) would otherwise show
+    /// no CPU at all, and then a whole long run in one interval.
+    ///
+    /// The map is read before the running threads: a run that ends in
+    /// between is missing from this reading (and in the next whole), so a
+    /// process's run time can read lower than at the last look; the look
+    /// keeps the higher of the two.
     pub fn counts(&self) -> HashMap<u32, TaskCounts> {
-        self.tasks
+        let mut out: HashMap<u32, TaskCounts> = self
+            .tasks
             .iter()
             .filter_map(Result::ok)
             .map(|(pid, per_cpu)| (pid, per_cpu.iter().fold(TaskCounts::default(), add)))
-            .collect()
+            .collect();
+        let now = monotonic_ns();
+        if let (Ok(since), Ok(tgids)) =
+            (self.running_since.get(&0, 0), self.running_tgid.get(&0, 0))
+        {
+            for (&since, &tgid) in since.iter().zip(tgids.iter()) {
+                if tgid != 0 && since != 0 && since < now {
+                    out.entry(tgid).or_default().run_ns += now - since;
+                }
+            }
+        }
+        out
     }
 
     /// Opens lost to a full ring, summed over CPUs.
@@ -298,6 +327,13 @@ fn attach_kprobes(bpf: &mut aya::Ebpf) -> Result<(), String> {
 pub fn next_open(ring: &mut RingBuf<MapData>) -> Option<DeviceOpen> {
     let item = ring.next()?;
     read_record(&item)
+}
+
+/// The clock the programs' `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
 }
 
 fn add(a: TaskCounts, b: &TaskCounts) -> TaskCounts {

@@ -141,7 +141,17 @@ impl Observer {
     /// Each process's behaviour since the last look, and the totals.
     fn behaviours(&mut self, all: &[procs::Proc]) -> Option<HashMap<u32, Behaviour>> {
         let kernel = self.kernel.as_ref()?;
-        let now = kernel.counts();
+        let mut now = kernel.counts();
+        // A run that ended between the two reads of `counts` is missing
+        // from this one: hold the run time where it was (a process whose
+        // switches went backwards is a new one under a reused pid).
+        for (pid, c) in &mut now {
+            if let Some(before) = self.counted.get(pid)
+                && c.runs >= before.runs
+            {
+                c.run_ns = c.run_ns.max(before.run_ns);
+            }
+        }
         let elapsed = self.counted_at.elapsed().as_nanos() as u64;
         self.counted_at = Instant::now();
         let zero = TaskCounts::default();

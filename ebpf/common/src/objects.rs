@@ -140,7 +140,7 @@ objects! {
     /// the profile's accelerator devices (`chrdev_open`).
     numa {
         programs: [numa_switch, numa_wakeup, numa_wakeup_new, numa_migrate, numa_dev_open_exit, numa_dev_open, numa_dev_opened],
-        maps: [NUMA_TASKS, NUMA_QUEUED, NUMA_RUNNING, NUMA_PMU_INSTRUCTIONS, NUMA_PMU_CYCLES, NUMA_PMU_CACHE_MISSES, NUMA_PMU_AT, NUMA_CPU_NODE, NUMA_DEVICES, NUMA_OPENING, NUMA_OPENS, NUMA_DROPS],
+        maps: [NUMA_TASKS, NUMA_QUEUED, NUMA_RUNNING, NUMA_RUNNING_TGID, NUMA_PMU_INSTRUCTIONS, NUMA_PMU_CYCLES, NUMA_PMU_CACHE_MISSES, NUMA_PMU_AT, NUMA_CPU_NODE, NUMA_DEVICES, NUMA_OPENING, NUMA_OPENS, NUMA_DROPS],
     }
     /// The sched_ext layered scheduler (C, loaded by libbpf: aya cannot
     /// load struct_ops): its callbacks, the program rebuilding its CPU

@@ -52,6 +52,12 @@ static NUMA_QUEUED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(8192, 0)
 #[map]
 static NUMA_RUNNING: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// The process (tgid) of the thread on this CPU, 0 for none: slot 0.
+/// With `NUMA_RUNNING`, userspace adds a run still going to the counts it
+/// reads (a thread that is never switched out would otherwise count none).
+#[map]
+static NUMA_RUNNING_TGID: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 /// This CPU's hardware counters, one per event, opened by userspace on
 /// every CPU where the kernel has them ([`NumaLayout::pmu`] says which).
 #[map]
@@ -188,7 +194,11 @@ fn on_switch(ctx: &RawTracePointContext) -> Option<()> {
         }
     }
 
-    let next_tgid: u32 = read(next, l.task_tgid)?;
+    let next_tgid: u32 = read(next, l.task_tgid).unwrap_or(0);
+    if let Some(running) = NUMA_RUNNING_TGID.get_ptr_mut(0) {
+        // SAFETY: this CPU's own slot, written with preemption off.
+        unsafe { *running = next_tgid };
+    }
     if next_tgid == 0 {
         return None;
     }
