@@ -160,19 +160,24 @@ pub struct Cursor {
 }
 
 /// The next at most `count` page addresses of `ranges` from `cursor`, and
-/// the cursor after them (`None` when the walk reached the end).
+/// the cursor after them (`None` when the walk reached the end). A batch
+/// never crosses a multiple of `count` pages in the address space: with
+/// 512 pages of 4 KiB, each batch lies within one 2 MiB block, so a huge
+/// page (which the kernel moves whole when any of its addresses is asked
+/// to move) is in one batch, where the mover can see all of it move.
 pub fn walk(
     ranges: &[Range],
     cursor: Cursor,
     count: usize,
     page: u64,
 ) -> (Vec<u64>, Option<Cursor>) {
+    let block = count as u64 * page;
     let mut out = Vec::with_capacity(count.min(1 << 16));
     for r in ranges.iter().filter(|r| r.end > cursor.next) {
         let mut a = r.start.max(cursor.next);
         a -= a % page;
         while a < r.end {
-            if out.len() == count {
+            if out.len() == count || (!out.is_empty() && block > 0 && a % block == 0) {
                 return (out, Some(Cursor { next: a }));
             }
             out.push(a);
@@ -248,11 +253,32 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
                 end: 10 * 4096,
             },
         ];
+        // Batches of 4 pages within 4-page blocks: the second range
+        // begins a block.
         let (a, c) = walk(&ranges, Cursor::default(), 4, 4096);
-        assert_eq!(a, vec![0, 4096, 8192, 8 * 4096]);
+        assert_eq!(a, vec![0, 4096, 8192]);
         let (b, end) = walk(&ranges, c.unwrap(), 4, 4096);
-        assert_eq!(b, vec![9 * 4096]);
+        assert_eq!(b, vec![8 * 4096, 9 * 4096]);
         assert_eq!(end, None);
+    }
+
+    #[test]
+    fn a_batch_never_crosses_a_block_of_its_size() {
+        // A mapping starting mid-block, as a 64 MiB malloc does: huge
+        // pages inside it are block-aligned, and each batch is one block
+        // or the part of one the mapping covers.
+        let ranges = [Range {
+            start: 2 * 4096,
+            end: 11 * 4096,
+        }];
+        let mut batches = Vec::new();
+        let mut cursor = Some(Cursor::default());
+        while let Some(c) = cursor {
+            let (b, next) = walk(&ranges, c, 4, 4096);
+            batches.push(b.iter().map(|a| a / 4096).collect::<Vec<_>>());
+            cursor = next;
+        }
+        assert_eq!(batches, vec![vec![2, 3], vec![4, 5, 6, 7], vec![8, 9, 10]]);
     }
 
     #[test]
