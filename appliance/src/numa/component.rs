@@ -285,7 +285,6 @@ async fn run(
     // The kernel's BTF is parsed to load the programs: off the runtime.
     let attach = {
         let (homes, processes) = (homes.clone(), config.counted_processes);
-        let pmu = pmu.clone();
         tokio::task::spawn_blocking(move || attach(&homes, processes, pmu))
     };
     let mut attach = std::pin::pin!(attach);
@@ -441,13 +440,13 @@ fn attach(homes: &Homes, processes: u32, pmu: Result<(), String>) -> Attached {
         .filter_map(|(i, a)| Some((a.rdev?, i as u32)))
         .collect();
     let attached = KernelCounts::attach(processes, &cpu_nodes, &watched, pmu.is_ok());
-    let counting = match (&pmu, &attached) {
-        (Err(why), _) => Counting::NoPmu(why.clone()),
-        (Ok(()), Ok(k)) => Counting::of(Some(&k.counters), None),
-        (Ok(()), Err(why)) => Counting::of(None, Some(why)),
+    let counting = match (pmu, &attached) {
+        (Err(why), _) => Counting::NoPmu(why),
+        (Ok(()), Ok(k)) => Counting::of(&k.counters),
+        (Ok(()), Err(why)) => Counting::NotRead(format!("the numa programs did not load: {why}")),
     };
     match attached {
-        Ok(k) => {
+        Ok(mut k) => {
             if let Counting::Counted { refused, .. } = &counting {
                 for (name, why) in refused {
                     log::warn!("numa: hardware counter {name} refused: {why}");
@@ -461,7 +460,6 @@ fn attach(homes: &Homes, processes: u32, pmu: Result<(), String>) -> Attached {
                 log::info!("numa: accelerator opens seen by kprobes (fexit: {no_fexit})");
             }
             let watch = k.device_watch.to_string();
-            let mut k = k;
             // SAFETY: the AsyncFd owns the ring buffer, so the descriptor
             // it registers stays open (and is the same one) for as long as
             // the AsyncFd exists.

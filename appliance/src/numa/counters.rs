@@ -182,24 +182,24 @@ pub enum Counting {
 }
 
 impl Counting {
-    /// What the counters gave at load: `counters` is what opened (none
-    /// when the programs did not load: `failed` says why).
-    pub fn of(counters: Option<&HardwareCounters>, failed: Option<&str>) -> Counting {
-        match (counters, failed) {
-            (Some(c), _) if !c.opened.is_empty() => Counting::Counted {
-                events: c.names(),
-                refused: c.refused.clone(),
-                cpus: c.opened.first().map_or(0, |(_, fds)| fds.len()),
-            },
-            (Some(c), _) if !c.refused.is_empty() => Counting::NotRead(
-                c.refused
-                    .iter()
-                    .map(|(name, why)| format!("{name}: {why}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            (_, Some(why)) => Counting::NotRead(format!("the numa programs did not load: {why}")),
-            _ => Counting::NotRead("no counter was opened".into()),
+    /// What the counters that opened (and those refused) give.
+    pub fn of(counters: &HardwareCounters) -> Counting {
+        if counters.opened.is_empty() {
+            let why: Vec<String> = counters
+                .refused
+                .iter()
+                .map(|(name, why)| format!("{name}: {why}"))
+                .collect();
+            return Counting::NotRead(if why.is_empty() {
+                "no counter was opened".into()
+            } else {
+                why.join("; ")
+            });
+        }
+        Counting::Counted {
+            events: counters.names(),
+            refused: counters.refused.clone(),
+            cpus: counters.opened.first().map_or(0, |(_, fds)| fds.len()),
         }
     }
 
@@ -250,7 +250,7 @@ mod tests {
                 ("cycles", refusal(&denied)),
             ],
         };
-        let said = Counting::of(Some(&none_opened), None);
+        let said = Counting::of(&none_opened);
         assert!(said.is_missing());
         assert_eq!(
             said.to_string(),

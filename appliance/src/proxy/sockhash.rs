@@ -17,9 +17,10 @@
 //!   watchers before it signals the data that came with it) and every byte
 //!   redirected that way is in the peer's send queue, then shuts the
 //!   peer's write side. The other direction goes on. TCP's state is also
-//!   checked once a second, so that a FIN whose wakeup never came is still
-//!   passed on (the CI saw one such FIN, under load, go missing for 20 s;
-//!   the cause not found, the check logs each one it catches).
+//!   checked (after 1 s, then at doubling periods up to 64 s), so that a
+//!   FIN whose wakeup never came is still passed on (the CI saw one such
+//!   FIN, under load, go missing for 20 s; the cause not found, the check
+//!   logs each one it catches).
 //! - *A full send buffer*: the kernel queues redirected bytes on the peer
 //!   and sends them as it drains (nothing is dropped; the drain before a
 //!   FIN waits for them).
@@ -265,6 +266,7 @@ impl Sockhash {
         let watch = unsafe { AsyncFd::register_with_interest(Watch(watch), Interest::READABLE) }
             .map_err(|e| io::Error::other(e.to_string()))?;
         let (mut up_done, mut down_done) = (false, false);
+        let mut check = FIN_CHECK_FIRST;
         while !(up_done && down_done) {
             // Which side's end came: by its wakeup, or, should a wakeup be
             // lost, by TCP's state at the next check.
@@ -291,7 +293,8 @@ impl Sockhash {
                         ended[side] |= flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
                     }
                 }
-                () = tokio::time::sleep(FIN_CHECK) => {
+                () = tokio::time::sleep(check) => {
+                    check = (check * 2).min(FIN_CHECK_LAST);
                     ended = [!up_done && tcp::fin_came(client), !down_done && tcp::fin_came(backend)];
                     if ended.contains(&true) {
                         log::warn!("proxy: a FIN found by the state check, its wakeup lost; passed on now");
@@ -397,11 +400,14 @@ impl Sockhash {
     }
 }
 
-/// How often a relay also asks TCP whether a side's FIN came: a FIN whose
+/// When a relay first asks TCP whether a side's FIN came: a FIN whose
 /// wakeup was lost would otherwise never be passed on, and both peers
-/// would wait until the idle timeout. One `getsockopt` per socket per
-/// period.
-const FIN_CHECK: Duration = Duration::from_secs(1);
+/// would wait until the idle timeout. The period then doubles up to
+/// [`FIN_CHECK_LAST`], so that thousands of long, quiet connections cost
+/// one `getsockopt` per socket a minute, not a second.
+const FIN_CHECK_FIRST: Duration = Duration::from_secs(1);
+/// The longest period between two such checks.
+const FIN_CHECK_LAST: Duration = Duration::from_secs(64);
 
 /// A drain before a FIN taking this long is logged with what it waits for.
 const DRAIN_SLOW: Duration = Duration::from_secs(2);
