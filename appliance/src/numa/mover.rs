@@ -170,17 +170,16 @@ impl Mover {
     fn move_chunk(&mut self, pid: u32, addrs: &[u64], home: u32) -> std::io::Result<u64> {
         let before = pages::where_are(pid, addrs)?;
         let is_away = |s: &i32| u32::try_from(*s).is_ok_and(|n| n != home);
-        let away: Vec<u64> = addrs
-            .iter()
-            .zip(&before)
-            .filter(|(_, s)| is_away(s))
-            .map(|(a, _)| *a)
+        // Positions in the batch of the pages to move.
+        let away: Vec<usize> = (0..addrs.len())
+            .filter(|&i| before.get(i).is_some_and(is_away))
             .take(self.tokens as usize)
             .collect();
         if away.is_empty() {
             return Ok(0);
         }
-        let tried = pages::move_to(pid, &away, home)?;
+        let asked: Vec<u64> = away.iter().map(|&i| addrs[i]).collect();
+        let tried = pages::move_to(pid, &asked, home)?;
         // Counted by asking again where the pages are now, so what is
         // reported is what happened, whatever the move's own statuses say.
         let after = pages::where_are(pid, addrs)?;
@@ -190,15 +189,10 @@ impl Mover {
             .zip(&after)
             .filter(|(b, a)| is_away(b) && home_now(a))
             .count() as u64;
-        let after_of = |address: &u64| {
-            addrs
-                .binary_search(address)
-                .ok()
-                .and_then(|i| after.get(i))
-                .copied()
-                .unwrap_or(-libc::ENOENT)
-        };
-        let stayed: Vec<i32> = away.iter().map(after_of).collect();
+        let stayed: Vec<i32> = away
+            .iter()
+            .map(|&i| after.get(i).copied().unwrap_or(-libc::ENOENT))
+            .collect();
         let shared = tried
             .iter()
             .zip(&stayed)
